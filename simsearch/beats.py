@@ -1,0 +1,147 @@
+"""Beats: fixed windows around R-peaks, their RR features, and their labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from .aami import SYMBOL_TO_AAMI, to_aami
+from .errors import SampleOutOfRangeError
+from .filtering import clean_ecg
+from .records import Record
+
+MODEL_FS = 360.0
+"""Every record is resampled to this rate before beats are cut (MIT-BIH's own rate)."""
+WINDOW_BEFORE = 90
+"""Samples kept before the R-peak (250 ms at 360 Hz: the P wave)."""
+WINDOW_AFTER = 166
+"""Samples kept after it (460 ms: QRS and T wave); the window is 256 samples long."""
+WINDOW = WINDOW_BEFORE + WINDOW_AFTER
+
+LOCAL_RR_BEATS = 33
+"""Beats in the centred running median that gives the local rhythm each RR is compared with."""
+
+RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_prev_ratio", "rr_next_ratio")
+"""RR features per beat: intervals in seconds, then ratios to the local average RR."""
+
+
+@dataclass(frozen=True)
+class Beats:
+    """The beats of one record, row-aligned arrays.
+
+    ``windows`` is (n, WINDOW) from the filtered signal, R-peak at ``WINDOW_BEFORE``;
+    ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
+    AAMI classes (``""`` where unlabeled).
+    """
+
+    record: str
+    lead: str
+    fs: float
+    samples: np.ndarray
+    windows: np.ndarray
+    rr: np.ndarray
+    symbols: np.ndarray
+    aami: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.samples / self.fs
+
+    def take(self, rows: np.ndarray) -> "Beats":
+        return Beats(self.record, self.lead, self.fs, self.samples[rows], self.windows[rows], self.rr[rows],
+                     self.symbols[rows], self.aami[rows])
+
+
+def reference_beats(record: Record) -> tuple[np.ndarray, np.ndarray]:
+    """Beat positions and symbols from the record's annotations, non-beats skipped."""
+    if not record.has_annotations:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype="<U1")
+    keep = np.array([s in SYMBOL_TO_AAMI for s in record.ann_symbols], dtype=bool)
+    samples = record.ann_samples[keep]
+    inside = (samples >= 0) & (samples < record.n_samples)
+    return samples[inside], np.asarray(record.ann_symbols[keep][inside], dtype="<U1")
+
+
+def segment(signal: np.ndarray, r_peaks: np.ndarray, before: int = WINDOW_BEFORE,
+            after: int = WINDOW_AFTER) -> np.ndarray:
+    """Cut a fixed window around every R-peak; the ends of the record are edge-padded."""
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    padded = np.pad(np.asarray(signal, dtype=np.float32), (before, after), mode="edge")
+    offsets = np.arange(before + after)
+    # r + before is the peak in padded coordinates; the window starts `before` earlier
+    return padded[r_peaks[:, None] + offsets[None, :]]
+
+
+def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
+    """Per beat: previous RR, next RR, local average RR (s), and both ratios to it.
+
+    The local average is a running median over :data:`LOCAL_RR_BEATS` beats, so one
+    premature beat barely moves it, and ratios are comparable across patients whose
+    heart rates differ.
+    """
+    r_peaks = np.asarray(r_peaks, dtype=np.float64)
+    n = r_peaks.shape[0]
+    if n < 2:
+        nominal = np.full(n, 0.8)  # a single beat has no rhythm: assume a resting 75 bpm
+        ones = np.ones(n)
+        return np.column_stack([nominal, nominal, nominal, ones, ones]).astype(np.float32)
+    intervals = np.diff(r_peaks) / fs
+    prev_rr = np.concatenate([[intervals[0]], intervals])
+    next_rr = np.concatenate([intervals, [intervals[-1]]])
+    local = median_filter(prev_rr, size=min(LOCAL_RR_BEATS, n), mode="nearest")
+    local = np.maximum(local, 1e-3)
+    return np.column_stack([prev_rr, next_rr, local, prev_rr / local, next_rr / local]).astype(np.float32)
+
+
+def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
+                      symbols: np.ndarray | None = None) -> Beats:
+    """Filter the record and cut its beats.
+
+    Beat positions come from ``r_peaks`` when given, else from the reference
+    annotations when the record has them, else from the QRS detector.
+    """
+    if record.fs != MODEL_FS:
+        raise ValueError(f"records must be loaded at {MODEL_FS} Hz (load_record(..., fs=MODEL_FS))")
+    if r_peaks is None:
+        if record.has_annotations:
+            r_peaks, symbols = reference_beats(record)
+        else:
+            from .detection import detect_r_peaks
+
+            r_peaks = detect_r_peaks(record.signal, record.fs)
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    order = np.argsort(r_peaks, kind="stable")
+    r_peaks = r_peaks[order]
+    if r_peaks.size and (r_peaks[0] < 0 or r_peaks[-1] >= record.n_samples):
+        raise SampleOutOfRangeError(f"{record.name}: beat positions outside the record (0..{record.n_samples - 1})")
+    if symbols is None:
+        symbols = np.full(r_peaks.shape[0], "", dtype="<U1")
+        aami = symbols.copy()
+    else:
+        symbols = np.asarray(symbols, dtype="<U1")[order]
+        aami = to_aami(symbols)
+    filtered = clean_ecg(record.signal, record.fs)
+    return Beats(record.name, record.lead, record.fs, r_peaks, segment(filtered, r_peaks),
+                 rr_features(r_peaks, record.fs), symbols, aami)
+
+
+def normalize_windows(windows: np.ndarray) -> np.ndarray:
+    """Per-beat z-normalisation: shape is compared, not gain or offset."""
+    windows = np.asarray(windows, dtype=np.float32)
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    scale = centred.std(axis=1, keepdims=True)
+    return centred / np.maximum(scale, 1e-6)
+
+
+def nearest_beat(samples: np.ndarray, sample: int, n_samples: int, record: str) -> int:
+    """Row of the beat whose R-peak is nearest to ``sample``."""
+    if not 0 <= sample < n_samples:
+        raise SampleOutOfRangeError(f"{record}: sample {sample} is outside the record (0..{n_samples - 1})")
+    if samples.size == 0:
+        raise SampleOutOfRangeError(f"{record}: the record has no beats")
+    return int(np.argmin(np.abs(samples - sample)))

@@ -1,0 +1,192 @@
+"""The `simsearch` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SimsearchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Similarity search over ECG heartbeats: build an index, query it, label records.")
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Directory of WFDB records "
+                                                 "[default: $SIMSEARCH_DATA]", show_default=False)]
+Records = Annotated[str, typer.Option("--records", help="all, DS1, DS2 or a comma list of names/paths")]
+EncoderPath = Annotated[Optional[Path], typer.Option("--encoder", help="Encoder .keras [default: the packaged model "
+                                                     "for build; the index's own for queries]", show_default=False)]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout instead of tables")]
+Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default: MLII, else the first]",
+                                             show_default=False)]
+
+
+@app.command()
+def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", encoder: EncoderPath = None,
+          lead: Lead = None,
+          catalog_url: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the catalog "
+                                                             "[default: SQLite inside INDEX_DIR]")] = None,
+          as_json: Json = False) -> None:
+    """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
+    from .aami import parse_record_list
+    from .index import BeatIndex
+
+    names = parse_record_list(records)
+    start = time.perf_counter()
+    index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
+                            progress=not as_json)
+    report = {"index": str(index_dir), "wall_s": round(time.perf_counter() - start, 2), **index.manifest["build"],
+              "by_class": index.catalog.counts()["by_class"], "encoder": index.encoder.fingerprint}
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"Built {index_dir}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("records", "beats", "wall_s", "read_s", "filter_s", "embed_s", "index_s", "embed_beats_per_s"):
+        value = report[key]
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    table.add_row("beats per class", ", ".join(f"{k} {v}" for k, v in report["by_class"].items()))
+    table.add_row("encoder", report["encoder"])
+    out.print(table)
+
+
+@app.command()
+def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead: Lead = None,
+        as_json: Json = False) -> None:
+    """Add records to an index; a record already there is replaced, never duplicated."""
+    from .aami import parse_record_list
+    from .index import BeatIndex
+
+    with BeatIndex.updating(index_dir) as index:
+        stats = index.add_records(parse_record_list(records), data_dir, lead=lead, progress=not as_json)
+    report = {"index": str(index_dir), "records": stats.records, "beats": stats.beats}
+    print(json.dumps(report)) if as_json else out.print(f"added {stats.beats} beats from {stats.records} record(s)")
+
+
+@app.command()
+def query(index_dir: Path,
+          record: Annotated[str, typer.Option("--record", help="Record name in the index, or a WFDB path/name")],
+          sample: Annotated[int, typer.Option("--sample", help="Sample of the beat (the nearest beat is taken)")],
+          k: Annotated[int, typer.Option("-k", min=1, help="Neighbors to return")] = 10,
+          exclude_record: Annotated[bool, typer.Option("--exclude-record",
+                                                       help="Answer only from other records (patients)")] = False,
+          classes: Annotated[Optional[str], typer.Option("--classes", help="Keep only these AAMI classes, e.g. S,V",
+                                                         show_default=False)] = None,
+          data_dir: DataDir = None, lead: Lead = None, encoder: EncoderPath = None,
+          plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of the beat over its neighbors",
+                                                       show_default=False)] = None,
+          as_json: Json = False) -> None:
+    """Nearest labeled beats of one beat, and their kNN vote."""
+    from .index import BeatIndex
+
+    index = BeatIndex.open(index_dir, encoder)
+    wanted = _class_list(classes)
+    result = index.query(record, sample, k, exclude_record=exclude_record, classes=wanted, data_dir=data_dir,
+                         lead=lead)
+    if plot is not None:
+        from .plots import plot_neighbors
+
+        plot_neighbors(index, result, plot, data_dir=data_dir)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    q = result.query
+    out.print(f"query: record {q['record']} sample {q['sample']} ({q['time']:.2f} s, lead {q['lead']}) "
+              f"symbol {q['symbol'] or '-'} class {q['aami'] or '-'}")
+    table = Table()
+    for col in ("#", "record", "sample", "time (s)", "symbol", "AAMI", "distance", "label"):
+        table.add_column(col, justify="right" if col in ("#", "sample", "time (s)", "distance") else "left")
+    for rank, n in enumerate(result.neighbors, 1):
+        table.add_row(str(rank), n.record, str(n.sample), f"{n.time:.2f}", n.symbol or "-", n.aami or "-",
+                      f"{n.distance:.4f}", n.label_source)
+    out.print(table)
+    scores = ", ".join(f"{c} {s:.2f}" for c, s in result.vote.scores.items() if s > 0)
+    out.print(f"vote: [bold]{result.vote.label}[/bold] (confidence {result.vote.confidence:.2f}; {scores})")
+    if plot is not None:
+        out.print(f"plot: {plot}")
+
+
+@app.command()
+def info(index_dir: Path, as_json: Json = False) -> None:
+    """What an index holds: records, beats per class and label source, encoder, build figures."""
+    from .index import BeatIndex
+
+    index = BeatIndex.open(index_dir)
+    details = index.info()
+    if as_json:
+        print(json.dumps(details))
+        return
+    table = Table(title=str(index_dir), show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    counts = details["catalog"]
+    table.add_row("records", f"{counts['records']}: {' '.join(details['records'])}")
+    table.add_row("beats", str(counts["beats"]))
+    table.add_row("by class", ", ".join(f"{k} {v}" for k, v in counts["by_class"].items()))
+    table.add_row("by label source", ", ".join(f"{k} {v}" for k, v in counts["by_label_source"].items()))
+    table.add_row("encoder", f"{details['encoder']['fingerprint']} ({details['encoder']['dim']} dims)")
+    table.add_row("created", details["created"])
+    table.add_row("catalog", details["catalog_url"] or "catalog.sqlite (in the index directory)")
+    if "build" in details:
+        b = details["build"]
+        table.add_row("build", f"read {b['read_s']:.1f} s, filter {b['filter_s']:.1f} s, embed {b['embed_s']:.1f} s "
+                               f"({b['embed_beats_per_s']:.0f} beats/s), index {b['index_s']:.1f} s")
+    out.print(table)
+
+
+@app.command()
+def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write the .keras encoder")],
+          data_dir: DataDir = None, records: Records = "DS1",
+          val_records: Annotated[str, typer.Option(help="auto (patient-disjoint split of --records), none, "
+                                                        "or a comma list")] = "auto",
+          steps: Annotated[int, typer.Option(min=1, help="Training steps (batches)")] = 3000,
+          seed: Annotated[int, typer.Option(help="Seed for weights, sampling and augmentation")] = 0,
+          as_json: Json = False) -> None:
+    """Train the Siamese encoder (triplet loss) on reference-labeled records; never on DS2 by default."""
+    from .aami import parse_record_list
+    from .training import TrainingConfig, train_and_save
+
+    names = parse_record_list(records)
+    if val_records == "auto":
+        val = None
+    elif val_records.lower() == "none":
+        val = []
+    else:
+        val = parse_record_list(val_records)
+    report = train_and_save(out_path, names, data_dir, val_records=val, config=TrainingConfig(steps=steps, seed=seed),
+                            progress=not as_json)
+    if as_json:
+        print(json.dumps(report))
+        return
+    out.print(f"encoder {report['fingerprint']} written to {out_path} "
+              f"(best step {report['best_step']}, validation score {report['best_score']}, "
+              f"{report['train_seconds']:.0f} s)")
+
+
+def _class_list(classes: str | None) -> list[str] | None:
+    if classes is None:
+        return None
+    return [c.strip().upper() for c in classes.split(",") if c.strip()]
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        app()
+    except SimsearchError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,116 @@
+"""The Siamese LSTM encoder: a beat window and its RR features in, a unit vector out.
+
+One network embeds every beat; during training the same weights serve every branch
+(anchor, positive, negative), which is what makes it Siamese. Inputs are prepared by
+:func:`encoder_inputs`, the one place that turns beats into model inputs, shared by
+training and inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .beats import WINDOW, normalize_windows
+from .errors import EncoderMismatchError, RecordNotFoundError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RR_INPUTS = 2
+"""log(prev RR / local RR), log(next RR / local RR): a premature beat and its pause."""
+EMBEDDING_DIM = 32
+DEFAULT_MODEL = "default.keras"
+
+
+def encoder_inputs(windows: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs from raw beat windows (n, WINDOW) and RR features (n, 5)."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim != 2 or windows.shape[1] != WINDOW:
+        raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
+    ratios = np.asarray(rr, dtype=np.float32)[:, 3:5]
+    rr_in = np.log(np.clip(ratios, 0.2, 5.0))
+    return normalize_windows(windows)[:, :, None], rr_in.astype(np.float32)
+
+
+def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, seed: int = 0):
+    """Conv front-end (256 -> 32 steps, since LSTM cost grows with length), LSTM, RR fusion.
+
+    The RR branch joins the LSTM's morphology summary before the projection head, so
+    timing (what separates a premature supraventricular beat from a normal one) and
+    shape both shape the embedding.
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    beat = keras.Input((WINDOW, 1), name="beat")
+    rr = keras.Input((RR_INPUTS,), name="rr")
+    x = layers.Conv1D(16, 7, strides=2, padding="same", activation="relu")(beat)
+    x = layers.Conv1D(32, 5, strides=2, padding="same", activation="relu")(x)
+    x = layers.MaxPooling1D(2)(x)
+    x = layers.LSTM(lstm_units)(x)
+    r = layers.Dense(16, activation="relu")(rr)
+    h = layers.Concatenate()([x, r])
+    h = layers.Dense(64, activation="relu")(h)
+    h = layers.Dense(embedding_dim)(h)
+    out = layers.UnitNormalization(name="embedding")(h)
+    return keras.Model([beat, rr], out, name="beat_encoder")
+
+
+class Encoder:
+    """A trained beat encoder, identified by the fingerprint of its weights."""
+
+    def __init__(self, model, path: str | None = None):
+        shape = tuple(model.inputs[0].shape[1:])
+        if shape != (WINDOW, 1):
+            raise EncoderMismatchError(f"encoder expects beats of shape {shape}, simsearch cuts (WINDOW={WINDOW}, 1)")
+        self.model = model
+        self.path = path
+        self.dim = int(model.outputs[0].shape[-1])
+        self.fingerprint = weights_fingerprint(model)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "Encoder":
+        """Load a ``.keras`` encoder; ``None`` loads the default model shipped in the package."""
+        import keras
+
+        if path is None:
+            path = default_model_path()
+        path = Path(path)
+        if not path.is_file():
+            raise RecordNotFoundError(f"encoder model not found: {path}")
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:
+            raise EncoderMismatchError(f"{path}: not a simsearch encoder ({str(exc).splitlines()[0]})") from None
+        return cls(model, str(path))
+
+    def embed(self, windows: np.ndarray, rr: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """L2-normalised embeddings (n, dim), float32, of raw beat windows and RR features."""
+        if len(windows) == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        beat, rr_in = encoder_inputs(windows, rr)
+        out = [np.asarray(self.model(
+            {"beat": beat[i:i + batch_size], "rr": rr_in[i:i + batch_size]}, training=False))
+            for i in range(0, len(beat), batch_size)]
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def save(self, path: str | os.PathLike) -> None:
+        self.model.save(path)
+
+
+def weights_fingerprint(model) -> str:
+    """sha256 over the weights: stable across save/load, changes with any retraining."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(str(weights.shape).encode())
+        digest.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("simsearch") / "models" / DEFAULT_MODEL))

@@ -1,0 +1,65 @@
+"""Scores as AAMI EC57 reports them, plus retrieval precision@k."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .aami import AAMI_CLASSES
+
+SCORED_CLASSES = ("N", "S", "V", "F")
+"""Classes with Se/+P/FPR; Q (unclassifiable) beats are counted apart, as EC57 does."""
+
+
+def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray) -> np.ndarray:
+    """(5, 5) counts: rows are reference classes, columns predictions, AAMI order."""
+    n = len(AAMI_CLASSES)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true_idx), np.asarray(pred_idx)), 1)
+    return matrix
+
+
+def class_metrics(matrix: np.ndarray) -> dict:
+    """Se, +P and FPR (percent) per scored class, overall accuracy, and Q apart.
+
+    Beats whose reference is Q are left out of every figure (EC57). As in EC57, a
+    fusion (F) beat called V is not a VEB false positive: F is a V/N mixture.
+    """
+    q = AAMI_CLASSES.index("Q")
+    scored = np.delete(np.delete(matrix, q, axis=0), q, axis=1)
+    classes = [c for c in AAMI_CLASSES if c != "Q"]
+    total = scored.sum()
+    result: dict = {"classes": {}}
+    for i, name in enumerate(classes):
+        tp = scored[i, i]
+        fn = scored[i].sum() - tp
+        fp = scored[:, i].sum() - tp
+        if name == "V":
+            fp -= scored[classes.index("F"), i]
+        tn = total - tp - fn - fp
+        result["classes"][name] = {
+            "n": int(scored[i].sum()),
+            "tp": int(tp), "fn": int(fn), "fp": int(fp),
+            "se": _pct(tp, tp + fn),
+            "ppv": _pct(tp, tp + fp),
+            "fpr": _pct(fp, fp + tn),
+        }
+    result["accuracy"] = _pct(np.trace(scored), total)
+    q_row = matrix[q]
+    result["q_beats"] = {"n": int(q_row.sum()), "predicted": {c: int(v) for c, v in zip(AAMI_CLASSES, q_row)}}
+    return result
+
+
+def precision_at_k(query_idx: np.ndarray, neighbor_idx: np.ndarray, k: int) -> dict[str, float | None]:
+    """Per class: mean share of a query's first ``k`` neighbors that have its class."""
+    hits = (np.asarray(neighbor_idx)[:, :k] == np.asarray(query_idx)[:, None]).mean(axis=1)
+    out: dict[str, float | None] = {}
+    for i, name in enumerate(AAMI_CLASSES):
+        rows = query_idx == i
+        out[name] = float(hits[rows].mean()) if rows.any() else None
+    macro = [out[c] for c in ("N", "S", "V") if out[c] is not None]
+    out["macro_NSV"] = float(np.mean(macro)) if macro else None
+    return out
+
+
+def _pct(num, den) -> float | None:
+    return round(100.0 * float(num) / float(den), 2) if den else None

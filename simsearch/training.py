@@ -1,0 +1,289 @@
+"""Training the Siamese encoder: class-balanced batches, augmentation, semi-hard triplets.
+
+Every choice tuned here (steps, margin, vote) is judged on validation records held
+out of the training records by patient; DS2 is never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .aami import AAMI_CLASSES, DS1, class_index
+from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
+from .records import load_record
+
+TRAIN_CLASSES = ("N", "S", "V", "F")
+"""Q is too rare in MIT-BIH (a few dozen unpaced beats) to learn from."""
+DS1_VALIDATION = ("106", "112", "209", "220")
+"""DS1 records held out for early stopping: they hold half of DS1's SVEB and a
+quarter of its VEB, from patients the training batches never see."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = 3000
+    beats_per_class: int = 48
+    margin: float = 0.4
+    learning_rate: float = 2e-3
+    eval_every: int = 250
+    patience: int = 4
+    k: int = 10
+    lstm_units: int = 48
+    seed: int = 0
+
+
+@dataclass
+class BeatSet:
+    """Beats of many records stacked: windows, RR features, class positions, record names."""
+
+    windows: np.ndarray
+    rr: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+
+    @classmethod
+    def stack(cls, beats: Sequence[Beats]) -> "BeatSet":
+        labeled = [b.take(np.flatnonzero(b.aami != "")) for b in beats]
+        return cls(
+            np.concatenate([b.windows for b in labeled]),
+            np.concatenate([b.rr for b in labeled]),
+            np.concatenate([class_index(b.aami) for b in labeled]),
+            np.concatenate([np.full(len(b), b.record) for b in labeled]),
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, rows: np.ndarray) -> "BeatSet":
+        return BeatSet(self.windows[rows], self.rr[rows], self.labels[rows], self.groups[rows])
+
+
+@dataclass
+class TrainingResult:
+    model: object
+    best_step: int
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+
+
+def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None) -> list[Beats]:
+    """Reference-annotated beats of each record, at the model's rate."""
+    out = []
+    for name in records:
+        out.append(beats_from_record(load_record(name, data_dir, fs=MODEL_FS)))
+        if progress:
+            progress(name)
+    return out
+
+
+def split_validation(records: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Patient-disjoint train/validation split of the training records.
+
+    DS1 uses :data:`DS1_VALIDATION`; other lists hold out every fifth record (none
+    when fewer than five records are given).
+    """
+    records = list(records)
+    if set(DS1_VALIDATION) <= set(records):
+        val = [r for r in records if r in DS1_VALIDATION]
+    else:
+        val = records[4::5] if len(records) >= 5 else []
+    return [r for r in records if r not in val], val
+
+
+def augment(windows: np.ndarray, rr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random amplitude scaling, baseline wander, noise and small time warps; RR jitter.
+
+    The warp stretches time around the R-peak so the fiducial point stays put.
+    """
+    n, length = windows.shape
+    scale = np.std(windows, axis=1, keepdims=True) + 1e-6
+    t = np.arange(length, dtype=np.float32)
+    warp = rng.uniform(0.9, 1.1, size=(n, 1)).astype(np.float32)
+    src = np.clip(WINDOW_BEFORE + (t[None, :] - WINDOW_BEFORE) * warp, 0, length - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, length - 1)
+    frac = src - lo
+    rows = np.arange(n)[:, None]
+    out = windows[rows, lo] * (1 - frac) + windows[rows, hi] * frac
+    freq = rng.uniform(0.1, 0.6, size=(n, 1)) / MODEL_FS
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    wander = rng.uniform(0, 0.3, size=(n, 1)) * np.sin(2 * np.pi * freq * t[None, :] + phase)
+    noise = rng.normal(0, 1, size=out.shape) * rng.uniform(0, 0.05, size=(n, 1))
+    out = out * rng.uniform(0.7, 1.3, size=(n, 1)) + scale * (wander + noise)
+    rr = rr.copy()
+    rr[:, 3:5] *= np.exp(rng.normal(0, 0.03, size=(n, 2)))
+    return out.astype(np.float32), rr.astype(np.float32)
+
+
+def balanced_batch(labels: np.ndarray, per_class: int, rng: np.random.Generator,
+                   classes: Sequence[int]) -> np.ndarray:
+    """Row indices: ``per_class`` beats of each class (with replacement when it is rare)."""
+    rows = []
+    for c in classes:
+        pool = np.flatnonzero(labels == c)
+        if pool.size:
+            rows.append(rng.choice(pool, size=per_class, replace=pool.size < per_class))
+    return np.concatenate(rows)
+
+
+def semihard_triplet_loss(labels, embeddings, margin: float):
+    """FaceNet's online semi-hard triplet loss over every anchor-positive pair in the batch.
+
+    For each pair the negative is the closest one still farther than the positive
+    (semi-hard); where none exists, the farthest closer one. Embeddings are unit
+    vectors, so squared distance is 2 - 2 cos.
+    """
+    import tensorflow as tf
+
+    sim = tf.matmul(embeddings, embeddings, transpose_b=True)
+    dist = tf.maximum(2.0 - 2.0 * sim, 0.0)
+    same = tf.equal(labels[:, None], labels[None, :])
+    eye = tf.eye(tf.shape(labels)[0], dtype=tf.bool)
+    positive = tf.logical_and(same, tf.logical_not(eye))
+    negative = tf.logical_not(same)
+    d_ap = dist[:, :, None]                      # (anchor, positive, 1)
+    d_an = dist[:, None, :]                      # (anchor, 1, negative)
+    neg = negative[:, None, :]
+    big = tf.constant(1e9)
+    farther = tf.logical_and(neg, d_an > d_ap)
+    semihard = tf.reduce_min(tf.where(farther, d_an, big), axis=2)
+    closer = tf.reduce_max(tf.where(tf.logical_and(neg, tf.logical_not(farther)), d_an, -big), axis=2)
+    chosen = tf.where(semihard < big, semihard, closer)
+    loss = tf.maximum(dist - chosen + margin, 0.0)
+    mask = tf.cast(positive, tf.float32)
+    return tf.reduce_sum(loss * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int) -> dict:
+    """kNN vote of validation beats against an index of training beats, as `evaluate` does."""
+    from .encoder import Encoder
+    from .metrics import class_metrics, confusion_matrix, precision_at_k
+    from .vote import ip_to_distance, vote_scores, vote_winner
+    import faiss
+
+    encoder = Encoder(encoder_model)
+    base = encoder.embed(train.windows, train.rr)
+    queries = encoder.embed(val.windows, val.rr)
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(base)
+    sim, nn = index.search(queries, k)
+    neighbor_classes = train.labels[nn]
+    winner, _ = vote_winner(vote_scores(neighbor_classes, ip_to_distance(sim)))
+    metrics = class_metrics(confusion_matrix(val.labels, winner))
+    p_at_k = precision_at_k(val.labels, neighbor_classes, k)
+    figures = [metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")
+               if metrics["classes"][c]["n"]]
+    score = float(np.mean([f or 0.0 for f in figures])) if figures else 0.0
+    return {"score": round(score, 2), "p_at_k": p_at_k["macro_NSV"],
+            **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
+
+
+def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = TrainingConfig(),
+                  on_step: Callable[[int, dict | None], None] | None = None) -> TrainingResult:
+    """Train a fresh encoder; keep the weights with the best validation score.
+
+    Without validation beats it trains ``config.steps`` steps and keeps the last weights.
+    """
+    import keras
+    import tensorflow as tf
+
+    from .encoder import build_encoder, encoder_inputs
+
+    rng = np.random.default_rng(config.seed)
+    model = build_encoder(lstm_units=config.lstm_units, seed=config.seed)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, config.steps, alpha=0.05))
+    classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
+
+    @tf.function(reduce_retracing=True)
+    def step(beat, rr, labels):
+        with tf.GradientTape() as tape:
+            emb = model({"beat": beat, "rr": rr}, training=True)
+            loss = semihard_triplet_loss(labels, emb, config.margin)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    best = TrainingResult(model, config.steps, float("-inf"))
+    best_weights = None
+    stale = 0
+    losses = []
+    for i in range(1, config.steps + 1):
+        rows = balanced_batch(train.labels, config.beats_per_class, rng, classes)
+        windows, rr = augment(train.windows[rows], train.rr[rows], rng)
+        beat, rr_in = encoder_inputs(windows, rr)
+        losses.append(float(step(beat, rr_in, tf.constant(train.labels[rows]))))
+        report = None
+        if val is not None and len(val) and (i % config.eval_every == 0 or i == config.steps):
+            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4),
+                      **validation_score(model, train, val, config.k)}
+            best.history.append(report)
+            if report["score"] > best.best_score:
+                best.best_score, best.best_step, stale = report["score"], i, 0
+                best_weights = model.get_weights()
+            else:
+                stale += 1
+        if on_step:
+            on_step(i, report)
+        if stale >= config.patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return best
+
+
+def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: Sequence[str] | None = None,
+                   config: TrainingConfig = TrainingConfig(), progress: bool = False) -> dict:
+    """Train on ``records`` (validation: ``val_records``, or a patient-disjoint split when None).
+
+    Writes the encoder to ``out_path`` and a JSON report beside it (``.json``), each
+    written to a temporary file first and renamed, so a failed run leaves nothing.
+    """
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from .encoder import Encoder
+    from .progress import progress_bar
+
+    if val_records is None:
+        train_names, val_names = split_validation(records)
+    else:
+        val_names = list(val_records)
+        train_names = [r for r in records if r not in set(val_names)]
+    if not train_names:
+        raise ValueError("no training records left after the validation split")
+    start = time.perf_counter()
+    with progress_bar("reading", len(train_names) + len(val_names), enabled=progress) as advance:
+        train = BeatSet.stack(load_beats(train_names, data_dir, advance))
+        val = BeatSet.stack(load_beats(val_names, data_dir, advance)) if val_names else None
+    with progress_bar("training", config.steps, enabled=progress) as advance:
+        def on_step(i: int, report: dict | None) -> None:
+            advance(f"val score {report['score']:.1f}" if report else "")
+
+        result = train_encoder(train, val, config, on_step)
+    encoder = Encoder(result.model)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "fingerprint": encoder.fingerprint, "train_records": train_names, "val_records": val_names,
+        "train_beats": len(train), "val_beats": len(val) if val else 0,
+        "best_step": result.best_step, "best_score": result.best_score if val else None,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "config": config.__dict__, "history": result.history,
+    }
+    tmp_model = out_path.with_name(f".{out_path.name}.tmp.keras")
+    try:
+        encoder.save(tmp_model)
+        os.replace(tmp_model, out_path)
+    finally:
+        tmp_model.unlink(missing_ok=True)
+    report_path = out_path.with_suffix(".json")
+    tmp_report = report_path.with_name(f".{report_path.name}.tmp")
+    tmp_report.write_text(json.dumps(report, indent=2))
+    os.replace(tmp_report, report_path)
+    return report

@@ -1,0 +1,46 @@
+"""kNN vote: neighbors' classes, weighted by closeness, into per-class scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .aami import AAMI_CLASSES
+
+DISTANCE_SOFTENING = 0.05
+"""Added to distances before inverting them, so a near-duplicate neighbor cannot take
+the whole vote alone."""
+
+
+def ip_to_distance(similarity: np.ndarray) -> np.ndarray:
+    """Euclidean distance between unit vectors from their inner product (0 = same, 2 = opposite)."""
+    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(similarity, dtype=np.float64), 0.0, 4.0))
+
+
+def vote_scores(neighbor_classes: np.ndarray, distances: np.ndarray,
+                class_weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-query class scores (n, 5) summing to 1, in :data:`AAMI_CLASSES` order.
+
+    ``neighbor_classes`` (n, k) holds class positions (-1 for missing neighbors);
+    each neighbor adds ``1 / (distance + DISTANCE_SOFTENING)`` to its class. Optional
+    ``class_weights`` (5,) rescale classes before normalising, to offset their unequal
+    frequency in the index.
+    """
+    neighbor_classes = np.atleast_2d(neighbor_classes)
+    weights = 1.0 / (np.atleast_2d(distances) + DISTANCE_SOFTENING)
+    weights = np.where(neighbor_classes >= 0, weights, 0.0)
+    n_classes = len(AAMI_CLASSES)
+    scores = np.zeros((neighbor_classes.shape[0], n_classes))
+    rows = np.repeat(np.arange(neighbor_classes.shape[0]), neighbor_classes.shape[1])
+    valid = neighbor_classes.ravel() >= 0
+    np.add.at(scores, (rows[valid], neighbor_classes.ravel()[valid]), weights.ravel()[valid])
+    if class_weights is not None:
+        scores = scores * np.asarray(class_weights, dtype=np.float64)[None, :]
+    total = scores.sum(axis=1, keepdims=True)
+    return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+
+
+def vote_winner(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Winning class position and its confidence (its share of the vote) per query."""
+    scores = np.atleast_2d(scores)
+    winner = scores.argmax(axis=1)
+    return winner, scores[np.arange(scores.shape[0]), winner]
