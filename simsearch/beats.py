@@ -22,9 +22,15 @@ WINDOW = WINDOW_BEFORE + WINDOW_AFTER
 
 LOCAL_RR_BEATS = 33
 """Beats in the centred running median that gives the local rhythm each RR is compared with."""
+LONG_TERM_RR_BEATS = 301
+"""Beats (about five minutes) in the running median of the long-term rhythm: a run of
+premature beats drags the local median with it, not this one."""
+IRREGULARITY_BEATS = 17
+"""Beats over which RR irregularity (atrial fibrillation's signature) is measured."""
 
-RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_prev_ratio", "rr_next_ratio")
-"""RR features per beat: intervals in seconds, then ratios to the local average RR."""
+RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity")
+"""RR features per beat, in seconds: previous and next interval, local and long-term
+running medians, and the running median of successive interval differences."""
 
 
 @dataclass(frozen=True)
@@ -78,24 +84,24 @@ def segment(signal: np.ndarray, r_peaks: np.ndarray, before: int = WINDOW_BEFORE
 
 
 def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """Per beat: previous RR, next RR, local average RR (s), and both ratios to it.
+    """Per beat (n, 5): the :data:`RR_COLUMNS`, in seconds.
 
-    The local average is a running median over :data:`LOCAL_RR_BEATS` beats, so one
-    premature beat barely moves it, and ratios are comparable across patients whose
-    heart rates differ.
+    Running medians make the rhythm references robust: one premature beat barely
+    moves them, and ratios to them compare across patients whose heart rates differ.
     """
     r_peaks = np.asarray(r_peaks, dtype=np.float64)
     n = r_peaks.shape[0]
     if n < 2:
         nominal = np.full(n, 0.8)  # a single beat has no rhythm: assume a resting 75 bpm
-        ones = np.ones(n)
-        return np.column_stack([nominal, nominal, nominal, ones, ones]).astype(np.float32)
+        return np.column_stack([nominal, nominal, nominal, nominal, np.zeros(n)]).astype(np.float32)
     intervals = np.diff(r_peaks) / fs
     prev_rr = np.concatenate([[intervals[0]], intervals])
     next_rr = np.concatenate([intervals, [intervals[-1]]])
     local = median_filter(prev_rr, size=min(LOCAL_RR_BEATS, n), mode="nearest")
-    local = np.maximum(local, 1e-3)
-    return np.column_stack([prev_rr, next_rr, local, prev_rr / local, next_rr / local]).astype(np.float32)
+    long_term = median_filter(prev_rr, size=min(LONG_TERM_RR_BEATS, n), mode="nearest")
+    jumps = np.abs(np.diff(prev_rr, prepend=prev_rr[0]))
+    irregularity = median_filter(jumps, size=min(IRREGULARITY_BEATS, n), mode="nearest")
+    return np.column_stack([prev_rr, next_rr, local, long_term, irregularity]).astype(np.float32)
 
 
 def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,

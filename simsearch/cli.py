@@ -173,6 +173,83 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
               f"{report['train_seconds']:.0f} s)")
 
 
+@app.command()
+def annotate(index_dir: Path,
+             record_path: Annotated[str, typer.Argument(help="WFDB record: a path, or a name in --data-dir")],
+             out_dir: Annotated[Path, typer.Option("--out", help="Directory for the annotation files")],
+             ext: Annotated[str, typer.Option("--ext", help="Extension of the WFDB annotation file (never atr)")]
+             = "pred",
+             beats: Annotated[str, typer.Option("--beats", help="Beat positions: detect (QRS detector) or reference "
+                                                "(positions of RECORD.atr; its labels are ignored)")] = "detect",
+             labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of expert labels, rows sample,label "
+                                                            "(AAMI class or MIT-BIH symbol; header optional)",
+                                                            show_default=False)] = None,
+             suggest: Annotated[int, typer.Option("--suggest", min=0, help="Suggest N beats to label next, written "
+                                                  "to OUT/<record>.suggest.csv for --labels")] = 0,
+             store: Annotated[bool, typer.Option("--add-to-index", help="Add the labeled record to the index "
+                                                 "(atomically)")] = False,
+             plot: Annotated[bool, typer.Option("--plot", help="Write OUT/<record>.strip.png (first 20 s)")] = False,
+             k: Annotated[int, typer.Option("-k", min=1, help="Neighbors in the global vote")] = 10,
+             data_dir: DataDir = None, lead: Lead = None, as_json: Json = False) -> None:
+    """Label every beat of a record from the index, adapted to the patient with expert labels."""
+    from .annotate import (add_to_index, annotate_record, check_extension, read_labels, suggest_beats, summary,
+                           write_annotation, write_suggestions)
+    from .index import BeatIndex
+    from .records import resolve_record_path
+
+    path = resolve_record_path(record_path, data_dir)  # bad input fails here, before the model loads
+    ext = check_extension(ext)
+    expert = read_labels(labels) if labels is not None else None
+    index = BeatIndex.open(index_dir)
+    annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beats, expert_labels=expert, k=k,
+                                 progress=not as_json)
+    files = {kind: str(p) for kind, p in write_annotation(annotation, out_dir, ext).items()}
+    suggested = suggest_beats(annotation, suggest) if suggest else []
+    if suggest:
+        files["suggest"] = str(write_suggestions(annotation, suggested, out_dir))
+    if plot:
+        from .plots import plot_strip
+
+        files["plot"] = str(plot_strip(annotation, out_dir / f"{annotation.record}.strip.png"))
+    index.close()
+    added = None
+    if store:
+        with BeatIndex.updating(index_dir) as target:
+            added = int(add_to_index(target, annotation).size)
+    report = summary(annotation)
+    rows = {int(s): i for i, s in enumerate(annotation.samples)}
+    suggestions = [{"sample": int(s), "time": round(float(annotation.times[rows[int(s)]]), 3),
+                    "label": str(annotation.labels[rows[int(s)]]),
+                    "confidence": round(float(annotation.confidence[rows[int(s)]]), 4)} for s in suggested]
+    if as_json:
+        print(json.dumps({**report, "files": files, "suggestions": suggestions, "added_to_index": added}))
+        return
+    table = Table(title=f"{annotation.record}: {report['beats']} beats ({beats} positions, lead {annotation.lead})")
+    for col in ("class", "beats", "expert", "propagated", f"confidence < {report['low_confidence']['threshold']}"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    low = annotation.confidence < report["low_confidence"]["threshold"]
+    for cls, count in report["by_class"].items():
+        mine = annotation.labels == cls
+        table.add_row(cls, str(count), str(int((mine & annotation.expert_mask).sum())),
+                      str(int((mine & ~annotation.expert_mask).sum())), str(int((mine & low).sum())))
+    out.print(table)
+    low_samples = report["low_confidence"]["samples"]
+    if low_samples:
+        more = f" ... (+{len(low_samples) - 10})" if len(low_samples) > 10 else ""
+        out.print(f"low-confidence beats (samples): {' '.join(map(str, low_samples[:10]))}{more}")
+    if suggestions:
+        table = Table(title=f"label these next (then rerun with --labels {files['suggest']})")
+        for col in ("#", "sample", "time (s)", "current label", "confidence"):
+            table.add_column(col, justify="right")
+        for rank, s in enumerate(suggestions, 1):
+            table.add_row(str(rank), str(s["sample"]), f"{s['time']:.2f}", s["label"], f"{s['confidence']:.2f}")
+        out.print(table)
+    for kind, where in files.items():
+        out.print(f"{kind}: {where}")
+    if added is not None:
+        out.print(f"added {added} beats of {annotation.record} to {index_dir}")
+
+
 def _class_list(classes: str | None) -> list[str] | None:
     if classes is None:
         return None

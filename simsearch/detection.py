@@ -34,7 +34,10 @@ REFRACTORY_S = 0.200
 """No two beats closer than this: the heart cannot depolarise again so soon."""
 T_WAVE_S = 0.360
 """Within this of a beat, a peak with much less slope is taken for its T wave."""
+P_WAVE_S = 0.300
+"""Within this before a peak with much more slope, a peak is taken for its P wave."""
 T_WAVE_SLOPE_RATIO = 0.5
+P_WAVE_SLOPE_RATIO = 0.5
 THRESHOLD_FRACTION = 0.3125
 """Detection threshold = noise level + this fraction of (QRS level - noise level)."""
 SEARCH_BACK_RR = 1.5
@@ -119,17 +122,25 @@ def classify_peaks(
         qrs_levels.append(heights[k])
         pending.clear()
 
+    p_wave = P_WAVE_S * fs
+    next_gap = np.append(np.diff(peaks), np.inf)
+    next_slope = np.append(slopes[1:], 0.0)
+    is_p_wave = (next_gap < p_wave) & (slopes < P_WAVE_SLOPE_RATIO * next_slope)
     for k in range(len(peaks)):
         while beats and peaks[k] - peaks[beats[-1]] > SEARCH_BACK_RR * np.mean(rr):
             last = peaks[beats[-1]]
-            found = [j for j in pending if peaks[j] - last > refractory and heights[j] > SEARCH_BACK_FRACTION * threshold()]
+            found = [
+                j
+                for j in pending
+                if peaks[j] - last > t_wave and not is_p_wave[j] and heights[j] > SEARCH_BACK_FRACTION * threshold()
+            ]
             if not found:
                 break
             best = max(found, key=lambda j: heights[j])
             later = [j for j in pending if j > best]
             accept(best)
             pending.extend(later)
-        if heights[k] > threshold():
+        if heights[k] > threshold() and not is_p_wave[k]:
             is_t_wave = bool(beats) and (
                 peaks[k] - peaks[beats[-1]] < t_wave and slopes[k] < T_WAVE_SLOPE_RATIO * slopes[beats[-1]]
             )

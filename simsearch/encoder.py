@@ -18,10 +18,13 @@ import numpy as np
 from .beats import WINDOW, normalize_windows
 from .errors import EncoderMismatchError, RecordNotFoundError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-RR_INPUTS = 2
-"""log(prev RR / local RR), log(next RR / local RR): a premature beat and its pause."""
+RR_INPUTS = 4
+"""Rhythm as the encoder sees it, all relative to the patient's own rate: previous and
+next RR over the local median (a premature beat and its pause), previous RR over the
+long-term median (runs of premature beats), and local irregularity (atrial
+fibrillation, whose irregular beats are normal, not premature)."""
 EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
@@ -31,9 +34,36 @@ def encoder_inputs(windows: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != WINDOW:
         raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
-    ratios = np.asarray(rr, dtype=np.float32)[:, 3:5]
-    rr_in = np.log(np.clip(ratios, 0.2, 5.0))
+    rr = np.asarray(rr, dtype=np.float32)
+    prev, following, local, long_term, irregularity = (rr[:, i] for i in range(5))
+    local = np.maximum(local, 1e-3)
+    ratios = np.column_stack([prev / local, following / local, prev / np.maximum(long_term, 1e-3)])
+    rr_in = np.column_stack([np.log(np.clip(ratios, 0.2, 5.0)), 4.0 * irregularity / local])
     return normalize_windows(windows)[:, :, None], rr_in.astype(np.float32)
+
+
+def import_keras():
+    """Import Keras (TensorFlow backend) with TensorFlow's start-up chatter kept off stderr.
+
+    TensorFlow's C++ runtime logs through absl before any Python setting applies, so
+    the only way to keep a CLI's stderr to its one error line is to mute fd 2 while
+    the import runs.
+    """
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
 
 
 def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, seed: int = 0):
@@ -43,8 +73,8 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, seed
     timing (what separates a premature supraventricular beat from a normal one) and
     shape both shape the embedding.
     """
-    import keras
-    from keras import layers
+    keras = import_keras()
+    layers = keras.layers
 
     keras.utils.set_random_seed(seed)
     beat = keras.Input((WINDOW, 1), name="beat")
@@ -76,7 +106,7 @@ class Encoder:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Encoder":
         """Load a ``.keras`` encoder; ``None`` loads the default model shipped in the package."""
-        import keras
+        keras = import_keras()
 
         if path is None:
             path = default_model_path()

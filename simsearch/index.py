@@ -30,7 +30,7 @@ from .errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError,
 from .filtering import clean_ecg
 from .progress import progress_bar
 from .records import check_signal, load_record, resample
-from .vote import ip_to_distance, vote_scores, vote_winner
+from .vote import PRIOR_ALPHA, ip_to_distance, prior_weights, vote_scores, vote_winner
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -170,6 +170,7 @@ class BeatIndex:
             "model_fs": MODEL_FS,
             "metric": "inner_product",
             "catalog_url": catalog_url,
+            "vote": {"prior_alpha": PRIOR_ALPHA},
         }
         vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
         return cls(path, encoder, vectors, Catalog(_catalog_url(path, manifest)), manifest)
@@ -271,8 +272,11 @@ class BeatIndex:
         return np.where(ids >= 0, ip_to_distance(similarity), np.inf), ids
 
     def vote(self, distances: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Per-class vote scores (n, 5) from search results."""
-        return vote_scores(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0))
+        """Per-class vote scores (n, 5) from search results, corrected for the index's class prior."""
+        _, table_classes, _ = self.label_table()
+        counts = np.bincount(table_classes[table_classes >= 0], minlength=len(AAMI_CLASSES))
+        weights = prior_weights(counts, self.manifest.get("vote", {}).get("prior_alpha", PRIOR_ALPHA))
+        return vote_scores(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0), weights)
 
     def query(self, record: str, sample: int, k: int = DEFAULT_K, *, exclude_record: bool = False,
               classes: Sequence[str] | None = None, data_dir: str | os.PathLike | None = None,

@@ -31,6 +31,7 @@ class TrainingConfig:
     eval_every: int = 250
     patience: int = 4
     k: int = 10
+    prior_alpha: float = 0.5
     lstm_units: int = 48
     seed: int = 0
 
@@ -114,7 +115,7 @@ def augment(windows: np.ndarray, rr: np.ndarray, rng: np.random.Generator) -> tu
     noise = rng.normal(0, 1, size=out.shape) * rng.uniform(0, 0.05, size=(n, 1))
     out = out * rng.uniform(0.7, 1.3, size=(n, 1)) + scale * (wander + noise)
     rr = rr.copy()
-    rr[:, 3:5] *= np.exp(rng.normal(0, 0.03, size=(n, 2)))
+    rr[:, :2] *= np.exp(rng.normal(0, 0.03, size=(n, 2)))
     return out.astype(np.float32), rr.astype(np.float32)
 
 
@@ -157,11 +158,11 @@ def semihard_triplet_loss(labels, embeddings, margin: float):
     return tf.reduce_sum(loss * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int) -> dict:
+def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int, alpha: float) -> dict:
     """kNN vote of validation beats against an index of training beats, as `evaluate` does."""
     from .encoder import Encoder
     from .metrics import class_metrics, confusion_matrix, precision_at_k
-    from .vote import ip_to_distance, vote_scores, vote_winner
+    from .vote import ip_to_distance, prior_weights, vote_scores, vote_winner
     import faiss
 
     encoder = Encoder(encoder_model)
@@ -171,7 +172,8 @@ def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int) -> dic
     index.add(base)
     sim, nn = index.search(queries, k)
     neighbor_classes = train.labels[nn]
-    winner, _ = vote_winner(vote_scores(neighbor_classes, ip_to_distance(sim)))
+    weights = prior_weights(np.bincount(train.labels, minlength=len(AAMI_CLASSES)), alpha)
+    winner, _ = vote_winner(vote_scores(neighbor_classes, ip_to_distance(sim), weights))
     metrics = class_metrics(confusion_matrix(val.labels, winner))
     p_at_k = precision_at_k(val.labels, neighbor_classes, k)
     figures = [metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")
@@ -187,10 +189,10 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
 
     Without validation beats it trains ``config.steps`` steps and keeps the last weights.
     """
-    import keras
-    import tensorflow as tf
+    from .encoder import build_encoder, encoder_inputs, import_keras
 
-    from .encoder import build_encoder, encoder_inputs
+    keras = import_keras()
+    import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
     model = build_encoder(lstm_units=config.lstm_units, seed=config.seed)
@@ -219,7 +221,7 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
         report = None
         if val is not None and len(val) and (i % config.eval_every == 0 or i == config.steps):
             report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4),
-                      **validation_score(model, train, val, config.k)}
+                      **validation_score(model, train, val, config.k, config.prior_alpha)}
             best.history.append(report)
             if report["score"] > best.best_score:
                 best.best_score, best.best_step, stale = report["score"], i, 0

@@ -44,3 +44,18 @@ def vote_winner(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores = np.atleast_2d(scores)
     winner = scores.argmax(axis=1)
     return winner, scores[np.arange(scores.shape[0]), winner]
+
+
+PRIOR_ALPHA = 0.5
+"""Default strength of the class-prior correction (0: none, 1: full inverse frequency).
+
+Rare classes (S, F) are outnumbered by N beats everywhere in the index, so a plain
+vote almost never names them; weighting each class by ``frequency ** -alpha`` trades
+N sensitivity for S/V/F sensitivity. Chosen on DS1 validation records only."""
+
+
+def prior_weights(class_counts: np.ndarray, alpha: float = PRIOR_ALPHA) -> np.ndarray:
+    """Class weights ``(count / total) ** -alpha``; 0 for classes absent from the index."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    freq = counts / max(counts.sum(), 1.0)
+    return np.where(counts > 0, np.power(np.maximum(freq, 1e-12), -alpha), 0.0)

@@ -1,0 +1,164 @@
+"""Pictures for a person checking the machine: a beat over its neighbors, a labeled strip.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no
+display, no global backend switch), so plotting works on headless machines and does
+not disturb a caller that uses pyplot itself.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from .aami import AAMI_CLASSES
+from .beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, segment
+from .errors import RecordNotFoundError, SampleOutOfRangeError
+from .filtering import clean_ecg
+from .records import load_record
+
+CLASS_COLORS = {"N": "#4c72b0", "S": "#dd8452", "V": "#c44e52", "F": "#8172b3", "Q": "#55a868", "": "#999999"}
+"""One colour per AAMI class, the same in every figure."""
+QUERY_COLOR = "black"
+
+
+def plot_neighbors(index, result, path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                   query_window: np.ndarray | None = None) -> Path:
+    """The query beat (thick, black) over its neighbors' beats, coloured by their class.
+
+    Neighbors are read back from the record paths in the index's catalog, filtered
+    and cut as the index cut them, and z-normalised as the encoder sees them (shape
+    is compared, not gain). The query comes from ``query_window`` (a raw
+    ``WINDOW``-sample beat, e.g. for a :meth:`~simsearch.index.BeatIndex.query_signal`
+    result), else from its record: the catalog's path for an indexed record, else by
+    name in ``data_dir``. A neighbor whose record is no longer on disk is left out
+    and counted in the title; a query that cannot be re-read is noted there too.
+    """
+    from matplotlib.figure import Figure
+
+    signals = _SignalCache(index, data_dir)
+    query = result.query
+    if query_window is None and query.get("record"):
+        try:
+            query_window = signals.window(query["record"], query.get("lead"), query["sample"])
+        except RecordNotFoundError:  # e.g. queried by a path outside data_dir: plot the neighbors alone
+            query_window = None
+    t_ms = (np.arange(WINDOW) - WINDOW_BEFORE) / MODEL_FS * 1000.0
+
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    shown: set[str] = set()
+    missing = 0
+    for neighbor in reversed(result.neighbors):  # nearest drawn last, on top
+        try:
+            window = signals.window(neighbor.record, neighbor.lead, neighbor.sample)
+        except RecordNotFoundError:
+            missing += 1
+            continue
+        cls = neighbor.aami or ""
+        ax.plot(t_ms, normalize_windows(window[None, :])[0], color=CLASS_COLORS.get(cls, CLASS_COLORS[""]),
+                lw=1.0, alpha=0.7, label=None if cls in shown else f"{cls or 'unlabeled'} neighbor")
+        shown.add(cls)
+    if query_window is not None:
+        ax.plot(t_ms, normalize_windows(np.asarray(query_window)[None, :])[0], color=QUERY_COLOR, lw=2.8,
+                label="query")
+    vote = result.vote
+    where = f"{query.get('record') or 'signal'} sample {query.get('sample')}"
+    title = f"{where}: vote {vote.label or '-'} ({vote.confidence:.2f}), {len(result.neighbors)} neighbors"
+    if missing:
+        title += f" ({missing} not on disk)"
+    if query_window is None:
+        title += " (query waveform not available)"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("time from R peak (ms)")
+    ax.set_ylabel("normalised amplitude")
+    ax.axvline(0.0, color="#cccccc", lw=0.8, zorder=0)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_strip(annotation, path: str | os.PathLike, start_s: float = 0.0, seconds: float = 20.0) -> Path:
+    """A strip of the filtered record with each beat's label above it, coloured by class.
+
+    Expert labels are drawn bold in a box; labels below the low-confidence threshold
+    get a '?' and a dashed line down to their beat, so the eye finds what to review.
+    """
+    from matplotlib.figure import Figure
+
+    from .annotate import LOW_CONFIDENCE
+
+    record = load_record(annotation.path, lead=annotation.lead, fs=MODEL_FS, annotations=None)
+    first = int(round(start_s * MODEL_FS))
+    if not 0 <= first < record.n_samples or seconds <= 0:
+        raise SampleOutOfRangeError(f"{annotation.record}: strip start {start_s} s is outside the record "
+                                    f"(0..{record.n_samples / MODEL_FS:.1f} s)")
+    last = min(record.n_samples, first + int(round(seconds * MODEL_FS)))
+    filtered = clean_ecg(record.signal, MODEL_FS)[first:last]
+    t = np.arange(first, last) / MODEL_FS
+
+    fig = Figure(figsize=(max(8.0, 0.6 * seconds), 3.2))
+    ax = fig.add_subplot()
+    ax.plot(t, filtered, color="#333333", lw=0.8)
+    top = float(filtered.max()) if filtered.size else 1.0
+    span = float(np.ptp(filtered)) if filtered.size else 1.0
+    beats = annotation.beats.samples
+    for row in np.flatnonzero((beats >= first) & (beats < last)):
+        label = str(annotation.labels[row])
+        color = CLASS_COLORS.get(label, CLASS_COLORS[""])
+        expert = annotation.label_source[row] == "expert"
+        low = annotation.confidence[row] < LOW_CONFIDENCE
+        x = beats[row] / MODEL_FS
+        ax.text(x, top + 0.08 * span, label + ("?" if low else ""), color=color, ha="center", va="bottom",
+                fontsize=9, fontweight="bold" if expert else "normal",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": color} if expert else None)
+        if low:
+            ax.plot([x, x], [filtered[beats[row] - first], top + 0.06 * span], color=color, lw=0.8, ls="--")
+    ax.set_ylim(float(filtered.min()) - 0.05 * span if filtered.size else -1.0, top + 0.3 * span)
+    ax.set_xlim(t[0], t[-1] if t.size > 1 else t[0] + 1.0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"{annotation.lead} (filtered)")
+    counts = ", ".join(f"{c} {int((annotation.labels == c).sum())}" for c in AAMI_CLASSES
+                       if (annotation.labels == c).any())
+    ax.set_title(f"{annotation.record}: {counts}  (bold boxed: expert; ?: confidence < {LOW_CONFIDENCE})",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+class _SignalCache:
+    """Filtered signals at MODEL_FS by (record, lead), read once each, for cutting beats."""
+
+    def __init__(self, index, data_dir):
+        self.index = index
+        self.data_dir = data_dir
+        self.signals: dict[tuple[str, str | None], tuple[np.ndarray, float]] = {}
+
+    def window(self, record: str, lead: str | None, sample: int) -> np.ndarray:
+        """The raw (unnormalised) beat window around ``sample`` (at the record's own rate)."""
+        key = (record, lead)
+        if key not in self.signals:
+            stored = self.index.catalog.record(record)
+            source = stored["path"] if stored is not None else record
+            data_dir = None if stored is not None else self.data_dir
+            loaded = load_record(source, data_dir, lead=lead, fs=MODEL_FS, annotations=None)
+            self.signals[key] = (clean_ecg(loaded.signal, MODEL_FS), float(loaded.source_fs or loaded.fs))
+        signal, source_fs = self.signals[key]
+        at_model = int(round(sample * MODEL_FS / source_fs))
+        return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Write the PNG under a temporary name and move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,92 @@
+"""Filtering, segmentation, RR features and AAMI labels on real records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
+from simsearch.beats import (MODEL_FS, WINDOW, WINDOW_BEFORE, beats_from_record, normalize_windows, reference_beats,
+                             rr_features, segment)
+from simsearch.errors import AnnotationError
+from simsearch.filtering import clean_ecg
+from simsearch.records import load_record
+
+
+@pytest.fixture(scope="module")
+def record_208(data_dir):
+    return load_record("208", data_dir, fs=MODEL_FS)
+
+
+def test_filter_removes_baseline_wander_without_moving_peaks(record_208):
+    signal = record_208.signal[: 60 * 360]
+    t = np.arange(signal.size) / 360
+    wander = 2.0 * np.sin(2 * np.pi * 0.15 * t)
+    clean = clean_ecg(signal, 360)
+    drifting = clean_ecg(signal + wander, 360)
+    # the added 0.15 Hz wander (2 mV, larger than the QRS) is almost entirely gone
+    assert np.std(drifting - clean) < 0.05 * np.std(wander)
+    peaks, _ = reference_beats(record_208)
+    peaks = peaks[(peaks > 100) & (peaks < signal.size - 100)]
+    raw_local = np.array([np.argmax(np.abs(signal[p - 20:p + 20] - np.median(signal[p - 100:p + 100])))
+                          for p in peaks])
+    filtered_local = np.array([np.argmax(np.abs(clean[p - 20:p + 20])) for p in peaks])
+    assert np.median(np.abs(raw_local - filtered_local)) <= 1  # zero phase: the R-peak stays put
+
+
+def test_reference_beats_skip_non_beats(record_208):
+    samples, symbols = reference_beats(record_208)
+    assert samples.size == symbols.size
+    assert samples.size < record_208.ann_samples.size  # 208 has rhythm and noise annotations
+    assert set(symbols) <= set("NLRejAaJSVEF/fQ")
+    assert np.all(np.diff(samples) > 0)
+
+
+def test_beats_carry_windows_rr_and_labels(record_208):
+    beats = beats_from_record(record_208)
+    assert beats.windows.shape == (len(beats), WINDOW)
+    assert beats.rr.shape == (len(beats), 5)
+    counts = {c: int((beats.aami == c).sum()) for c in "NSVFQ"}
+    assert counts["V"] == 992 and counts["F"] == 373  # the record's own annotation counts
+    # the window is centred on the R-peak: the largest deflection of most beats sits there
+    peak_at = np.argmax(np.abs(beats.windows), axis=1)
+    assert np.mean(np.abs(peak_at - WINDOW_BEFORE) <= 10) > 0.9
+
+
+def test_segment_pads_beats_at_the_edges():
+    signal = np.arange(1000, dtype=float)
+    windows = segment(signal, np.array([0, 500, 999]))
+    assert windows.shape == (3, WINDOW)
+    assert windows[1, WINDOW_BEFORE] == 500
+    assert windows[0, 0] == 0 and windows[2, -1] == 999
+
+
+def test_rr_features_on_a_known_rhythm():
+    fs = 360.0
+    rr = np.full(60, 0.8)
+    rr[30] = 0.5   # a premature beat...
+    rr[31] = 1.1   # ...and its compensatory pause
+    peaks = np.concatenate([[100], 100 + np.cumsum(rr * fs)]).astype(int)
+    features = rr_features(peaks, fs)
+    premature = 31  # the beat that ends the short interval
+    assert features[premature, 0] == pytest.approx(0.5, abs=0.01)
+    assert features[premature, 1] == pytest.approx(1.1, abs=0.01)
+    assert features[premature, 2] == pytest.approx(0.8, abs=0.01)  # the local median ignores one outlier
+    assert features[10, 4] == pytest.approx(0.0, abs=1e-3)  # regular rhythm: no irregularity
+    single = rr_features(np.array([500]), fs)
+    assert single.shape == (1, 5) and np.all(np.isfinite(single))
+
+
+def test_normalized_windows_are_z_scores(record_208):
+    windows = normalize_windows(beats_from_record(record_208).windows[:50] * 3.0 + 7.0)
+    np.testing.assert_allclose(windows.mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(windows.std(axis=1), 1, atol=1e-3)
+
+
+def test_aami_mapping_and_record_sets():
+    assert list(to_aami("NLRejAaJSVEFf/Q")) == list("NNNNNSSSSVVFQQQ")
+    with pytest.raises(AnnotationError):
+        to_aami(["+"])
+    assert not set(DS1) & set(DS2) and not set(PACED) & (set(DS1) | set(DS2))
+    assert len(parse_record_list("all")) == 48 and parse_record_list("ds2") == list(DS2)
+    assert parse_record_list("100, 208") == ["100", "208"]
