@@ -17,7 +17,7 @@ from .errors import SimsearchError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # wide tables stay readable in logs
 err = Console(stderr=True)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Directory of WFDB records "
@@ -248,6 +248,133 @@ def annotate(index_dir: Path,
         out.print(f"{kind}: {where}")
     if added is not None:
         out.print(f"added {added} beats of {annotation.record} to {index_dir}")
+
+
+@app.command()
+def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
+             task: Annotated[str, typer.Option(help="classification (DS1 index, DS2 queries, baselines), detection "
+                                                    "(QRS Se/+P on all records), adaptive (expert budgets on DS2), "
+                                                    "end-to-end (detected beats, DS2)")] = "classification",
+             records: Annotated[Optional[str], typer.Option("--records", help="Test records [default: DS2; all "
+                                                            "48 for detection]", show_default=False)] = None,
+             budgets: Annotated[str, typer.Option(help="Expert beats per record (adaptive)")] = "0,5,10,20,50",
+             plot: Annotated[Path, typer.Option(help="PNG of the confusion matrix (classification)")] = Path(
+                 "confusion.png"),
+             as_json: Json = False) -> None:
+    """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
+    from . import evaluation as ev
+    from .aami import ALL_RECORDS, DS1, DS2, parse_record_list
+    from .encoder import Encoder
+
+    tasks = ("classification", "detection", "adaptive", "end-to-end")
+    if task not in tasks:
+        raise typer.BadParameter(f"--task must be one of {', '.join(tasks)}")
+    test = parse_record_list(records) if records else list(ALL_RECORDS if task == "detection" else DS2)
+    if task == "detection":
+        from .detection import evaluate_detection, summarize_detection
+
+        rows = evaluate_detection(test, data_dir)
+        report = {"task": task, "records": rows, "total": summarize_detection(rows)}
+        return _print_detection(report, as_json)
+    if set(test) & set(DS1):
+        raise typer.BadParameter(f"test records overlap DS1, the index's records: {sorted(set(test) & set(DS1))}")
+    enc = Encoder.load(encoder)
+    if task == "classification":
+        report = {"task": task, **ev.evaluate_classification(data_dir, enc, test_records=test, progress=not as_json)}
+        from .plots import plot_confusion
+
+        encoder_row = report["systems"][-1]
+        plot_confusion(encoder_row["confusion"], plot, title=f"{encoder_row['system']}: DS1 index, "
+                                                               f"{len(test)} test records")
+        report["plot"] = str(plot)
+        return _print_classification(report, as_json)
+    import tempfile
+
+    from .index import BeatIndex
+
+    with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as tmp:
+        index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json)
+        if task == "adaptive":
+            from .annotate import evaluate_adaptive
+
+            report = {"task": task, **evaluate_adaptive(index, test, [int(b) for b in budgets.split(",")],
+                                                        data_dir, progress=not as_json)}
+            rows = {name: b for name, b in report["budgets"].items()}
+        else:
+            report = {"task": task, **ev.evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
+            rows = {"end-to-end": report}
+        index.close()
+    if as_json:
+        print(json.dumps(report))
+        return
+    out.print(_ec57_table(f"{task}: {len(test)} records, DS1 index", rows))
+
+
+def _ec57_table(title: str, rows: dict) -> Table:
+    """One row per system/budget: Se and +P per class, FPR of S and V, accuracy."""
+    table = Table(title=title)
+    table.add_column("system")
+    for c in ("N", "S", "V", "F"):
+        table.add_column(f"{c} Se", justify="right")
+        table.add_column(f"{c} +P", justify="right")
+    table.add_column("Acc", justify="right")
+    extra = any("precision_at_10" in r for r in rows.values())
+    if extra:
+        table.add_column("P@10 NSV", justify="right")
+    for name, r in rows.items():
+        cells = [_fmt(r["classes"][c][key]) for c in ("N", "S", "V", "F") for key in ("se", "ppv")]
+        cells.append(_fmt(r["accuracy"]))
+        if extra:
+            cells.append(f"{r['precision_at_10']['macro_NSV']:.3f}")
+        table.add_row(name, *cells)
+    return table
+
+
+def _print_classification(report: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    p = report["protocol"]
+    rows = {r["system"]: r for r in report["systems"]}
+    out.print(_ec57_table(f"DS1 index ({p['train_beats']} beats) -> {len(p['test_records'])} test records "
+                          f"({p['test_beats']} beats), k={p['k']}, prior alpha={p['prior_alpha']}", rows))
+    encoder_row = report["systems"][-1]
+    matrix = Table(title=f"confusion ({encoder_row['system']}): rows reference, columns predicted")
+    matrix.add_column("")
+    for c in p["classes"]:
+        matrix.add_column(c, justify="right")
+    for c, counts in zip(p["classes"], encoder_row["confusion"]):
+        matrix.add_row(c, *map(str, counts))
+    out.print(matrix)
+    per_class = Table(title="precision@1 / @10 per class")
+    per_class.add_column("system")
+    for c in ("N", "S", "V", "F"):
+        per_class.add_column(c, justify="right")
+    for r in report["systems"]:
+        per_class.add_row(r["system"], *(f"{_fmt(r['precision_at_1'][c], 3)} / {_fmt(r['precision_at_10'][c], 3)}"
+                                         for c in ("N", "S", "V", "F")))
+    out.print(per_class)
+    out.print(f"confusion matrix plot: {report['plot']}; {report['seconds']:.0f} s")
+
+
+def _print_detection(report: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title="QRS detection (150 ms matching window)")
+    for col in ("record", "reference", "TP", "FN", "FP", "Se %", "+P %"):
+        table.add_column(col, justify="right")
+    for r in report["records"]:
+        table.add_row(r["record"], str(r["reference"]), str(r["tp"]), str(r["fn"]), str(r["fp"]), _fmt(r["se"]),
+                      _fmt(r["ppv"]))
+    t = report["total"]
+    table.add_row("gross", str(t.get("reference", "")), str(t["tp"]), str(t["fn"]), str(t["fp"]), _fmt(t["se"]),
+                  _fmt(t["ppv"]), style="bold")
+    out.print(table)
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _class_list(classes: str | None) -> list[str] | None:

@@ -47,6 +47,7 @@ SEARCH_BACK_FRACTION = 0.5
 HISTORY = 8
 """Number of recent QRS peaks, noise peaks and RR intervals the levels come from."""
 LEARNING_S = 8.0
+LOCATE_BAND_HZ = (1.0, 30.0)
 REFINE_S = 0.075
 """Half-width of the window in which a detection moves to the QRS's largest deflection."""
 MATCH_TOLERANCE_S = 0.150
@@ -66,7 +67,7 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     slope = maximum_filter1d(np.abs(np.gradient(band)), size=_samples(INTEGRATION_S, fs))
     peaks, _ = find_peaks(envelope, distance=_samples(REFRACTORY_S, fs))
     beats = classify_peaks(peaks, envelope[peaks], slope[peaks], fs, initial_qrs_level(envelope, fs))
-    return refine_peaks(band, beats, fs)
+    return refine_peaks(bandpass(signal, fs, LOCATE_BAND_HZ), beats, fs)
 
 
 def bandpass(signal: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:

@@ -66,12 +66,20 @@ def import_keras():
     return keras
 
 
-def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, seed: int = 0):
+RHYTHM_SHARE = 0.3
+"""Share of the squared embedding distance reserved for the rhythm head."""
+
+
+def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, dropout: float = 0.0,
+                  rhythm_share: float = RHYTHM_SHARE, rhythm_dim: int = 8, seed: int = 0):
     """Conv front-end (256 -> 32 steps, since LSTM cost grows with length), LSTM, RR fusion.
 
-    The RR branch joins the LSTM's morphology summary before the projection head, so
-    timing (what separates a premature supraventricular beat from a normal one) and
-    shape both shape the embedding.
+    Two heads make the unit embedding. The morphology head sees the LSTM's summary
+    fused with the RR branch; the rhythm head sees RR features alone. Each head is
+    L2-normalised and scaled so the rhythm head always owns ``rhythm_share`` of the
+    squared distance: however much shape detail the LSTM learns from the training
+    patients, timing (all that separates most premature supraventricular beats from
+    normal ones) keeps its say for new patients.
     """
     keras = import_keras()
     layers = keras.layers
@@ -83,11 +91,16 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, seed
     x = layers.Conv1D(32, 5, strides=2, padding="same", activation="relu")(x)
     x = layers.MaxPooling1D(2)(x)
     x = layers.LSTM(lstm_units)(x)
+    if dropout:  # training only: keeps the head from leaning on a few patient-specific shape cues
+        x = layers.Dropout(dropout)(x)
     r = layers.Dense(16, activation="relu")(rr)
-    h = layers.Concatenate()([x, r])
-    h = layers.Dense(64, activation="relu")(h)
-    h = layers.Dense(embedding_dim)(h)
-    out = layers.UnitNormalization(name="embedding")(h)
+    h = layers.Dense(64, activation="relu")(layers.Concatenate()([x, r]))
+    shape = layers.UnitNormalization()(layers.Dense(embedding_dim - rhythm_dim)(h))
+    rhythm = layers.Dense(16, activation="relu")(rr)
+    rhythm = layers.UnitNormalization()(layers.Dense(rhythm_dim)(rhythm))
+    out = layers.Concatenate(name="embedding")([
+        layers.Rescaling(float(np.sqrt(1.0 - rhythm_share)))(shape),
+        layers.Rescaling(float(np.sqrt(rhythm_share)))(rhythm)])
     return keras.Model([beat, rr], out, name="beat_encoder")
 
 

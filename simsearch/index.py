@@ -30,7 +30,7 @@ from .errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError,
 from .filtering import clean_ecg
 from .progress import progress_bar
 from .records import check_signal, load_record, resample
-from .vote import PRIOR_ALPHA, ip_to_distance, prior_weights, vote_scores, vote_winner
+from .vote import PRIOR_ALPHA, VOTE_K, ip_to_distance, prior_weights, vote_scores, vote_winner
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -170,7 +170,7 @@ class BeatIndex:
             "model_fs": MODEL_FS,
             "metric": "inner_product",
             "catalog_url": catalog_url,
-            "vote": {"prior_alpha": PRIOR_ALPHA},
+            "vote": {"k": VOTE_K, "prior_alpha": PRIOR_ALPHA},
         }
         vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
         return cls(path, encoder, vectors, Catalog(_catalog_url(path, manifest)), manifest)
@@ -271,11 +271,16 @@ class BeatIndex:
         similarity, ids = self.vectors.search(vectors, k, params=params)
         return np.where(ids >= 0, ip_to_distance(similarity), np.inf), ids
 
+    @property
+    def vote_settings(self) -> dict:
+        """How many neighbors vote and how strongly class frequency is corrected."""
+        return {"k": VOTE_K, "prior_alpha": PRIOR_ALPHA, **self.manifest.get("vote", {})}
+
     def vote(self, distances: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Per-class vote scores (n, 5) from search results, corrected for the index's class prior."""
         _, table_classes, _ = self.label_table()
         counts = np.bincount(table_classes[table_classes >= 0], minlength=len(AAMI_CLASSES))
-        weights = prior_weights(counts, self.manifest.get("vote", {}).get("prior_alpha", PRIOR_ALPHA))
+        weights = prior_weights(counts, self.vote_settings["prior_alpha"])
         return vote_scores(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0), weights)
 
     def query(self, record: str, sample: int, k: int = DEFAULT_K, *, exclude_record: bool = False,
@@ -343,15 +348,16 @@ class BeatIndex:
         return self._answer(vector, info, k, list(exclude_records), [], classes)
 
     def _answer(self, vector, info, k, exclude_records, exclude_ids, classes) -> QueryResult:
-        distances, ids = self.search(vector, k, exclude_records=exclude_records, exclude_ids=exclude_ids,
-                                     classes=classes)
+        distances, ids = self.search(vector, max(k, self.vote_settings["k"]), exclude_records=exclude_records,
+                                     exclude_ids=exclude_ids, classes=classes)
+        scores = self.vote(distances, ids)[0]
+        distances, ids = distances[:, :k], ids[:, :k]
         found = ids[0] >= 0
         rows = self.catalog.beats(ids=ids[0][found])
         neighbors = [Neighbor(id=int(rows["id"][i]), record=rows["record"][i], sample=int(rows["sample"][i]),
                               time=float(rows["time"][i]), lead=rows["lead"][i], symbol=rows["symbol"][i],
                               aami=rows["aami"][i], distance=round(float(d), 4), label_source=rows["label_source"][i])
                      for i, d in enumerate(distances[0][found])]
-        scores = self.vote(distances, ids)[0]
         winner, confidence = vote_winner(scores[None, :])
         vote = Vote(label=AAMI_CLASSES[int(winner[0])] if scores.sum() > 0 else "",
                     confidence=round(float(confidence[0]), 4),

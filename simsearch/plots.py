@@ -162,3 +162,25 @@ def _save(fig, path: str | os.PathLike) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def plot_confusion(matrix, path: str | os.PathLike, title: str = "") -> Path:
+    """Confusion matrix (rows: reference, columns: predicted), cells coloured by row share."""
+    from matplotlib.figure import Figure
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = Figure(figsize=(5.6, 4.8))
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(AAMI_CLASSES)), AAMI_CLASSES)
+    ax.set_yticks(range(len(AAMI_CLASSES)), AAMI_CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
+                color="white" if shares[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the reference class")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

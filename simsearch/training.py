@@ -14,6 +14,7 @@ import numpy as np
 from .aami import AAMI_CLASSES, DS1, class_index
 from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
 from .records import load_record
+from .vote import PRIOR_ALPHA, VOTE_K
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
 """Q is too rare in MIT-BIH (a few dozen unpaced beats) to learn from."""
@@ -30,9 +31,12 @@ class TrainingConfig:
     learning_rate: float = 2e-3
     eval_every: int = 250
     patience: int = 4
-    k: int = 10
-    prior_alpha: float = 0.5
+    k: int = VOTE_K
+    prior_alpha: float = PRIOR_ALPHA
+    sveb_swap: float = 0.5
     lstm_units: int = 48
+    dropout: float = 0.0
+    rhythm_share: float = 0.3
     seed: int = 0
 
 
@@ -119,6 +123,29 @@ def augment(windows: np.ndarray, rr: np.ndarray, rng: np.random.Generator) -> tu
     return out.astype(np.float32), rr.astype(np.float32)
 
 
+def normal_rows_by_record(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    normal = labels == AAMI_CLASSES.index("N")
+    return {g: np.flatnonzero(normal & (groups == g)) for g in np.unique(groups)}
+
+
+def swap_in_normal_morphology(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                              normal_rows: dict[str, np.ndarray], rng: np.random.Generator,
+                              share: float) -> np.ndarray:
+    """Rows whose windows to use: for a ``share`` of SVEB rows, a normal beat of the same patient.
+
+    A supraventricular premature beat mostly looks like its patient's normal beats;
+    what makes it S is its timing. Giving some S examples a normal morphology (their
+    RR features kept) stops the encoder from memorising the few training patients'
+    S shapes and makes it learn the timing, which carries over to new patients.
+    """
+    windows_from = rows.copy()
+    for i in np.flatnonzero((labels[rows] == AAMI_CLASSES.index("S")) & (rng.random(rows.size) < share)):
+        pool = normal_rows[groups[rows[i]]]
+        if pool.size:
+            windows_from[i] = rng.choice(pool)
+    return windows_from
+
+
 def balanced_batch(labels: np.ndarray, per_class: int, rng: np.random.Generator,
                    classes: Sequence[int]) -> np.ndarray:
     """Row indices: ``per_class`` beats of each class (with replacement when it is rare)."""
@@ -195,7 +222,8 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
-    model = build_encoder(lstm_units=config.lstm_units, seed=config.seed)
+    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_share=config.rhythm_share,
+                          seed=config.seed)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         config.learning_rate, config.steps, alpha=0.05))
     classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
@@ -209,13 +237,16 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
+    normal_rows = normal_rows_by_record(train.labels, train.groups)
     best = TrainingResult(model, config.steps, float("-inf"))
     best_weights = None
     stale = 0
     losses = []
     for i in range(1, config.steps + 1):
         rows = balanced_batch(train.labels, config.beats_per_class, rng, classes)
-        windows, rr = augment(train.windows[rows], train.rr[rows], rng)
+        window_rows = swap_in_normal_morphology(rows, train.labels, train.groups, normal_rows, rng,
+                                                config.sveb_swap)
+        windows, rr = augment(train.windows[window_rows], train.rr[rows], rng)
         beat, rr_in = encoder_inputs(windows, rr)
         losses.append(float(step(beat, rr_in, tf.constant(train.labels[rows]))))
         report = None

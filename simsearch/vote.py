@@ -46,7 +46,11 @@ def vote_winner(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return winner, scores[np.arange(scores.shape[0]), winner]
 
 
-PRIOR_ALPHA = 0.5
+VOTE_K = 30
+"""Neighbors that vote (a query may display fewer): a wider vote estimates the local
+class mix better than the nearest few. Chosen on DS1 validation records only."""
+
+PRIOR_ALPHA = 0.75
 """Default strength of the class-prior correction (0: none, 1: full inverse frequency).
 
 Rare classes (S, F) are outnumbered by N beats everywhere in the index, so a plain

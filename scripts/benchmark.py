@@ -1,0 +1,119 @@
+"""Speed figures on this machine, each against a baseline measured in the same run.
+
+* Embedding: the packaged encoder (Conv front-end -> LSTM over 32 steps) against a plain
+  2 x LSTM(64) over the beat resampled to 100 steps (the figure DEVELOPERS.md quotes),
+  on the same real beats.
+* Query latency: BeatIndex.query (stored beat: catalog + FAISS + vote) and
+  query_signal (10 s raw signal: filter, detect, embed, search), p50/p95 over many
+  queries, against a bare FAISS search on the same index.
+
+    python scripts/benchmark.py --data-dir ../shared/data/mitdb [--index indexes/mitdb] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simsearch import BeatIndex, Encoder  # noqa: E402
+from simsearch.encoder import import_keras  # noqa: E402
+from simsearch.training import BeatSet, load_beats  # noqa: E402
+
+
+def beats_per_second(fn, repeats: int = 3) -> float:
+    fn()  # warm-up: graph tracing and allocation
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def baseline_lstm():
+    keras = import_keras()
+    inputs = keras.Input((100, 1))
+    x = keras.layers.LSTM(64, return_sequences=True)(inputs)
+    x = keras.layers.LSTM(64)(x)
+    return keras.Model(inputs, keras.layers.UnitNormalization()(keras.layers.Dense(32)(x)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=os.environ.get("SIMSEARCH_DATA", "../shared/data/mitdb"))
+    parser.add_argument("--index", help="an existing index to time queries on (default: build one of 4 records)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    beats = BeatSet.stack(load_beats(["208", "119", "209", "100"], args.data_dir))
+    encoder = Encoder.load()
+    n = len(beats)
+    ours = beats_per_second(lambda: len(encoder.embed(beats.windows, beats.rr)))
+    base_model = baseline_lstm()
+    short = beats.windows[:, ::3][:, :100, None].astype(np.float32)  # ~120 Hz: 100 steps
+    base = beats_per_second(lambda: len(np.asarray(base_model.predict(short, batch_size=2048, verbose=0))))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = BeatIndex.open(args.index) if args.index else BeatIndex.build(
+            Path(tmp) / "idx", ["100", "119", "208", "209"], args.data_dir)
+        rng = np.random.default_rng(0)
+        stored = index.catalog.beats()
+        picks = rng.choice(len(stored["id"]), size=args.queries, replace=False)
+        index.query(stored["record"][picks[0]], int(stored["sample"][picks[0]]))  # warm-up
+        latency = []
+        for row in picks:
+            start = time.perf_counter()
+            index.query(stored["record"][row], int(stored["sample"][row]), k=10, exclude_record=True)
+            latency.append(time.perf_counter() - start)
+        from simsearch.records import load_record
+
+        signal = load_record("119", args.data_dir).signal
+        signal_latency = []
+        for start_s in rng.integers(0, 1700, size=min(args.queries, 50)):
+            window = signal[start_s * 360:(start_s + 10) * 360]
+            start = time.perf_counter()
+            index.query_signal(window, fs=360, k=10)
+            signal_latency.append(time.perf_counter() - start)
+        vectors = index.vectors.reconstruct_n(0, 1) if index.vectors.ntotal else None
+        faiss_latency = []
+        for _ in range(args.queries):
+            start = time.perf_counter()
+            index.search(vectors, 10)
+            faiss_latency.append(time.perf_counter() - start)
+        n_index = len(index)
+
+    def ms(values):
+        return {"p50_ms": round(1000 * float(np.percentile(values, 50)), 2),
+                "p95_ms": round(1000 * float(np.percentile(values, 95)), 2)}
+
+    report = {
+        "cpu_count": os.cpu_count(), "beats": n, "index_beats": n_index,
+        "embed_beats_per_s": {"simsearch encoder": round(ours), "baseline 2xLSTM(64) x 100 steps": round(base),
+                              "speedup": round(ours / base, 2)},
+        "latency": {"query (stored beat, exclude record)": ms(latency), "query_signal (10 s raw)": ms(signal_latency),
+                    "index.search alone": ms(faiss_latency)},
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{os.cpu_count()} CPU cores; {n} real beats; index of {n_index} beats")
+    print("embedding, beats/s:")
+    for name, value in report["embed_beats_per_s"].items():
+        print(f"  {name:38s} {value}")
+    print("single-query latency:")
+    for name, value in report["latency"].items():
+        print(f"  {name:38s} p50 {value['p50_ms']:8.2f} ms   p95 {value['p95_ms']:8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

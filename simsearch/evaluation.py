@@ -1,0 +1,143 @@
+"""Honest inter-patient evaluation (de Chazal 2004 protocol), baselines in the same run.
+
+The index holds DS1 beats only; every DS2 beat is a query. Nothing here is tuned on
+DS2: vote settings come from the index defaults, chosen on DS1 validation records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from .aami import AAMI_CLASSES, DS1, DS2, class_index
+from .beats import MODEL_FS, beats_from_record
+from .encoder import Encoder, encoder_inputs
+from .metrics import class_metrics, confusion_matrix, precision_at_k
+from .progress import progress_bar
+from .records import load_record
+from .training import BeatSet, load_beats
+from .vote import PRIOR_ALPHA, VOTE_K, prior_weights, vote_scores, vote_winner
+
+RAW_RR_WEIGHT = 3.0
+"""Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline
+(chosen on DS1 validation records, like everything else)."""
+
+
+@dataclass(frozen=True)
+class System:
+    """A way to turn beats into vectors compared by Euclidean distance."""
+
+    name: str
+    vectors: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def raw_vectors(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """The z-normalised beat samples, scaled to unit length."""
+    beat, _ = encoder_inputs(windows, rr)
+    return np.ascontiguousarray(beat[:, :, 0] / np.sqrt(beat.shape[1]), dtype=np.float32)
+
+
+def raw_rr_vectors(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """Raw beat samples plus the encoder's RR inputs (same normalisation), weighted."""
+    _, rr_in = encoder_inputs(windows, rr)
+    return np.ascontiguousarray(np.hstack([raw_vectors(windows, rr), RAW_RR_WEIGHT * rr_in]), dtype=np.float32)
+
+
+def systems_for(encoder: Encoder) -> list[System]:
+    return [System("raw kNN", raw_vectors), System("raw+RR kNN", raw_rr_vectors),
+            System("simsearch encoder", encoder.embed)]
+
+
+def knn_predict(base: np.ndarray, base_labels: np.ndarray, queries: np.ndarray, k: int,
+                alpha: float = PRIOR_ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact kNN + the index's vote: (predicted class positions, confidences, neighbor classes)."""
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    squared, nn = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    neighbor_classes = base_labels[nn]
+    weights = prior_weights(np.bincount(base_labels, minlength=len(AAMI_CLASSES)), alpha)
+    winner, confidence = vote_winner(vote_scores(neighbor_classes, np.sqrt(np.maximum(squared, 0)), weights))
+    return winner, confidence, neighbor_classes
+
+
+def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarray) -> dict:
+    """EC57 figures, the confusion matrix and precision@1/@10 of one system."""
+    matrix = confusion_matrix(true_idx, pred_idx)
+    return {**class_metrics(matrix), "confusion": matrix.tolist(),
+            "precision_at_1": precision_at_k(true_idx, neighbor_classes, 1),
+            "precision_at_10": precision_at_k(true_idx, neighbor_classes, min(10, neighbor_classes.shape[1]))}
+
+
+def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequence[str] = DS1,
+                            test_records: Sequence[str] = DS2, k: int = VOTE_K, alpha: float = PRIOR_ALPHA,
+                            progress: bool = False) -> dict:
+    """Every test beat queries an index of the training beats; each system voted the same way."""
+    overlap = set(train_records) & set(test_records)
+    if overlap:
+        raise ValueError(f"train and test records overlap: {sorted(overlap)}")
+    start = time.perf_counter()
+    with progress_bar("reading", len(train_records) + len(test_records), enabled=progress) as advance:
+        train = BeatSet.stack(load_beats(train_records, data_dir, advance))
+        test = BeatSet.stack(load_beats(test_records, data_dir, advance))
+    results = []
+    systems = systems_for(encoder)
+    with progress_bar("systems", len(systems), enabled=progress) as advance:
+        for system in systems:
+            t0 = time.perf_counter()
+            base, queries = system.vectors(train.windows, train.rr), system.vectors(test.windows, test.rr)
+            pred, _, neighbors = knn_predict(base, train.labels, queries, max(k, 10), alpha)
+            if k < 10:  # precision@10 needs 10 neighbors; the vote uses the first k
+                pred, _, _ = knn_predict(base, train.labels, queries, k, alpha)
+            results.append({"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
+                            **score(test.labels, pred, neighbors)})
+            advance(system.name)
+    return {"protocol": {"train_records": list(train_records), "test_records": list(test_records),
+                         "train_beats": len(train), "test_beats": len(test), "k": k, "prior_alpha": alpha,
+                         "encoder": encoder.fingerprint,
+                         "classes": list(AAMI_CLASSES)},
+            "systems": results, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = 0.15,
+                        progress: bool = False) -> dict:
+    """Detected beats (no reference positions) labeled by the index, scored against the reference.
+
+    As EC57 counts it: a reference beat with no detection within ``tolerance_s`` is
+    missed (a false negative of its class), a detection with no reference beat is a
+    false positive of the class it was given.
+    """
+    from .detection import detect_r_peaks, pair_peaks
+
+    n = len(AAMI_CLASSES)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    missed = np.zeros(n, dtype=np.int64)
+    extra = np.zeros(n, dtype=np.int64)
+    with progress_bar("end-to-end", len(records), enabled=progress) as advance:
+        for name in records:
+            record = load_record(name, data_dir, fs=MODEL_FS)
+            reference = beats_from_record(record)
+            detected = beats_from_record(record, r_peaks=detect_r_peaks(record.signal, record.fs))
+            distances, ids = index.search(index.encoder.embed(detected.windows, detected.rr),
+                                          index.vote_settings["k"], exclude_records=[name])
+            pred, _ = vote_winner(index.vote(distances, ids))
+            ref_rows, det_rows = pair_peaks(reference.samples, detected.samples, record.fs, tolerance_s)
+            truth = class_index(reference.aami)
+            np.add.at(matrix, (truth[ref_rows], pred[det_rows]), 1)
+            missed += np.bincount(np.delete(truth, ref_rows), minlength=n)
+            extra += np.bincount(np.delete(pred, det_rows), minlength=n)
+            advance(name)
+    # missed beats count against their class's Se, extra detections against the +P of theirs
+    metrics = class_metrics(matrix)
+    for i, c in enumerate(AAMI_CLASSES):
+        if c in metrics["classes"]:
+            row = metrics["classes"][c]
+            row["fn"] += int(missed[i])
+            row["fp"] += int(extra[i])
+            row["se"] = round(100 * row["tp"] / (row["tp"] + row["fn"]), 2) if row["tp"] + row["fn"] else None
+            row["ppv"] = round(100 * row["tp"] / (row["tp"] + row["fp"]), 2) if row["tp"] + row["fp"] else None
+    return {**metrics, "confusion": matrix.tolist(), "missed_reference_beats": int(missed.sum()),
+            "extra_detections": int(extra.sum())}
