@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import SimsearchError
+from .training import TrainingConfig
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -149,12 +150,12 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
           data_dir: DataDir = None, records: Records = "DS1",
           val_records: Annotated[str, typer.Option(help="auto (patient-disjoint split of --records), none, "
                                                         "or a comma list")] = "auto",
-          steps: Annotated[int, typer.Option(min=1, help="Training steps (batches)")] = 3000,
+          steps: Annotated[int, typer.Option(min=1, help="Training steps (batches)")] = TrainingConfig.steps,
           seed: Annotated[int, typer.Option(help="Seed for weights, sampling and augmentation")] = 0,
           as_json: Json = False) -> None:
     """Train the Siamese encoder (triplet loss) on reference-labeled records; never on DS2 by default."""
     from .aami import parse_record_list
-    from .training import TrainingConfig, train_and_save
+    from .training import train_and_save
 
     names = parse_record_list(records)
     if val_records == "auto":

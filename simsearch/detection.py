@@ -26,9 +26,9 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from .aami import SYMBOL_TO_AAMI
 from .records import check_signal, load_record
 
-QRS_BAND_HZ = (5.0, 15.0)
+QRS_BAND_HZ = (8.0, 25.0)
 """Pass band that keeps most QRS energy and little of P/T waves, baseline or mains."""
-INTEGRATION_S = 0.150
+INTEGRATION_S = 0.080
 """Width of the moving-window integrator: about the widest QRS."""
 REFRACTORY_S = 0.200
 """No two beats closer than this: the heart cannot depolarise again so soon."""
@@ -37,17 +37,18 @@ T_WAVE_S = 0.360
 P_WAVE_S = 0.300
 """Within this before a peak with much more slope, a peak is taken for its P wave."""
 T_WAVE_SLOPE_RATIO = 0.5
-P_WAVE_SLOPE_RATIO = 0.5
-THRESHOLD_FRACTION = 0.3125
+P_WAVE_SLOPE_RATIO = 1.0
+THRESHOLD_FRACTION = 0.3
 """Detection threshold = noise level + this fraction of (QRS level - noise level)."""
 SEARCH_BACK_RR = 1.5
 """Search back for a missed beat once no beat came for this many mean RR intervals."""
 SEARCH_BACK_FRACTION = 0.5
 """A searched-back beat needs this fraction of the detection threshold."""
+T_SEARCH_FRACTION = 1.0
 HISTORY = 8
 """Number of recent QRS peaks, noise peaks and RR intervals the levels come from."""
 LEARNING_S = 8.0
-LOCATE_BAND_HZ = (1.0, 30.0)
+LOCATE_BAND_HZ = (3.0, 30.0)
 REFINE_S = 0.075
 """Half-width of the window in which a detection moves to the QRS's largest deflection."""
 MATCH_TOLERANCE_S = 0.150
@@ -133,7 +134,8 @@ def classify_peaks(
             found = [
                 j
                 for j in pending
-                if peaks[j] - last > t_wave and not is_p_wave[j] and heights[j] > SEARCH_BACK_FRACTION * threshold()
+                if not is_p_wave[j]
+                and heights[j] > (SEARCH_BACK_FRACTION if peaks[j] - last > t_wave else T_SEARCH_FRACTION) * threshold()
             ]
             if not found:
                 break

@@ -66,20 +66,20 @@ def import_keras():
     return keras
 
 
-RHYTHM_SHARE = 0.3
-"""Share of the squared embedding distance reserved for the rhythm head."""
+RHYTHM_WEIGHT = 1.0
+"""Scale of the RR inputs placed directly in the embedding, against a unit shape vector."""
 
 
 def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, dropout: float = 0.0,
-                  rhythm_share: float = RHYTHM_SHARE, rhythm_dim: int = 8, seed: int = 0):
+                  rhythm_weight: float = RHYTHM_WEIGHT, seed: int = 0):
     """Conv front-end (256 -> 32 steps, since LSTM cost grows with length), LSTM, RR fusion.
 
-    Two heads make the unit embedding. The morphology head sees the LSTM's summary
-    fused with the RR branch; the rhythm head sees RR features alone. Each head is
-    L2-normalised and scaled so the rhythm head always owns ``rhythm_share`` of the
-    squared distance: however much shape detail the LSTM learns from the training
-    patients, timing (all that separates most premature supraventricular beats from
-    normal ones) keeps its say for new patients.
+    RR features reach the embedding twice. They are fused with the LSTM's summary
+    before the projection head, which learns shape-and-timing patterns (a VEB is both
+    wide and premature). And they are appended, fixed and scaled, to the projected
+    shape vector before the final normalisation, so timing, all that separates most
+    premature supraventricular beats from normal ones, keeps its say for new patients
+    however much shape detail the LSTM learns from the training patients.
     """
     keras = import_keras()
     layers = keras.layers
@@ -95,12 +95,9 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
         x = layers.Dropout(dropout)(x)
     r = layers.Dense(16, activation="relu")(rr)
     h = layers.Dense(64, activation="relu")(layers.Concatenate()([x, r]))
-    shape = layers.UnitNormalization()(layers.Dense(embedding_dim - rhythm_dim)(h))
-    rhythm = layers.Dense(16, activation="relu")(rr)
-    rhythm = layers.UnitNormalization()(layers.Dense(rhythm_dim)(rhythm))
-    out = layers.Concatenate(name="embedding")([
-        layers.Rescaling(float(np.sqrt(1.0 - rhythm_share)))(shape),
-        layers.Rescaling(float(np.sqrt(rhythm_share)))(rhythm)])
+    shape = layers.UnitNormalization()(layers.Dense(embedding_dim - RR_INPUTS)(h))
+    rhythm = layers.Rescaling(float(rhythm_weight))(rr)
+    out = layers.UnitNormalization(name="embedding")(layers.Concatenate()([shape, rhythm]))
     return keras.Model([beat, rr], out, name="beat_encoder")
 
 

@@ -25,18 +25,25 @@ quarter of its VEB, from patients the training batches never see."""
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    steps: int = 3000
+    """Training settings; the defaults are those chosen on the DS1 validation records.
+
+    Validation scores rise for a few hundred steps and then fall as the encoder
+    learns the training patients' own beat shapes, hence the short schedule with a
+    low learning rate, dropout, and validation every 50 steps to keep the best one.
+    """
+
+    steps: int = 500
     beats_per_class: int = 48
     margin: float = 0.4
-    learning_rate: float = 2e-3
-    eval_every: int = 250
-    patience: int = 4
+    learning_rate: float = 3e-4
+    eval_every: int = 50
+    patience: int = 20
     k: int = VOTE_K
     prior_alpha: float = PRIOR_ALPHA
-    sveb_swap: float = 0.5
+    sveb_swap: float = 0.8
     lstm_units: int = 48
-    dropout: float = 0.0
-    rhythm_share: float = 0.3
+    dropout: float = 0.3
+    rhythm_weight: float = 1.0
     seed: int = 0
 
 
@@ -222,13 +229,13 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
-    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_share=config.rhythm_share,
+    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_weight=config.rhythm_weight,
                           seed=config.seed)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         config.learning_rate, config.steps, alpha=0.05))
     classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
     def step(beat, rr, labels):
         with tf.GradientTape() as tape:
             emb = model({"beat": beat, "rr": rr}, training=True)
