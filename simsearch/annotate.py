@@ -48,18 +48,25 @@ EXPERT_TOLERANCE_S = 0.15
 """An expert label names the beat within this of its sample (EC57's match window)."""
 GRAPH_K = 10
 """Neighbors per beat in the record's own kNN graph."""
-SPREAD_ALPHA = 0.9
+SPREAD_ALPHA = 0.99
 """Label spreading's α: the share of a beat's label taken from its graph neighbors
-rather than from its own global vote (Zhou et al.'s F ← αSF + (1−α)Y)."""
-EXPERT_WEIGHT = 5.0
+rather than from its own global vote (Zhou et al.'s F ← αSF + (1−α)Y). High, because
+a patient's beats of one kind form tight clusters whose consensus beats any single
+beat's vote. Chosen with EXPERT_WEIGHT by the simulated expert on DS1 records (each
+voted on by the other DS1 records only) from α in {0.5, 0.9, 0.99, 0.999}."""
+EXPERT_WEIGHT = 20.0
 """Strength of a clamped expert label relative to one beat's global vote (whose
-scores sum to 1): one expert answer should outweigh the votes of the beats around it."""
+scores sum to 1): one expert answer should outweigh the votes of the beats around it
+(tried: 1, 5, 20, 100)."""
 LOW_CONFIDENCE = 0.6
 """Beats whose final label has less than this share of the scores are flagged for review."""
 TOP_NEIGHBORS = 3
 """Global neighbors kept per beat for the written annotation (which beats it resembles)."""
 SUGGEST_SEED = 1234
+"""k-means seed of :func:`suggest_rows`: the same annotation always gets the same suggestions."""
 MIN_CLUSTERS = 16
+"""Fewest k-means clusters suggestions are drawn from; more as labels accumulate
+(twice the labels there will be), so later rounds look at finer structure."""
 ROUNDS = 3
 """Rounds in which :func:`evaluate_adaptive`'s simulated expert spends each budget."""
 RESERVED_EXTENSIONS = frozenset({"atr", "hea", "dat"})
@@ -372,8 +379,7 @@ def read_beats(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
     The reference classes are returned apart, for scoring only: the Beats carry none,
     so nothing downstream can read them into a prediction.
     """
-    if beats not in BEAT_SOURCES:
-        raise AnnotationError(f"beats must be one of {', '.join(BEAT_SOURCES)}, not {beats!r}")
+    check_beat_source(beats)
     loaded = load_record(record, data_dir, lead=lead, fs=MODEL_FS, annotations="atr" if beats == "reference" else None)
     if beats == "reference":
         if not loaded.has_annotations:
@@ -393,24 +399,33 @@ def read_beats(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
     return loaded, unlabeled, reference[order]
 
 
+def check_beat_source(beats: str) -> str:
+    if beats not in BEAT_SOURCES:
+        raise AnnotationError(f"beats must be one of {', '.join(BEAT_SOURCES)}, not {beats!r}")
+    return beats
+
+
 def prepare(index, record: Record, beats: Beats, k: int = 10) -> Prepared:
-    """Embed the beats, take the index's global vote (other patients only), build the graph."""
+    """Embed the beats, take the index's global vote (other patients only), build the graph.
+
+    As in :meth:`~simsearch.index.BeatIndex.query`, at least the index's own vote k
+    neighbors vote, whatever smaller ``k`` is asked for.
+    """
     embeddings = index.encoder.embed(beats.windows, beats.rr)
-    distances, ids = index.search(embeddings, k, exclude_records=[record.name])
+    distances, ids = index.search(embeddings, max(k, index.vote_settings["k"]), exclude_records=[record.name])
     if not (ids >= 0).any():
         raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
     scores = index.vote(distances, ids)
     top = min(TOP_NEIGHBORS, k)
-    return Prepared(record.name, record.path, float(record.source_fs or record.fs), record.lead,
-                    _to_source(record.n_samples, record), beats, embeddings, scores, ids[:, :top],
-                    np.round(distances[:, :top], 4), knn_graph(embeddings), index.encoder.fingerprint)
+    fs = float(record.source_fs or record.fs)
+    return Prepared(record.name, record.path, fs, record.lead, int(_to_source(record.n_samples, fs)), beats,
+                    embeddings, scores, ids[:, :top], np.round(distances[:, :top], 4), knn_graph(embeddings),
+                    index.encoder.fingerprint)
 
 
-def _to_source(samples, record_or_fs) -> np.ndarray | int:
-    """Model-rate samples at the record's own rate."""
-    fs = record_or_fs if isinstance(record_or_fs, float) else float(record_or_fs.source_fs or record_or_fs.fs)
-    converted = np.round(np.asarray(samples, dtype=np.float64) * (fs / MODEL_FS)).astype(np.int64)
-    return int(converted) if converted.ndim == 0 else converted
+def _to_source(samples, fs: float) -> np.ndarray:
+    """Samples at MODEL_FS as samples at the record's own rate ``fs``."""
+    return np.round(np.asarray(samples, dtype=np.float64) * (fs / MODEL_FS)).astype(np.int64)
 
 
 def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,

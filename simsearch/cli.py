@@ -190,16 +190,17 @@ def annotate(index_dir: Path,
              store: Annotated[bool, typer.Option("--add-to-index", help="Add the labeled record to the index "
                                                  "(atomically)")] = False,
              plot: Annotated[bool, typer.Option("--plot", help="Write OUT/<record>.strip.png (first 20 s)")] = False,
-             k: Annotated[int, typer.Option("-k", min=1, help="Neighbors in the global vote")] = 10,
+             k: Annotated[int, typer.Option("-k", min=1, help="Neighbors in the global vote (at least the index's own "
+                                                "vote k)")] = 10,
              data_dir: DataDir = None, lead: Lead = None, as_json: Json = False) -> None:
     """Label every beat of a record from the index, adapted to the patient with expert labels."""
-    from .annotate import (add_to_index, annotate_record, check_extension, read_labels, suggest_beats, summary,
-                           write_annotation, write_suggestions)
+    from .annotate import (add_to_index, annotate_record, check_beat_source, check_extension, read_labels,
+                           suggest_beats, summary, write_annotation, write_suggestions)
     from .index import BeatIndex
     from .records import resolve_record_path
 
     path = resolve_record_path(record_path, data_dir)  # bad input fails here, before the model loads
-    ext = check_extension(ext)
+    ext, beats = check_extension(ext), check_beat_source(beats)
     expert = read_labels(labels) if labels is not None else None
     index = BeatIndex.open(index_dir)
     annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beats, expert_labels=expert, k=k,

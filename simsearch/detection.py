@@ -26,7 +26,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from .aami import SYMBOL_TO_AAMI
 from .records import check_signal, load_record
 
-QRS_BAND_HZ = (8.0, 25.0)
+QRS_BAND_HZ = (5.0, 20.0)
 """Pass band that keeps most QRS energy and little of P/T waves, baseline or mains."""
 INTEGRATION_S = 0.080
 """Width of the moving-window integrator: about the widest QRS."""
@@ -42,7 +42,7 @@ THRESHOLD_FRACTION = 0.3
 """Detection threshold = noise level + this fraction of (QRS level - noise level)."""
 SEARCH_BACK_RR = 1.5
 """Search back for a missed beat once no beat came for this many mean RR intervals."""
-SEARCH_BACK_FRACTION = 0.5
+SEARCH_BACK_FRACTION = 0.6
 """A searched-back beat needs this fraction of the detection threshold."""
 T_SEARCH_FRACTION = 1.0
 HISTORY = 8

@@ -24,12 +24,15 @@ RR_INPUTS = 4
 """Rhythm as the encoder sees it, all relative to the patient's own rate: previous and
 next RR over the local median (a premature beat and its pause), previous RR over the
 long-term median (runs of premature beats), and local irregularity (atrial
-fibrillation, whose irregular beats are normal, not premature)."""
+fibrillation, whose irregular beats are normal, not premature). A fifth input, when
+a model has one, is the previous RR itself (log of seconds over 0.8 s), as de
+Chazal's features include it."""
 EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
 
-def encoder_inputs(windows: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encoder_inputs(windows: np.ndarray, rr: np.ndarray, rr_inputs: int = RR_INPUTS
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs from raw beat windows (n, WINDOW) and RR features (n, 5)."""
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != WINDOW:
@@ -39,6 +42,8 @@ def encoder_inputs(windows: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.
     local = np.maximum(local, 1e-3)
     ratios = np.column_stack([prev / local, following / local, prev / np.maximum(long_term, 1e-3)])
     rr_in = np.column_stack([np.log(np.clip(ratios, 0.2, 5.0)), 4.0 * irregularity / local])
+    if rr_inputs > RR_INPUTS:
+        rr_in = np.column_stack([rr_in, np.log(np.clip(prev / 0.8, 0.2, 5.0))])
     return normalize_windows(windows)[:, :, None], rr_in.astype(np.float32)
 
 
@@ -71,7 +76,7 @@ RHYTHM_WEIGHT = 1.0
 
 
 def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, dropout: float = 0.0,
-                  rhythm_weight: float = RHYTHM_WEIGHT, seed: int = 0):
+                  rhythm_weight: float = RHYTHM_WEIGHT, rr_inputs: int = RR_INPUTS, seed: int = 0):
     """Conv front-end (256 -> 32 steps, since LSTM cost grows with length), LSTM, RR fusion.
 
     RR features reach the embedding twice. They are fused with the LSTM's summary
@@ -86,7 +91,7 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
 
     keras.utils.set_random_seed(seed)
     beat = keras.Input((WINDOW, 1), name="beat")
-    rr = keras.Input((RR_INPUTS,), name="rr")
+    rr = keras.Input((rr_inputs,), name="rr")
     x = layers.Conv1D(16, 7, strides=2, padding="same", activation="relu")(beat)
     x = layers.Conv1D(32, 5, strides=2, padding="same", activation="relu")(x)
     x = layers.MaxPooling1D(2)(x)
@@ -95,7 +100,7 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
         x = layers.Dropout(dropout)(x)
     r = layers.Dense(16, activation="relu")(rr)
     h = layers.Dense(64, activation="relu")(layers.Concatenate()([x, r]))
-    shape = layers.UnitNormalization()(layers.Dense(embedding_dim - RR_INPUTS)(h))
+    shape = layers.UnitNormalization()(layers.Dense(embedding_dim - rr_inputs)(h))
     rhythm = layers.Rescaling(float(rhythm_weight))(rr)
     out = layers.UnitNormalization(name="embedding")(layers.Concatenate()([shape, rhythm]))
     return keras.Model([beat, rr], out, name="beat_encoder")
@@ -111,6 +116,7 @@ class Encoder:
         self.model = model
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
+        self.rr_inputs = int(model.inputs[1].shape[-1])
         self.fingerprint = weights_fingerprint(model)
 
     @classmethod
@@ -133,7 +139,7 @@ class Encoder:
         """L2-normalised embeddings (n, dim), float32, of raw beat windows and RR features."""
         if len(windows) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        beat, rr_in = encoder_inputs(windows, rr)
+        beat, rr_in = encoder_inputs(windows, rr, self.rr_inputs)
         out = [np.asarray(self.model(
             {"beat": beat[i:i + batch_size], "rr": rr_in[i:i + batch_size]}, training=False))
             for i in range(0, len(beat), batch_size)]

@@ -20,7 +20,7 @@ from .metrics import class_metrics, confusion_matrix, precision_at_k
 from .progress import progress_bar
 from .records import load_record
 from .training import BeatSet, load_beats
-from .vote import PRIOR_ALPHA, VOTE_K, prior_weights, vote_scores, vote_winner
+from .vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, prior_weights, vote_scores, vote_winner
 
 RAW_RR_WEIGHT = 3.0
 """Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline
@@ -52,16 +52,36 @@ def systems_for(encoder: Encoder) -> list[System]:
             System("simsearch encoder", encoder.embed)]
 
 
-def knn_predict(base: np.ndarray, base_labels: np.ndarray, queries: np.ndarray, k: int,
-                alpha: float = PRIOR_ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact kNN + the index's vote: (predicted class positions, confidences, neighbor classes)."""
+def knn_search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean kNN: (distances, rows of ``base``), both (n, k)."""
     index = faiss.IndexFlatL2(base.shape[1])
     index.add(np.ascontiguousarray(base, dtype=np.float32))
     squared, nn = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return np.sqrt(np.maximum(squared, 0)), nn
+
+
+def vote_predict(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray, k: int,
+                 alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
+    """The index's vote over the first ``k`` neighbors: predicted class positions."""
+    weights = prior_weights(class_counts, alpha, boosted)
+    winner, _ = vote_winner(vote_scores(neighbor_classes[:, :k], distances[:, :k], weights))
+    return winner
+
+
+def knn_predict(base: np.ndarray, base_labels: np.ndarray, queries: np.ndarray, k: int,
+                alpha: float = PRIOR_ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN + the index's vote: (predicted class positions, neighbor classes)."""
+    distances, nn = knn_search(base, queries, k)
     neighbor_classes = base_labels[nn]
-    weights = prior_weights(np.bincount(base_labels, minlength=len(AAMI_CLASSES)), alpha)
-    winner, confidence = vote_winner(vote_scores(neighbor_classes, np.sqrt(np.maximum(squared, 0)), weights))
-    return winner, confidence, neighbor_classes
+    counts = np.bincount(base_labels, minlength=len(AAMI_CLASSES))
+    return vote_predict(neighbor_classes, distances, counts, k, alpha), neighbor_classes
+
+
+def nsv_score(metrics: dict) -> float:
+    """Mean of Se and +P over N, S and V (the classes with targets): one figure to select by."""
+    figures = [metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")
+               if metrics["classes"][c]["n"]]
+    return round(float(np.mean([f or 0.0 for f in figures])), 2) if figures else 0.0
 
 
 def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarray) -> dict:
@@ -89,9 +109,10 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         for system in systems:
             t0 = time.perf_counter()
             base, queries = system.vectors(train.windows, train.rr), system.vectors(test.windows, test.rr)
-            pred, _, neighbors = knn_predict(base, train.labels, queries, max(k, 10), alpha)
-            if k < 10:  # precision@10 needs 10 neighbors; the vote uses the first k
-                pred, _, _ = knn_predict(base, train.labels, queries, k, alpha)
+            distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
+            neighbors = train.labels[nn]
+            counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
+            pred = vote_predict(neighbors, distances, counts, k, alpha)
             results.append({"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
                             **score(test.labels, pred, neighbors)})
             advance(system.name)

@@ -7,13 +7,14 @@ out of the training records by patient; DS2 is never read.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .aami import AAMI_CLASSES, DS1, class_index
 from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
 from .records import load_record
+from .encoder import RR_INPUTS
 from .vote import PRIOR_ALPHA, VOTE_K
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
@@ -44,6 +45,7 @@ class TrainingConfig:
     lstm_units: int = 48
     dropout: float = 0.3
     rhythm_weight: float = 1.0
+    rr_inputs: int = RR_INPUTS
     seed: int = 0
 
 
@@ -195,34 +197,30 @@ def semihard_triplet_loss(labels, embeddings, margin: float):
 def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int, alpha: float) -> dict:
     """kNN vote of validation beats against an index of training beats, as `evaluate` does."""
     from .encoder import Encoder
+    from .evaluation import knn_predict, nsv_score
     from .metrics import class_metrics, confusion_matrix, precision_at_k
-    from .vote import ip_to_distance, prior_weights, vote_scores, vote_winner
-    import faiss
 
     encoder = Encoder(encoder_model)
-    base = encoder.embed(train.windows, train.rr)
-    queries = encoder.embed(val.windows, val.rr)
-    index = faiss.IndexFlatIP(base.shape[1])
-    index.add(base)
-    sim, nn = index.search(queries, k)
-    neighbor_classes = train.labels[nn]
-    weights = prior_weights(np.bincount(train.labels, minlength=len(AAMI_CLASSES)), alpha)
-    winner, _ = vote_winner(vote_scores(neighbor_classes, ip_to_distance(sim), weights))
-    metrics = class_metrics(confusion_matrix(val.labels, winner))
-    p_at_k = precision_at_k(val.labels, neighbor_classes, k)
-    figures = [metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")
-               if metrics["classes"][c]["n"]]
-    score = float(np.mean([f or 0.0 for f in figures])) if figures else 0.0
-    return {"score": round(score, 2), "p_at_k": p_at_k["macro_NSV"],
+    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.rr), train.labels,
+                                         encoder.embed(val.windows, val.rr), k, alpha)
+    metrics = class_metrics(confusion_matrix(val.labels, pred))
+    return {"score": nsv_score(metrics), "p_at_k": precision_at_k(val.labels, neighbor_classes, k)["macro_NSV"],
             **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
 
 
 def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = TrainingConfig(),
-                  on_step: Callable[[int, dict | None], None] | None = None) -> TrainingResult:
+                  on_step: Callable[[int, dict | None], None] | None = None,
+                  checkpoint: Callable[[object], dict] | None = None) -> TrainingResult:
     """Train a fresh encoder; keep the weights with the best validation score.
 
-    Without validation beats it trains ``config.steps`` steps and keeps the last weights.
+    Every ``config.eval_every`` steps ``checkpoint(model)`` scores the model (a dict
+    with a "score"); by default that is :func:`validation_score` on ``val``. Without
+    either it trains ``config.steps`` steps and keeps the last weights.
     """
+    if checkpoint is None and val is not None and len(val):
+        def checkpoint(model):
+            return validation_score(model, train, val, config.k, config.prior_alpha)
+
     from .encoder import build_encoder, encoder_inputs, import_keras
 
     keras = import_keras()
@@ -230,7 +228,7 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
 
     rng = np.random.default_rng(config.seed)
     model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_weight=config.rhythm_weight,
-                          seed=config.seed)
+                          rr_inputs=config.rr_inputs, seed=config.seed)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         config.learning_rate, config.steps, alpha=0.05))
     classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
@@ -254,12 +252,11 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
         window_rows = swap_in_normal_morphology(rows, train.labels, train.groups, normal_rows, rng,
                                                 config.sveb_swap)
         windows, rr = augment(train.windows[window_rows], train.rr[rows], rng)
-        beat, rr_in = encoder_inputs(windows, rr)
+        beat, rr_in = encoder_inputs(windows, rr, config.rr_inputs)
         losses.append(float(step(beat, rr_in, tf.constant(train.labels[rows]))))
         report = None
-        if val is not None and len(val) and (i % config.eval_every == 0 or i == config.steps):
-            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4),
-                      **validation_score(model, train, val, config.k, config.prior_alpha)}
+        if checkpoint is not None and (i % config.eval_every == 0 or i == config.steps):
+            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4), **checkpoint(model)}
             best.history.append(report)
             if report["score"] > best.best_score:
                 best.best_score, best.best_step, stale = report["score"], i, 0
@@ -327,3 +324,73 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
     tmp_report.write_text(json.dumps(report, indent=2))
     os.replace(tmp_report, report_path)
     return report
+
+
+def patient_folds(beats: BeatSet, n_folds: int) -> list[list[str]]:
+    """Deal records into ``n_folds`` folds, stratified by their share of the rare classes.
+
+    Records are ranked by their summed share of all S, V and F beats and dealt in a
+    snake order (0, 1, ..., n-1, n-1, ..., 0, ...), so every fold gets some of the
+    records rich in rare beats and as many records as the others. Deterministic.
+    """
+    records = list(dict.fromkeys(str(g) for g in beats.groups))
+    rare = [AAMI_CLASSES.index(c) for c in ("S", "V", "F")]
+    counts = np.array([[np.sum((beats.groups == r) & (beats.labels == c)) for c in rare] for r in records], float)
+    richness = (counts / np.maximum(counts.sum(axis=0), 1.0)).sum(axis=1)
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    for rank, row in enumerate(np.argsort(-richness, kind="stable")):
+        turn, position = divmod(rank, n_folds)
+        folds[position if turn % 2 == 0 else n_folds - 1 - position].append(records[row])
+    return folds
+
+
+def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 50,
+                   progress: bool = False) -> dict:
+    """Patient-disjoint cross-validation inside the training records.
+
+    Each fold's records are held out in turn; at every checkpoint the held-out beats'
+    ``k_max`` nearest training beats are kept, so any vote setting (k <= k_max,
+    prior strength) can be scored afterwards on all records pooled, by
+    :func:`cv_scores`, without training again.
+    """
+    from .encoder import Encoder
+    from .evaluation import knn_search
+    from .progress import progress_bar
+
+    folds = patient_folds(beats, n_folds)
+    checkpoints: dict[int, dict[str, list]] = {}
+    with progress_bar("cross-validation", n_folds * config.steps, enabled=progress) as advance:
+        for fold in folds:
+            held_out = np.isin(beats.groups, fold)
+            train, val = beats.subset(~held_out), beats.subset(held_out)
+
+            def keep_neighbors(model, train=train, val=val) -> dict:
+                encoder = Encoder(model)
+                distances, nn = knn_search(encoder.embed(train.windows, train.rr), encoder.embed(val.windows, val.rr),
+                                           k_max)
+                return {"score": 0.0, "neighbors": (val.labels, train.labels[nn], distances,
+                                                    np.bincount(train.labels, minlength=len(AAMI_CLASSES)))}
+
+            run = train_encoder(train, None, replace(config, patience=config.steps), lambda i, r: advance(),
+                                checkpoint=keep_neighbors)
+            for report in run.history:
+                slot = checkpoints.setdefault(report["step"], {"truth": [], "classes": [], "distances": [],
+                                                               "counts": []})
+                for key, value in zip(("truth", "classes", "distances", "counts"), report["neighbors"]):
+                    slot[key].append(value)
+    return {"folds": folds, "checkpoints": checkpoints}
+
+
+def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...]) -> dict[int, dict]:
+    """EC57 figures pooled over all held-out records, per checkpoint step, for one vote setting."""
+    from .evaluation import nsv_score, vote_predict
+    from .metrics import class_metrics, confusion_matrix
+
+    out = {}
+    for step, slot in sorted(cv["checkpoints"].items()):
+        matrix = sum(confusion_matrix(truth, vote_predict(classes, distances, counts, k, alpha, boosted))
+                     for truth, classes, distances, counts in zip(slot["truth"], slot["classes"], slot["distances"],
+                                                                  slot["counts"]))
+        metrics = class_metrics(matrix)
+        out[step] = {"score": nsv_score(metrics), **metrics}
+    return out

@@ -58,8 +58,16 @@ vote almost never names them; weighting each class by ``frequency ** -alpha`` tr
 N sensitivity for S/V/F sensitivity. Chosen on DS1 validation records only."""
 
 
-def prior_weights(class_counts: np.ndarray, alpha: float = PRIOR_ALPHA) -> np.ndarray:
-    """Class weights ``(count / total) ** -alpha``; 0 for classes absent from the index."""
+BOOSTED_CLASSES = ("S", "V", "F")
+"""Classes whose weight the prior correction raises; the others keep the weight of the
+most frequent class."""
+
+
+def prior_weights(class_counts: np.ndarray, alpha: float = PRIOR_ALPHA,
+                  boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
+    """Class weights ``(count / largest count) ** -alpha`` for ``boosted`` classes, 1 for
+    the others; 0 for classes absent from the index."""
     counts = np.asarray(class_counts, dtype=np.float64)
-    freq = counts / max(counts.sum(), 1.0)
-    return np.where(counts > 0, np.power(np.maximum(freq, 1e-12), -alpha), 0.0)
+    freq = counts / max(counts.max(), 1.0)
+    weights = np.where([c in boosted for c in AAMI_CLASSES], np.power(np.maximum(freq, 1e-12), -alpha), 1.0)
+    return np.where(counts > 0, weights, 0.0)

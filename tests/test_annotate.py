@@ -23,7 +23,7 @@ from simsearch.aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
 from simsearch.annotate import (LOW_CONFIDENCE, add_to_index, annotate_record, read_labels, suggest_beats, summary,
                                 write_annotation, write_suggestions)
 from simsearch.detection import match_peaks
-from simsearch.errors import AnnotationError
+from simsearch.errors import AnnotationError, SimsearchError
 from simsearch.metrics import class_metrics, confusion_matrix
 from simsearch.records import load_record
 
@@ -231,3 +231,22 @@ def test_cli_annotate_missing_record_is_one_line_error(small_index, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "record not found" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
+    from simsearch.beats import WINDOW_AFTER, WINDOW_BEFORE
+    from simsearch.plots import plot_neighbors, plot_strip
+
+    png = b"\x89PNG"
+    strip = plot_strip(detected, tmp_path / "strip.png", start_s=10, seconds=8)
+    assert strip.read_bytes().startswith(png)
+    with pytest.raises(SimsearchError):
+        plot_strip(detected, tmp_path / "late.png", start_s=1e6)
+    stored = small_index.query("119", 5000, k=5)
+    assert plot_neighbors(small_index, stored, tmp_path / "stored.png").read_bytes().startswith(png)
+    rec = load_record(RECORD, data_dir)
+    peak = int(detected.beats.samples[20])
+    raw = small_index.query_signal(rec.signal[peak - 720:peak + 720], rec.fs, sample=720, k=5)
+    window = rec.signal[peak - WINDOW_BEFORE:peak + WINDOW_AFTER]
+    path = plot_neighbors(small_index, raw, tmp_path / "raw.png", query_window=window)
+    assert path.read_bytes().startswith(png)

@@ -72,3 +72,15 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     assert first["val_records"] == ["118"] and "118" not in first["train_records"]
     assert len(first["history"]) == 2 and first["history"][0]["loss"] > 0
     assert Encoder.load(tmp_path / "a.keras").fingerprint == first["fingerprint"]
+
+
+def test_patient_folds_are_disjoint_stratified_and_deterministic(data_dir):
+    from simsearch.training import patient_folds
+
+    beats = BeatSet.stack(load_beats(["119", "209", "118", "100", "208", "101"], data_dir))
+    folds = patient_folds(beats, 3)
+    assert folds == patient_folds(beats, 3)
+    names = [r for fold in folds for r in fold]
+    assert sorted(names) == sorted(set(beats.groups)) and len(names) == len(set(names))
+    # the three records richest in rare beats (208, 209, 119) open three different folds
+    assert {fold[0] for fold in folds} == {"208", "209", "119"}
