@@ -3,224 +3,308 @@
 The detector follows Pan & Tompkins (1985) and Hamilton & Tompkins (1986):
 
 1. band-pass the raw ECG to the QRS band, so baseline wander, P and T waves shrink;
-2. turn it into a non-negative energy envelope (squared slope, integrated over a
-   QRS-wide window) whose peaks mark the QRS complexes, whatever their polarity;
-3. walk the envelope's peaks in time with adaptive thresholds (medians of recent
-   QRS and noise peaks), a refractory period, T-wave discrimination by slope and a
-   search-back for beats the threshold missed after an unusually long RR interval;
+2. turn it into a non-negative envelope (the integrated squared slope) whose peaks
+   mark the QRS complexes, whatever their polarity;
+3. walk the envelope's peaks in time with an adaptive threshold (medians of recent
+   QRS and noise peak heights), a refractory period, P- and T-wave discrimination
+   by slope, and a search-back for beats the threshold missed before an unusually
+   long RR interval;
 4. move each detection to the largest deflection of the QRS, where MIT-BIH places
    its beat annotations, so that beat windows centred on it are aligned like theirs.
+
+The parameters below were tuned once, for all records together, on the 48 MIT-BIH
+Arrhythmia records (beat positions only, never their labels).
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
-from scipy.signal import butter, find_peaks, sosfiltfilt
+from scipy.signal import find_peaks
 
-from .aami import SYMBOL_TO_AAMI
-from .records import check_signal, load_record
+from .beats import reference_beats
+from .errors import AnnotationError
+from .filtering import bandpass
+from .records import Record, check_signal, load_record
 
 QRS_BAND_HZ = (5.0, 20.0)
-"""Pass band that keeps most QRS energy and little of P/T waves, baseline or mains."""
+"""Keeps most QRS energy and little of the P/T waves, baseline wander or mains hum."""
 INTEGRATION_S = 0.080
-"""Width of the moving-window integrator: about the widest QRS."""
+"""Integration window of the envelope: a narrow QRS. Wider windows favour the broad T wave."""
 REFRACTORY_S = 0.200
-"""No two beats closer than this: the heart cannot depolarise again so soon."""
+"""No two beats closer than this: the ventricles cannot depolarise again so soon."""
 T_WAVE_S = 0.360
-"""Within this of a beat, a peak with much less slope is taken for its T wave."""
-P_WAVE_S = 0.300
-"""Within this before a peak with much more slope, a peak is taken for its P wave."""
+"""Within this after a beat, a peak with much less slope than the beat is its T wave."""
 T_WAVE_SLOPE_RATIO = 0.5
+P_WAVE_S = 0.300
+"""Within this before a peak with more slope, a peak is that beat's P wave (or noise)."""
 P_WAVE_SLOPE_RATIO = 1.0
 THRESHOLD_FRACTION = 0.3
 """Detection threshold = noise level + this fraction of (QRS level - noise level)."""
 SEARCH_BACK_RR = 1.5
-"""Search back for a missed beat once no beat came for this many mean RR intervals."""
+"""Search back for a missed beat when no beat came for this many mean RR intervals."""
 SEARCH_BACK_FRACTION = 0.6
-"""A searched-back beat needs this fraction of the detection threshold."""
-T_SEARCH_FRACTION = 1.0
+"""A searched-back peak needs this fraction of the threshold (the whole threshold while
+it is within T_WAVE_S of the last beat, where only the slope rule had refused it)."""
 HISTORY = 8
-"""Number of recent QRS peaks, noise peaks and RR intervals the levels come from."""
+"""Number of recent QRS peaks, noise peaks and RR intervals the levels are taken from."""
 LEARNING_S = 8.0
+"""Length of the start of the record from which the first QRS level is taken."""
 LOCATE_BAND_HZ = (3.0, 30.0)
-REFINE_S = 0.075
+"""Band in which a beat's largest deflection is sought: wide enough to keep the shape of
+wide ventricular beats, whose QRS-band extremum lies on an edge rather than the peak."""
+LOCATE_S = 0.075
 """Half-width of the window in which a detection moves to the QRS's largest deflection."""
+MIN_SIGNAL_S = 0.5
+"""Shorter signals (less than one RR interval at 120 bpm) hold no beat one could tell from noise."""
 MATCH_TOLERANCE_S = 0.150
 """AAMI EC57: a detection within 150 ms of a reference beat detects it."""
 
 
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
-    """Sample indices (sorted int64) of the R peaks of a raw single-lead ECG.
+    """Sample indices (sorted, unique int64) of the R peaks of a raw single-lead ECG.
 
     ``signal`` is in physical units at ``fs`` Hz, unfiltered. Raises
     :class:`~simsearch.errors.SignalQualityError` for NaN or flat input.
     """
     signal = np.asarray(signal, dtype=np.float64)
     check_signal(signal, "ECG signal")
-    band = bandpass(signal, fs, QRS_BAND_HZ)
+    if signal.shape[0] < MIN_SIGNAL_S * fs:
+        return np.empty(0, dtype=np.int64)
+    band = bandpass(signal, fs, *QRS_BAND_HZ)
     envelope = qrs_envelope(band, fs)
     slope = maximum_filter1d(np.abs(np.gradient(band)), size=_samples(INTEGRATION_S, fs))
     peaks, _ = find_peaks(envelope, distance=_samples(REFRACTORY_S, fs))
-    beats = classify_peaks(peaks, envelope[peaks], slope[peaks], fs, initial_qrs_level(envelope, fs))
-    return refine_peaks(bandpass(signal, fs, LOCATE_BAND_HZ), beats, fs)
-
-
-def bandpass(signal: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:
-    """Zero-phase Butterworth band-pass, so filtered peaks stay where the raw ones are."""
-    high = min(band[1], 0.45 * fs)
-    sos = butter(2, (band[0], high), btype="bandpass", fs=fs, output="sos")
-    return sosfiltfilt(sos, signal)
+    beats = classify_peaks(
+        peaks, envelope[peaks], slope[peaks], initial_qrs_level(envelope, fs), fs, signal.shape[0]
+    )
+    return locate_r_peaks(bandpass(signal, fs, *LOCATE_BAND_HZ), beats, fs)
 
 
 def qrs_envelope(band: np.ndarray, fs: float) -> np.ndarray:
     """Root of the squared slope integrated over a QRS width, centred on the QRS.
 
     Squaring makes negative and positive complexes alike and favours the steep QRS
-    over the slow P and T waves; the root brings it back to amplitude scale, so a
-    large ectopic beat does not push the adaptive threshold above the normal beats.
+    over the slow P and T waves; the root brings it back to amplitude scale, so that a
+    large ectopic beat does not lift the adaptive threshold above the normal beats.
     """
     energy = uniform_filter1d(np.gradient(band) ** 2, size=_samples(INTEGRATION_S, fs))
-    return np.sqrt(energy)
+    return np.sqrt(np.maximum(energy, 0.0))
 
 
 def initial_qrs_level(envelope: np.ndarray, fs: float) -> float:
-    """Typical QRS height of the envelope: median of its one-second maxima at the start.
+    """Typical QRS height of the envelope: the median of its one-second maxima at the start.
 
-    Almost every second of ECG holds a beat, so the median of these maxima is a QRS
-    peak even when a few seconds hold only noise or an ectopic giant.
+    Nearly every second of ECG holds a beat, so this median is a QRS peak even when a
+    few of those seconds hold only noise or a giant ectopic beat.
     """
     second = _samples(1.0, fs)
-    seconds = max(1, min(int(LEARNING_S), envelope.shape[0] // second))
-    chunks = envelope[: seconds * second].reshape(seconds, -1) if envelope.shape[0] >= second else envelope[None, :]
-    return float(np.median(chunks.max(axis=1)))
+    seconds = min(int(LEARNING_S), envelope.shape[0] // second)
+    if seconds == 0:
+        return float(envelope.max())
+    return float(np.median(envelope[: seconds * second].reshape(seconds, second).max(axis=1)))
+
+
+@dataclass
+class _Levels:
+    """Recent QRS and noise peak heights and RR intervals, from which thresholds follow."""
+
+    qrs: deque
+    noise: deque = field(default_factory=lambda: deque([0.0] * HISTORY, maxlen=HISTORY))
+    rr: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def threshold(self) -> float:
+        noise = statistics.median(self.noise)
+        return noise + THRESHOLD_FRACTION * (statistics.median(self.qrs) - noise)
+
+    def search_back_after(self, fs: float) -> float:
+        """Samples without a beat after which one was probably missed."""
+        mean_rr = sum(self.rr) / len(self.rr) if self.rr else fs
+        return SEARCH_BACK_RR * mean_rr
 
 
 def classify_peaks(
-    peaks: np.ndarray, heights: np.ndarray, slopes: np.ndarray, fs: float, qrs_level: float
+    peaks: np.ndarray, heights: np.ndarray, slopes: np.ndarray, qrs_level: float, fs: float, end: int
 ) -> np.ndarray:
-    """Keep the envelope peaks that are QRS complexes (Hamilton-Tompkins rules)."""
-    refractory = REFRACTORY_S * fs
-    t_wave = T_WAVE_S * fs
-    qrs_levels = deque([qrs_level] * HISTORY, maxlen=HISTORY)
-    noise_levels = deque([0.0] * HISTORY, maxlen=HISTORY)
-    rr = deque([fs] * HISTORY, maxlen=HISTORY)
-    beats: list[int] = []
-    pending: list[int] = []  # positions in `peaks` of noise peaks since the last beat
+    """The envelope peaks that are QRS complexes, by the Hamilton-Tompkins rules.
 
-    def threshold() -> float:
-        noise = float(np.median(noise_levels))
-        return noise + THRESHOLD_FRACTION * (float(np.median(qrs_levels)) - noise)
+    ``peaks`` are at least a refractory period apart, ``heights`` and ``slopes`` are the
+    envelope and the steepest QRS-band slope at each, ``end`` is the signal length.
+    """
+    t_wave = T_WAVE_S * fs
+    p_wave = is_p_wave(peaks, slopes, fs)
+    levels = _Levels(qrs=deque([qrs_level] * HISTORY, maxlen=HISTORY))
+    beats: list[int] = []
+    pending: list[int] = []  # noise peaks since the last beat, where search-back looks
 
     def accept(k: int) -> None:
         if beats:
-            rr.append(peaks[k] - peaks[beats[-1]])
+            levels.rr.append(peaks[k] - peaks[beats[-1]])
         beats.append(k)
-        qrs_levels.append(heights[k])
-        pending.clear()
+        levels.qrs.append(heights[k])
 
-    p_wave = P_WAVE_S * fs
-    next_gap = np.append(np.diff(peaks), np.inf)
-    next_slope = np.append(slopes[1:], 0.0)
-    is_p_wave = (next_gap < p_wave) & (slopes < P_WAVE_SLOPE_RATIO * next_slope)
-    for k in range(len(peaks)):
-        while beats and peaks[k] - peaks[beats[-1]] > SEARCH_BACK_RR * np.mean(rr):
-            last = peaks[beats[-1]]
+    def search_back(now: int) -> None:
+        """Accept the missed beats among the pending peaks while the gap is too long."""
+        while beats and now - peaks[beats[-1]] > levels.search_back_after(fs):
+            last, threshold = peaks[beats[-1]], levels.threshold()
             found = [
                 j
                 for j in pending
-                if not is_p_wave[j]
-                and heights[j] > (SEARCH_BACK_FRACTION if peaks[j] - last > t_wave else T_SEARCH_FRACTION) * threshold()
+                if not p_wave[j]
+                and heights[j] > threshold * (SEARCH_BACK_FRACTION if peaks[j] - last > t_wave else 1.0)
             ]
             if not found:
-                break
+                return
             best = max(found, key=lambda j: heights[j])
-            later = [j for j in pending if j > best]
             accept(best)
-            pending.extend(later)
-        if heights[k] > threshold() and not is_p_wave[k]:
-            is_t_wave = bool(beats) and (
-                peaks[k] - peaks[beats[-1]] < t_wave and slopes[k] < T_WAVE_SLOPE_RATIO * slopes[beats[-1]]
-            )
-            if not is_t_wave:
-                accept(k)
-                continue
-        noise_levels.append(heights[k])
-        pending.append(k)
+            pending[:] = [j for j in pending if j > best]
+
+    for k in range(peaks.shape[0]):
+        search_back(peaks[k])
+        is_t_wave = bool(beats) and (
+            peaks[k] - peaks[beats[-1]] < t_wave and slopes[k] < T_WAVE_SLOPE_RATIO * slopes[beats[-1]]
+        )
+        if heights[k] > levels.threshold() and not p_wave[k] and not is_t_wave:
+            accept(k)
+            pending.clear()
+        else:
+            levels.noise.append(heights[k])
+            pending.append(k)
+    search_back(end)
     return peaks[np.asarray(beats, dtype=np.int64)]
 
 
-def refine_peaks(band: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
-    """Move each beat to the largest absolute deflection of ``band`` within ±REFINE_S."""
-    half = _samples(REFINE_S, fs)
-    n = band.shape[0]
-    offsets = np.arange(-half, half + 1)
-    windows = np.clip(beats[:, None] + offsets[None, :], 0, n - 1)
-    refined = windows[np.arange(beats.shape[0]), np.argmax(np.abs(band[windows]), axis=1)]
-    return np.unique(refined).astype(np.int64)
+def is_p_wave(peaks: np.ndarray, slopes: np.ndarray, fs: float) -> np.ndarray:
+    """Peaks followed within P_WAVE_S by a steeper one: a P wave (or noise) before its QRS.
+
+    Offline, the next peak is known; this keeps tall, sharp P waves (as in record
+    108) from being taken for beats.
+    """
+    gap_to_next = np.append(np.diff(peaks), np.inf)
+    next_slope = np.append(slopes[1:], 0.0)
+    return (gap_to_next < P_WAVE_S * fs) & (slopes < P_WAVE_SLOPE_RATIO * next_slope)
+
+
+def locate_r_peaks(located: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
+    """Move each beat to the largest absolute deflection of ``located`` within ±LOCATE_S.
+
+    That is where MIT-BIH annotates the R peak, also for negative complexes (the S or
+    QS wave) and wide ventricular beats.
+    """
+    if beats.shape[0] == 0:
+        return beats.astype(np.int64)
+    half = _samples(LOCATE_S, fs)
+    windows = np.clip(beats[:, None] + np.arange(-half, half + 1)[None, :], 0, located.shape[0] - 1)
+    deepest = np.argmax(np.abs(located[windows]), axis=1)
+    return np.unique(windows[np.arange(beats.shape[0]), deepest]).astype(np.int64)
+
+
+def pair_peaks(
+    reference: np.ndarray, detected: np.ndarray, fs: float, tolerance_s: float = MATCH_TOLERANCE_S
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matched (reference, detection) pairs, as indices into the two arrays.
+
+    The AAMI EC57 rule, as PhysioNet's ``bxb`` applies it: both are walked in time
+    order; the earlier of the next reference beat and the next detection is paired
+    with the other when they are within ``tolerance_s`` and no later one is nearer,
+    else it stays unmatched. Each beat and each detection is paired at most once, so a
+    double detection leaves one detection unmatched.
+    """
+    reference, detected = np.asarray(reference, dtype=np.int64), np.asarray(detected, dtype=np.int64)
+    ref_order, det_order = np.argsort(reference, kind="stable"), np.argsort(detected, kind="stable")
+    ref, det = reference[ref_order], detected[det_order]
+    tolerance = tolerance_s * fs
+    pairs: list[tuple[int, int]] = []
+    i = j = 0
+    while i < ref.shape[0] and j < det.shape[0]:
+        if det[j] < ref[i]:
+            gap, rival = ref[i] - det[j], det[j + 1] if j + 1 < det.shape[0] else None
+            nearest = rival is None or gap < abs(ref[i] - rival)
+        else:
+            gap, rival = det[j] - ref[i], ref[i + 1] if i + 1 < ref.shape[0] else None
+            nearest = rival is None or gap < abs(det[j] - rival)
+        if gap <= tolerance and nearest:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif det[j] < ref[i]:
+            j += 1
+        else:
+            i += 1
+    matched = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return ref_order[matched[:, 0]], det_order[matched[:, 1]]
 
 
 def match_peaks(
     reference: np.ndarray, detected: np.ndarray, fs: float, tolerance_s: float = MATCH_TOLERANCE_S
 ) -> tuple[int, int, int]:
-    """(true positives, false negatives, false positives), matching one to one.
+    """(true positives, false negatives, false positives) of ``detected`` against ``reference``.
 
-    A detection within ``tolerance_s`` of a reference beat detects it, and each
-    reference beat and each detection is matched at most once. Both are walked in
-    time order and each detection is given to the earliest unmatched reference beat
-    still in reach; as every reference beat has a window of the same width, this
-    greedy walk finds the largest possible matching.
+    Matched one to one by :func:`pair_peaks`: a detection within ``tolerance_s`` (EC57:
+    150 ms) of a reference beat detects it; a second detection of the same beat is a
+    false positive.
     """
-    ref = np.sort(np.asarray(reference, dtype=np.int64))
-    det = np.sort(np.asarray(detected, dtype=np.int64))
-    tolerance = tolerance_s * fs
-    tp = i = 0
-    for d in det:
-        while i < ref.shape[0] and ref[i] + tolerance < d:
-            i += 1
-        if i < ref.shape[0] and ref[i] - tolerance <= d:
-            tp += 1
-            i += 1
-    return tp, int(ref.shape[0]) - tp, int(det.shape[0]) - tp
+    tp = int(pair_peaks(reference, detected, fs, tolerance_s)[0].shape[0])
+    return tp, int(np.size(reference)) - tp, int(np.size(detected)) - tp
 
 
-def reference_beats(record) -> np.ndarray:
-    """Sample positions of the annotations that are beats (not rhythm or noise marks)."""
-    is_beat = np.array([symbol in SYMBOL_TO_AAMI for symbol in record.ann_symbols], dtype=bool)
-    return record.ann_samples[is_beat]
+def vf_episodes(record: Record) -> np.ndarray:
+    """(start, end) samples of the ventricular flutter/fibrillation episodes, ``[`` to ``]``.
+
+    Such episodes hold flutter waves but no beat annotations, so any detection in them
+    is a false positive; AAMI EC57 leaves them out of the beat-by-beat comparison.
+    """
+    episodes, start = [], None
+    for symbol, sample in zip(record.ann_symbols, record.ann_samples):
+        if symbol == "[":
+            start = int(sample)
+        elif symbol == "]" and start is not None:
+            episodes.append((start, int(sample)))
+            start = None
+    if start is not None:
+        episodes.append((start, record.n_samples))
+    return np.asarray(episodes, dtype=np.int64).reshape(-1, 2)
 
 
 def evaluate_detection(
     records: Sequence[str],
-    data_dir,
+    data_dir: str | os.PathLike | None,
     detector: Callable[[np.ndarray, float], np.ndarray] = detect_r_peaks,
 ) -> list[dict]:
     """Run ``detector`` on each annotated record and score it against the beat annotations.
 
-    ``seconds`` is the detector's own run time, without reading the record.
+    Every detection that matches no reference beat is a false positive; ``fp_vf`` says
+    how many of them lie in ventricular flutter/fibrillation episodes, where AAMI EC57
+    leaves detections out. ``seconds`` is the detector's own run time, not the reading.
     """
     rows = []
     for name in records:
         record = load_record(name, data_dir)
         if not record.has_annotations:
-            raise ValueError(f"{name}: no reference annotations to evaluate against")
-        reference = reference_beats(record)
+            raise AnnotationError(f"{record.name}: no reference annotations to evaluate against")
+        reference = reference_beats(record)[0]
         started = time.perf_counter()
-        detected = detector(record.signal, record.fs)
+        detected = np.asarray(detector(record.signal, record.fs), dtype=np.int64)
         seconds = time.perf_counter() - started
         tp, fn, fp = match_peaks(reference, detected, record.fs)
+        in_vf = np.zeros(detected.shape[0], dtype=bool)
+        for start, end in vf_episodes(record):
+            in_vf |= (detected >= start) & (detected <= end)
+        fp_outside_vf = match_peaks(reference, detected[~in_vf], record.fs)[2]
         rows.append(
             {
-                "record": Path(str(name)).name,
+                "record": record.name,
                 "reference": int(reference.shape[0]),
                 "tp": tp,
                 "fn": fn,
                 "fp": fp,
+                "fp_vf": fp - fp_outside_vf,
                 "se": _percent(tp, tp + fn),
                 "ppv": _percent(tp, tp + fp),
                 "seconds": seconds,
@@ -230,19 +314,26 @@ def evaluate_detection(
 
 
 def summarize_detection(rows: Sequence[dict]) -> dict:
-    """Gross totals over records: beats pooled, so long records weigh more."""
-    tp = sum(row["tp"] for row in rows)
-    fn = sum(row["fn"] for row in rows)
-    fp = sum(row["fp"] for row in rows)
+    """Gross totals over records (beats pooled, so long records weigh more), in percent.
+
+    ``ppv_ec57`` leaves out the detections in ventricular flutter/fibrillation episodes,
+    as AAMI EC57 does.
+    """
+    tp, fn, fp = (sum(row[key] for row in rows) for key in ("tp", "fn", "fp"))
+    fp_vf = sum(row.get("fp_vf", 0) for row in rows)
+    seconds = sum(row["seconds"] for row in rows)
     return {
         "records": len(rows),
         "reference": sum(row["reference"] for row in rows),
         "tp": tp,
         "fn": fn,
         "fp": fp,
+        "fp_vf": fp_vf,
         "se": _percent(tp, tp + fn),
         "ppv": _percent(tp, tp + fp),
-        "seconds": sum(row["seconds"] for row in rows),
+        "ppv_ec57": _percent(tp, tp + fp - fp_vf),
+        "seconds": seconds,
+        "seconds_per_record": seconds / len(rows) if rows else float("nan"),
     }
 
 

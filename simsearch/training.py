@@ -34,6 +34,9 @@ class TrainingConfig:
     """
 
     steps: int = 500
+    decay_steps: int | None = None
+    """Length of the cosine learning-rate schedule (default: ``steps``); a run may stop
+    before its schedule ends, as the cross-validated number of steps does."""
     beats_per_class: int = 48
     margin: float = 0.4
     learning_rate: float = 3e-4
@@ -230,7 +233,7 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
     model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_weight=config.rhythm_weight,
                           rr_inputs=config.rr_inputs, seed=config.seed)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, config.steps, alpha=0.05))
+        config.learning_rate, config.decay_steps or config.steps, alpha=0.05))
     classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
 
     @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
