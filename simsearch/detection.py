@@ -71,8 +71,9 @@ MATCH_TOLERANCE_S = 0.150
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices (sorted, unique int64) of the R peaks of a raw single-lead ECG.
 
-    ``signal`` is in physical units at ``fs`` Hz, unfiltered. Raises
-    :class:`~simsearch.errors.SignalQualityError` for NaN or flat input.
+    ``signal`` is in physical units at ``fs`` Hz, unfiltered; one shorter than
+    MIN_SIGNAL_S has no beats. Raises :class:`~simsearch.errors.SignalQualityError`
+    for NaN or flat input.
     """
     signal = np.asarray(signal, dtype=np.float64)
     check_signal(signal, "ECG signal")
@@ -96,7 +97,7 @@ def qrs_envelope(band: np.ndarray, fs: float) -> np.ndarray:
     large ectopic beat does not lift the adaptive threshold above the normal beats.
     """
     energy = uniform_filter1d(np.gradient(band) ** 2, size=_samples(INTEGRATION_S, fs))
-    return np.sqrt(np.maximum(energy, 0.0))
+    return np.sqrt(np.maximum(energy, 0.0))  # the running mean can round a hair below zero
 
 
 def initial_qrs_level(envelope: np.ndarray, fs: float) -> float:
