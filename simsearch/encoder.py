@@ -20,13 +20,14 @@ from .errors import EncoderMismatchError, RecordNotFoundError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-RR_INPUTS = 4
-"""Rhythm as the encoder sees it, all relative to the patient's own rate: previous and
-next RR over the local median (a premature beat and its pause), previous RR over the
-long-term median (runs of premature beats), and local irregularity (atrial
-fibrillation, whose irregular beats are normal, not premature). A fifth input, when
-a model has one, is the previous RR itself (log of seconds over 0.8 s), as de
-Chazal's features include it."""
+RR_INPUTS = 5
+"""Rhythm as the encoder sees it. Relative to the patient's own rate: previous and next
+RR over the local median (a premature beat and its pause), previous RR over the
+long-term median (runs of premature beats), local irregularity (atrial fibrillation,
+whose irregular beats are normal, not premature); and the previous RR itself (log of
+seconds over 0.8 s), as in de Chazal's features. Cross-validation inside DS1 chose all
+five over the first four (pooled score 77.6 against 73.7). A model built with
+``rr_inputs=4`` gets the first four."""
 EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
@@ -42,7 +43,7 @@ def encoder_inputs(windows: np.ndarray, rr: np.ndarray, rr_inputs: int = RR_INPU
     local = np.maximum(local, 1e-3)
     ratios = np.column_stack([prev / local, following / local, prev / np.maximum(long_term, 1e-3)])
     rr_in = np.column_stack([np.log(np.clip(ratios, 0.2, 5.0)), 4.0 * irregularity / local])
-    if rr_inputs > RR_INPUTS:
+    if rr_inputs > 4:
         rr_in = np.column_stack([rr_in, np.log(np.clip(prev / 0.8, 0.2, 5.0))])
     return normalize_windows(windows)[:, :, None], rr_in.astype(np.float32)
 

@@ -23,8 +23,8 @@ from .training import BeatSet, load_beats
 from .vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, prior_weights, vote_scores, vote_winner
 
 RAW_RR_WEIGHT = 3.0
-"""Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline
-(chosen on DS1 validation records, like everything else)."""
+"""Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline, set
+in an early experiment on DS1 validation records (never on DS2) and not re-tuned."""
 
 
 @dataclass(frozen=True)
