@@ -144,10 +144,14 @@ def normalize_windows(windows: np.ndarray) -> np.ndarray:
     return centred / np.maximum(scale, 1e-6)
 
 
-def nearest_beat(samples: np.ndarray, sample: int, n_samples: int, record: str) -> int:
-    """Row of the beat whose R-peak is nearest to ``sample``."""
+def check_sample(sample: int, n_samples: int, record: str) -> None:
     if not 0 <= sample < n_samples:
         raise SampleOutOfRangeError(f"{record}: sample {sample} is outside the record (0..{n_samples - 1})")
+
+
+def nearest_beat(samples: np.ndarray, sample: int, n_samples: int, record: str) -> int:
+    """Row of the beat whose R-peak is nearest to ``sample``."""
+    check_sample(sample, n_samples, record)
     if samples.size == 0:
         raise SampleOutOfRangeError(f"{record}: the record has no beats")
     return int(np.argmin(np.abs(samples - sample)))

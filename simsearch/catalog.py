@@ -120,6 +120,13 @@ class Catalog:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(RecordRow).order_by(RecordRow.name)).mappings()]
 
+    def nearest_beat(self, record: str, sample: int) -> int | None:
+        """Id of the record's beat whose R-peak is nearest ``sample`` (None: no beats)."""
+        query = (select(BeatRow.id).join(RecordRow).where(RecordRow.name == record)
+                 .order_by(func.abs(BeatRow.sample - int(sample))).limit(1))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
     def beats(self, *, ids: np.ndarray | None = None, record: str | None = None) -> dict[str, np.ndarray]:
         """Beat columns as arrays, for the given ids (in that order) or for one record."""
         query = select(BeatRow.id, RecordRow.name.label("record"), BeatRow.sample, BeatRow.time, BeatRow.lead,

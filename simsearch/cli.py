@@ -319,13 +319,15 @@ def _ec57_table(title: str, rows: dict) -> Table:
     for c in ("N", "S", "V", "F"):
         table.add_column(f"{c} Se", justify="right")
         table.add_column(f"{c} +P", justify="right")
+    table.add_column("S FPR", justify="right")
+    table.add_column("V FPR", justify="right")
     table.add_column("Acc", justify="right")
     extra = any("precision_at_10" in r for r in rows.values())
     if extra:
         table.add_column("P@10 NSV", justify="right")
     for name, r in rows.items():
         cells = [_fmt(r["classes"][c][key]) for c in ("N", "S", "V", "F") for key in ("se", "ppv")]
-        cells.append(_fmt(r["accuracy"]))
+        cells += [_fmt(r["classes"]["S"]["fpr"]), _fmt(r["classes"]["V"]["fpr"]), _fmt(r["accuracy"])]
         if extra:
             cells.append(f"{r['precision_at_10']['macro_NSV']:.3f}")
         table.add_row(name, *cells)
@@ -356,6 +358,9 @@ def _print_classification(report: dict, as_json: bool) -> None:
         per_class.add_row(r["system"], *(f"{_fmt(r['precision_at_1'][c], 3)} / {_fmt(r['precision_at_10'][c], 3)}"
                                          for c in ("N", "S", "V", "F")))
     out.print(per_class)
+    q = encoder_row["q_beats"]
+    out.print(f"Q beats (reported apart, not scored): {q['n']}, called "
+              + ", ".join(f"{c} {n}" for c, n in q["predicted"].items() if n))
     out.print(f"confusion matrix plot: {report['plot']}; {report['seconds']:.0f} s")
 
 

@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 
 from .aami import AAMI_CLASSES, class_index
-from .beats import MODEL_FS, Beats, beats_from_record, nearest_beat, rr_features, segment
+from .beats import MODEL_FS, Beats, beats_from_record, check_sample, nearest_beat, rr_features, segment
 from .catalog import Catalog
 from .encoder import Encoder
 from .errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError, SampleOutOfRangeError
@@ -236,7 +236,7 @@ class BeatIndex:
             classes = np.full(ids.shape[0], -1, dtype=np.int64)
             labeled = aami[order] != ""
             classes[labeled] = class_index(aami[order][labeled])
-            self._labels = (ids[order], classes, records[order])
+            self._labels = (ids[order], classes, records[order].astype(str))
         return self._labels
 
     def classes_of(self, ids: np.ndarray) -> np.ndarray:
@@ -264,9 +264,15 @@ class BeatIndex:
             allowed &= ~np.isin(table_records, list(exclude_records))
         if len(exclude_ids):
             allowed &= ~np.isin(table_ids, np.asarray(exclude_ids, dtype=np.int64))
-        params = None
-        if not allowed.all():
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(table_ids[allowed])))
+        selectors = []  # FAISS holds bare pointers: keep the selectors alive through the search
+        n_allowed = int(allowed.sum())
+        if n_allowed < allowed.size:  # name the smaller set: building the selector costs per id
+            if n_allowed <= allowed.size // 2:
+                selectors.append(faiss.IDSelectorBatch(np.ascontiguousarray(table_ids[allowed])))
+            else:
+                selectors.append(faiss.IDSelectorBatch(np.ascontiguousarray(table_ids[~allowed])))
+                selectors.append(faiss.IDSelectorNot(selectors[0]))
+        params = faiss.SearchParameters(sel=selectors[-1]) if selectors else None
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         similarity, ids = self.vectors.search(vectors, k, params=params)
         return np.where(ids >= 0, ip_to_distance(similarity), np.inf), ids
@@ -294,12 +300,13 @@ class BeatIndex:
         """
         stored = self.catalog.record(Path(str(record)).name) if _is_bare_name(record) else None
         if stored is not None:
-            beats = self.catalog.beats(record=stored["name"])
-            row = nearest_beat(np.asarray(beats["sample"], dtype=np.int64), int(sample), stored["n_samples"],
-                               stored["name"])
-            beat_id = int(beats["id"][row])
+            check_sample(sample, stored["n_samples"], stored["name"])
+            beat_id = self.catalog.nearest_beat(stored["name"], sample)
+            if beat_id is None:
+                raise SampleOutOfRangeError(f"{stored['name']}: the record has no beats")
+            beat = self.catalog.beats(ids=np.array([beat_id]))
             vector = self.vectors.reconstruct(beat_id)[None, :]
-            info = {key: _plain(beats[key][row]) for key in ("record", "sample", "time", "lead", "symbol", "aami")}
+            info = {key: _plain(beat[key][0]) for key in ("record", "sample", "time", "lead", "symbol", "aami")}
             exclude_ids = [beat_id]
         else:
             loaded = load_record(record, data_dir, lead=lead, fs=MODEL_FS)

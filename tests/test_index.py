@@ -137,3 +137,12 @@ def test_refuses_to_overwrite_a_foreign_directory(data_dir, tmp_path):
         BeatIndex.build(tmp_path, ["100"], data_dir)
     with pytest.raises(IndexFormatError):
         BeatIndex.open(tmp_path)
+
+
+def test_catalog_in_any_sqlalchemy_database(data_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    index = BeatIndex.build(tmp_path / "idx", ["101"], data_dir, catalog_url=url)
+    assert not (tmp_path / "idx" / CATALOG).exists() and (tmp_path / "elsewhere.db").is_file()
+    reopened = BeatIndex.open(tmp_path / "idx")
+    assert reopened.manifest["catalog_url"] == url
+    assert reopened.catalog.counts()["beats"] == len(reopened) == len(index) > 1000
