@@ -81,3 +81,18 @@ def test_cli_detection_task_json(data_dir):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["records"][0]["record"] == "100" and report["total"]["se"] > 99
+
+
+def test_beat_by_beat_matching_counts_missed_and_extra_beats():
+    from simsearch.evaluation import match_labels, matched_metrics
+
+    fs = 360.0
+    reference = np.array([1000, 2000, 3000, 4000])
+    ref_classes = class_index(list("NVNS"))
+    test = np.array([1010, 1990, 3500, 4020])  # 3000 missed, 3500 extra
+    test_classes = class_index(list("NVNN"))
+    matrix, missed, extra = match_labels(reference, ref_classes, test, test_classes, fs)
+    assert matrix.sum() == 3 and missed.sum() == 1 and extra.sum() == 1
+    m = matched_metrics(matrix, missed, extra)
+    assert m["classes"]["N"]["tp"] == 1 and m["classes"]["N"]["fn"] == 1 and m["classes"]["N"]["fp"] == 2
+    assert m["classes"]["V"]["se"] == 100.0 and m["classes"]["S"]["se"] == 0.0
