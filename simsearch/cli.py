@@ -309,13 +309,14 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     if as_json:
         print(json.dumps(report))
         return
-    out.print(_ec57_table(f"{task}: {len(test)} records, DS1 index", rows))
+    first = "expert labels per record" if task == "adaptive" else "system"
+    out.print(_ec57_table(f"{task}: {len(test)} records, DS1 index", rows, first))
 
 
-def _ec57_table(title: str, rows: dict) -> Table:
+def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
     """One row per system/budget: Se and +P per class, FPR of S and V, accuracy."""
     table = Table(title=title)
-    table.add_column("system")
+    table.add_column(first_column)
     for c in ("N", "S", "V", "F"):
         table.add_column(f"{c} Se", justify="right")
         table.add_column(f"{c} +P", justify="right")
