@@ -47,10 +47,6 @@ def parse_record_list(spec: str) -> list[str]:
     return names
 
 
-def is_beat_symbol(symbol: str) -> bool:
-    return symbol in SYMBOL_TO_AAMI
-
-
 def check_symbols(symbols: Iterable[str], source: str) -> None:
     """Refuse symbols that are neither beats nor known non-beat annotations."""
     unknown = sorted({s for s in symbols if s not in SYMBOL_TO_AAMI and s not in NON_BEAT_SYMBOLS})

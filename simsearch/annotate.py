@@ -35,7 +35,7 @@ from scipy.sparse.linalg import splu
 
 from .aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI, class_index
 from .beats import MODEL_FS, Beats, beats_from_record, reference_beats
-from .errors import AnnotationError, EncoderMismatchError, SignalQualityError
+from .errors import AnnotationError, EncoderMismatchError, SignalQualityError, reason
 from .metrics import class_metrics, confusion_matrix
 from .progress import progress_bar
 from .records import Record, load_record
@@ -200,7 +200,7 @@ def read_labels(path: str | os.PathLike) -> dict[int, str]:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"labels file {path} cannot be read ({exc.strerror or exc})") from None
+        raise AnnotationError(f"labels file {path} cannot be read ({getattr(exc, 'strerror', None) or reason(exc)})") from None
     labels: dict[int, str] = {}
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):

@@ -8,18 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import (Float, ForeignKey, Integer, String, create_engine, delete, func, insert, select,
-                        update)
+from sqlalchemy import Float, ForeignKey, Integer, String, create_engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .beats import Beats
-from .errors import IndexFormatError
-
-LABEL_SOURCES = ("reference", "expert", "propagated", "none")
-"""Where a beat's label came from: the record's annotation file, an expert answering
-`annotate --labels`, label propagation (with a confidence), or nowhere yet."""
-
+from .errors import IndexFormatError, reason
 
 class Base(DeclarativeBase):
     pass
@@ -52,6 +46,8 @@ class BeatRow(Base):
     rr_next: Mapped[float] = mapped_column(Float)
     rr_local: Mapped[float] = mapped_column(Float)
     label_source: Mapped[str] = mapped_column(String(16))
+    """reference (the record's annotation file), expert (`annotate --labels`),
+    propagated (label propagation, with a confidence) or none (unlabeled)."""
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
@@ -68,7 +64,7 @@ class Catalog:
             self.engine = create_engine(url)
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise IndexFormatError(f"catalog {url}: {str(exc).splitlines()[0]}") from None
+            raise IndexFormatError(f"catalog {url}: {reason(exc)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -153,14 +149,6 @@ class Catalog:
             rows = conn.execute(select(BeatRow.id, BeatRow.aami, RecordRow.name).join(RecordRow)).all()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, np.array([r[1] or "" for r in rows], dtype="<U1"), np.array([r[2] for r in rows], dtype=object)
-
-    def set_labels(self, ids: np.ndarray, aami: np.ndarray, symbols: np.ndarray, label_source: str,
-                   confidence: np.ndarray | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(BeatRow), [
-                {"id": int(i), "aami": a, "symbol": s, "label_source": label_source,
-                 "confidence": None if confidence is None else float(c)}
-                for i, a, s, c in zip(ids, aami, symbols, confidence if confidence is not None else ids)])
 
     def counts(self) -> dict:
         with self.engine.connect() as conn:

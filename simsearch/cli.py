@@ -216,7 +216,7 @@ def annotate(index_dir: Path,
     index.close()
     added = None
     if store:
-        with BeatIndex.updating(index_dir) as target:
+        with BeatIndex.updating(index_dir, index.encoder) as target:
             added = int(add_to_index(target, annotation).size)
     report = summary(annotation)
     rows = {int(s): i for i, s in enumerate(annotation.samples)}
@@ -271,6 +271,10 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     tasks = ("classification", "detection", "adaptive", "end-to-end")
     if task not in tasks:
         raise typer.BadParameter(f"--task must be one of {', '.join(tasks)}")
+    try:
+        budget_list = [int(b) for b in budgets.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--budgets must be a comma list of integers, not {budgets!r}") from None
     test = parse_record_list(records) if records else list(ALL_RECORDS if task == "detection" else DS2)
     if task == "detection":
         from .detection import evaluate_detection, summarize_detection
@@ -299,8 +303,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         if task == "adaptive":
             from .annotate import evaluate_adaptive
 
-            report = {"task": task, **evaluate_adaptive(index, test, [int(b) for b in budgets.split(",")],
-                                                        data_dir, progress=not as_json)}
+            report = {"task": task, **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
             report = {"task": task, **ev.evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
@@ -396,9 +399,6 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         app()
-    except SimsearchError as exc:
+    except (SimsearchError, OSError) as exc:  # OSError: an unwritable --out or --plot, a full disk
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)

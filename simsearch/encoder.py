@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .beats import WINDOW, normalize_windows
-from .errors import EncoderMismatchError, RecordNotFoundError
+from .errors import EncoderMismatchError, RecordNotFoundError, reason
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -133,7 +133,7 @@ class Encoder:
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:
-            raise EncoderMismatchError(f"{path}: not a simsearch encoder ({str(exc).splitlines()[0]})") from None
+            raise EncoderMismatchError(f"{path}: not a simsearch encoder ({reason(exc)})") from None
         return cls(model, str(path))
 
     def embed(self, windows: np.ndarray, rr: np.ndarray, batch_size: int = 2048) -> np.ndarray:

@@ -6,6 +6,12 @@ their traceback.
 """
 
 
+def reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class SimsearchError(Exception):
     """Base class of every user-facing simsearch error."""
 

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from .aami import AAMI_CLASSES, DS1, DS2, class_index
-from .beats import MODEL_FS, beats_from_record
+from .aami import AAMI_CLASSES, DS1, DS2, class_index, to_aami
+from .beats import MODEL_FS, beats_from_record, reference_beats
+from .detection import MATCH_TOLERANCE_S
 from .encoder import Encoder, encoder_inputs
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 from .progress import progress_bar
 from .records import load_record
 from .training import BeatSet, load_beats
-from .vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, prior_weights, vote_scores, vote_winner
+from .vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_winner
 
 RAW_RR_WEIGHT = 3.0
 """Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline, set
@@ -63,8 +64,7 @@ def knn_search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarra
 def vote_predict(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray, k: int,
                  alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
     """The index's vote over the first ``k`` neighbors: predicted class positions."""
-    weights = prior_weights(class_counts, alpha, boosted)
-    winner, _ = vote_winner(vote_scores(neighbor_classes[:, :k], distances[:, :k], weights))
+    winner, _ = vote_winner(class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha, boosted))
     return winner
 
 
@@ -124,7 +124,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
 
 
 def match_labels(reference: np.ndarray, reference_classes: np.ndarray, test: np.ndarray, test_classes: np.ndarray,
-                 fs: float, tolerance_s: float = 0.15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 fs: float, tolerance_s: float = MATCH_TOLERANCE_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beat-by-beat comparison of two labeled beat lists, as EC57 makes it.
 
     Returns the confusion matrix of matched beats, the reference beats missed per
@@ -157,7 +157,7 @@ def matched_metrics(matrix: np.ndarray, missed: np.ndarray, extra: np.ndarray) -
             "extra_beats": int(extra.sum())}
 
 
-def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = 0.15,
+def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,
                         progress: bool = False) -> dict:
     """Detected beats (no reference positions) labeled by the index, scored against the reference."""
     from .detection import detect_r_peaks
@@ -167,12 +167,12 @@ def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s:
     with progress_bar("end-to-end", len(records), enabled=progress) as advance:
         for name in records:
             record = load_record(name, data_dir, fs=MODEL_FS)
-            reference = beats_from_record(record)
+            reference, symbols = reference_beats(record)
             detected = beats_from_record(record, r_peaks=detect_r_peaks(record.signal, record.fs))
             distances, ids = index.search(index.encoder.embed(detected.windows, detected.rr),
                                           index.vote_settings["k"], exclude_records=[name])
             pred, _ = vote_winner(index.vote(distances, ids))
-            found = match_labels(reference.samples, class_index(reference.aami), detected.samples, pred, record.fs,
+            found = match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs,
                                  tolerance_s)
             totals = [t + f for t, f in zip(totals, found)]
             advance(name)

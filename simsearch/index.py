@@ -30,7 +30,7 @@ from .errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError,
 from .filtering import clean_ecg
 from .progress import progress_bar
 from .records import check_signal, load_record, resample
-from .vote import PRIOR_ALPHA, VOTE_K, ip_to_distance, prior_weights, vote_scores, vote_winner
+from .vote import PRIOR_ALPHA, VOTE_K, class_vote, ip_to_distance, vote_winner
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -129,6 +129,9 @@ class BeatIndex:
         """Open an index; with ``encoder``, refuse it unless it is the one the index was built with."""
         path = Path(path)
         manifest = _read_manifest(path)
+        for needed in (VECTORS, ENCODER_FILE) + (() if manifest.get("catalog_url") else (CATALOG,)):
+            if not (path / needed).is_file():
+                raise IndexFormatError(f"{path} is incomplete: {needed} is missing")
         expected = manifest["encoder"]["fingerprint"]
         if encoder is None:
             encoder = Encoder.load(path / ENCODER_FILE)
@@ -286,8 +289,8 @@ class BeatIndex:
         """Per-class vote scores (n, 5) from search results, corrected for the index's class prior."""
         _, table_classes, _ = self.label_table()
         counts = np.bincount(table_classes[table_classes >= 0], minlength=len(AAMI_CLASSES))
-        weights = prior_weights(counts, self.vote_settings["prior_alpha"])
-        return vote_scores(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0), weights)
+        return class_vote(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0), counts,
+                          self.vote_settings["prior_alpha"])
 
     def query(self, record: str, sample: int, k: int = DEFAULT_K, *, exclude_record: bool = False,
               classes: Sequence[str] | None = None, data_dir: str | os.PathLike | None = None,
@@ -310,8 +313,9 @@ class BeatIndex:
             exclude_ids = [beat_id]
         else:
             loaded = load_record(record, data_dir, lead=lead, fs=MODEL_FS)
-            beats = beats_from_record(loaded)
             ratio = MODEL_FS / loaded.source_fs
+            check_sample(sample, int(round(loaded.n_samples / ratio)), loaded.name)
+            beats = beats_from_record(loaded)
             row = nearest_beat(beats.samples, int(round(sample * ratio)), loaded.n_samples, loaded.name)
             vector = self.encoder.embed(beats.windows[row:row + 1], beats.rr[row:row + 1])
             info = {"record": loaded.name, "sample": int(round(beats.samples[row] / ratio)),

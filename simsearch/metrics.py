@@ -6,9 +6,6 @@ import numpy as np
 
 from .aami import AAMI_CLASSES
 
-SCORED_CLASSES = ("N", "S", "V", "F")
-"""Classes with Se/+P/FPR; Q (unclassifiable) beats are counted apart, as EC57 does."""
-
 
 def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray) -> np.ndarray:
     """(5, 5) counts: rows are reference classes, columns predictions, AAMI order."""

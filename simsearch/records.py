@@ -15,7 +15,7 @@ import wfdb
 from scipy.signal import resample_poly
 
 from .aami import check_symbols
-from .errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError
+from .errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
 
 DATA_ENV = "SIMSEARCH_DATA"
 PREFERRED_LEAD = "MLII"
@@ -66,10 +66,10 @@ def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike |
         text = text[: -len(".hea")]
     candidate = Path(text).expanduser()
     if candidate.with_name(candidate.name + ".hea").is_file():
-        return candidate
+        return candidate.resolve()  # absolute: indexes and annotations outlive the working directory
     base = data_dir_from(data_dir)
     if base is not None and (base / (candidate.name + ".hea")).is_file() and candidate.parent == Path("."):
-        return base / candidate.name
+        return (base / candidate.name).resolve()
     where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
     raise RecordNotFoundError(f"record not found: {record}{where}")
 
@@ -93,7 +93,7 @@ def load_record(
     try:
         header = wfdb.rdheader(str(path))
     except Exception as exc:  # wfdb raises many types for one cause: a bad header
-        raise RecordFormatError(f"{path}.hea: malformed header ({_reason(exc)})") from None
+        raise RecordFormatError(f"{path}.hea: malformed header ({reason(exc)})") from None
     leads = list(header.sig_name or [])
     if not leads:
         raise RecordFormatError(f"{path}.hea: the header names no signal")
@@ -102,9 +102,9 @@ def load_record(
     try:
         raw = wfdb.rdrecord(str(path), channels=[channel], physical=True)
     except FileNotFoundError as exc:
-        raise RecordNotFoundError(f"{name}: signal file missing ({_reason(exc)})") from None
+        raise RecordNotFoundError(f"{name}: signal file missing ({reason(exc)})") from None
     except Exception as exc:
-        raise RecordFormatError(f"{name}: signal file cannot be read ({_reason(exc)})") from None
+        raise RecordFormatError(f"{name}: signal file cannot be read ({reason(exc)})") from None
     signal = np.asarray(raw.p_signal[:, 0], dtype=np.float64)
     if header.sig_len and signal.shape[0] < header.sig_len:
         raise RecordFormatError(
@@ -118,7 +118,7 @@ def load_record(
         try:
             ann = wfdb.rdann(str(path), annotations)
         except Exception as exc:
-            raise RecordFormatError(f"{name}.{annotations}: annotation file cannot be read ({_reason(exc)})") from None
+            raise RecordFormatError(f"{name}.{annotations}: annotation file cannot be read ({reason(exc)})") from None
         ann_symbols = np.asarray(ann.symbol, dtype=object)
         check_symbols(ann_symbols, f"{name}.{annotations}")
         ann_samples = np.asarray(ann.sample, dtype=np.int64)
@@ -132,10 +132,14 @@ def load_record(
     return Record(name, str(path), signal, target_fs, chosen, ann_samples, ann_symbols, source_fs)
 
 
+MIN_SAMPLES = 64
+"""Shorter signals hold no beat and are too short for the zero-phase filters."""
+
+
 def check_signal(signal: np.ndarray, what: str) -> None:
-    """Refuse signals no beat can come from: NaN/inf samples or a flat line."""
-    if signal.ndim != 1 or signal.shape[0] == 0:
-        raise SignalQualityError(f"{what}: empty signal")
+    """Refuse signals no beat can come from: too short, NaN/inf samples, or a flat line."""
+    if signal.ndim != 1 or signal.shape[0] < MIN_SAMPLES:
+        raise SignalQualityError(f"{what}: signal too short ({signal.size} samples, at least {MIN_SAMPLES})")
     bad = ~np.isfinite(signal)
     if bad.any():
         raise SignalQualityError(f"{what}: {int(bad.sum())} NaN or infinite samples")
@@ -157,8 +161,3 @@ def _choose_lead(leads: list[str], lead: str | None, name: str) -> str:
     if lead not in leads:
         raise LeadNotFoundError(f"{name}: no lead {lead!r} (leads: {', '.join(leads)})")
     return lead
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

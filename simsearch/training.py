@@ -13,8 +13,9 @@ import numpy as np
 
 from .aami import AAMI_CLASSES, DS1, class_index
 from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
+from .errors import AnnotationError, SimsearchError
 from .records import load_record
-from .encoder import RR_INPUTS
+from .encoder import RHYTHM_WEIGHT, RR_INPUTS
 from .vote import PRIOR_ALPHA, VOTE_K
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
@@ -48,7 +49,7 @@ class TrainingConfig:
     sveb_swap: float = 0.8
     lstm_units: int = 48
     dropout: float = 0.3
-    rhythm_weight: float = 1.0
+    rhythm_weight: float = RHYTHM_WEIGHT
     rr_inputs: int = RR_INPUTS
     seed: int = 0
 
@@ -65,6 +66,8 @@ class BeatSet:
     @classmethod
     def stack(cls, beats: Sequence[Beats]) -> "BeatSet":
         labeled = [b.take(np.flatnonzero(b.aami != "")) for b in beats]
+        if not sum(len(b) for b in labeled):
+            raise AnnotationError("no labeled beats to learn from: the records need reference annotations")
         return cls(
             np.concatenate([b.windows for b in labeled]),
             np.concatenate([b.rr for b in labeled]),
@@ -297,7 +300,7 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
         val_names = list(val_records)
         train_names = [r for r in records if r not in set(val_names)]
     if not train_names:
-        raise ValueError("no training records left after the validation split")
+        raise SimsearchError("no training records left after the validation split")
     start = time.perf_counter()
     with progress_bar("reading", len(train_names) + len(val_names), enabled=progress) as advance:
         train = BeatSet.stack(load_beats(train_names, data_dir, advance))

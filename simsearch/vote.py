@@ -73,3 +73,10 @@ def prior_weights(class_counts: np.ndarray, alpha: float = PRIOR_ALPHA,
     freq = counts / max(counts.max(), 1.0)
     weights = np.where([c in boosted for c in AAMI_CLASSES], np.power(np.maximum(freq, 1e-12), -alpha), 1.0)
     return np.where(counts > 0, weights, 0.0)
+
+
+def class_vote(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray,
+               alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
+    """The vote every part of simsearch uses: distance-weighted, corrected for the class
+    frequencies ``class_counts`` of the beats that could have answered."""
+    return vote_scores(neighbor_classes, distances, prior_weights(class_counts, alpha, boosted))

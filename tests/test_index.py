@@ -146,3 +146,14 @@ def test_catalog_in_any_sqlalchemy_database(data_dir, tmp_path):
     reopened = BeatIndex.open(tmp_path / "idx")
     assert reopened.manifest["catalog_url"] == url
     assert reopened.catalog.counts()["beats"] == len(reopened) == len(index) > 1000
+
+
+def test_incomplete_index_directory_is_refused(small_index, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_index.path, copy)
+    (copy / CATALOG).unlink()
+    with pytest.raises(IndexFormatError, match="catalog.sqlite is missing"):
+        BeatIndex.open(copy)
+    assert not (copy / CATALOG).exists()  # opening did not create an empty catalog

@@ -99,3 +99,10 @@ def test_unknown_annotation_symbol(record_copy):
     wfdb.wrann("100", "atr", ann.sample, symbol=symbols, write_dir=str(path.parent))
     with pytest.raises(AnnotationError, match="unknown annotation symbol"):
         load_record(path)
+
+
+def test_too_short_signal():
+    from simsearch.records import check_signal
+
+    with pytest.raises(SignalQualityError, match="too short"):
+        check_signal(np.sin(np.arange(10.0)), "snippet")
