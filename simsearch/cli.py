@@ -270,11 +270,11 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
 
     tasks = ("classification", "detection", "adaptive", "end-to-end")
     if task not in tasks:
-        raise typer.BadParameter(f"--task must be one of {', '.join(tasks)}")
+        raise SimsearchError(f"--task must be one of {', '.join(tasks)}")
     try:
         budget_list = [int(b) for b in budgets.split(",")]
     except ValueError:
-        raise typer.BadParameter(f"--budgets must be a comma list of integers, not {budgets!r}") from None
+        raise SimsearchError(f"--budgets must be a comma list of integers, not {budgets!r}") from None
     test = parse_record_list(records) if records else list(ALL_RECORDS if task == "detection" else DS2)
     if task == "detection":
         from .detection import evaluate_detection, summarize_detection
@@ -283,7 +283,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         report = {"task": task, "records": rows, "total": summarize_detection(rows)}
         return _print_detection(report, as_json)
     if set(test) & set(DS1):
-        raise typer.BadParameter(f"test records overlap DS1, the index's records: {sorted(set(test) & set(DS1))}")
+        raise SimsearchError(f"test records overlap DS1, the index's records: {sorted(set(test) & set(DS1))}")
     enc = Encoder.load(encoder)
     if task == "classification":
         report = {"task": task, **ev.evaluate_classification(data_dir, enc, test_records=test, progress=not as_json)}
