@@ -26,7 +26,7 @@ from .aami import AAMI_CLASSES, class_index
 from .beats import MODEL_FS, Beats, beats_from_record, check_sample, nearest_beat, rr_features, segment
 from .catalog import Catalog
 from .encoder import Encoder
-from .errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError, SampleOutOfRangeError
+from .errors import EncoderMismatchError, IndexFormatError, SampleOutOfRangeError
 from .filtering import clean_ecg
 from .progress import progress_bar
 from .records import check_signal, load_record, resample

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .aami import AAMI_CLASSES, DS1, class_index
+from .aami import AAMI_CLASSES, class_index
 from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
 from .errors import AnnotationError, SimsearchError
 from .records import load_record
