@@ -630,10 +630,13 @@ def evaluate_adaptive(index, records: Sequence[str], budgets: Sequence[int] = (0
             loaded, found, reference = read_beats(name, data_dir, beats="reference")
             prepared = prepare(index, loaded, found, k)
             truth = class_index(reference)
-            runs = {"global": (prepared.global_scores.argmax(axis=1), np.empty(0, np.int64))}
+            none = np.empty(0, np.int64)
+            runs = {"global": (prepared.global_scores.argmax(axis=1), none)}
+            unlabeled = assemble(prepared, none, none, np.empty(0, dtype="<U1"), alpha=alpha,
+                                 expert_weight=expert_weight)
             for budget in budgets:
                 runs[str(budget)] = simulate_expert(prepared, truth, budget, rounds=rounds, alpha=alpha,
-                                                    expert_weight=expert_weight)
+                                                    expert_weight=expert_weight, unlabeled=unlabeled)
             for key, (predicted, rows) in runs.items():
                 scored = np.ones(truth.shape[0], dtype=bool)
                 scored[rows] = False
@@ -652,12 +655,16 @@ def evaluate_adaptive(index, records: Sequence[str], budgets: Sequence[int] = (0
 
 
 def simulate_expert(prepared: Prepared, truth: np.ndarray, budget: int, *, rounds: int = ROUNDS,
-                    alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(final class positions, rows the expert labeled) after spending ``budget`` labels in rounds."""
+                    alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT,
+                    unlabeled: Annotation | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(final class positions, rows the expert labeled) after spending ``budget`` labels in rounds.
+
+    ``unlabeled`` is the record's annotation before any expert label, when the caller
+    already has it (it is the same for every budget).
+    """
     rows = np.empty(0, dtype=np.int64)
-    no_symbols = np.empty(0, dtype="<U1")
-    annotation = assemble(prepared, rows, truth[rows], no_symbols, alpha=alpha, expert_weight=expert_weight)
+    annotation = unlabeled or assemble(prepared, rows, truth[rows], np.empty(0, dtype="<U1"), alpha=alpha,
+                                       expert_weight=expert_weight)
     for size in round_sizes(budget, rounds):
         new = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, size)
         if new.size == 0:
