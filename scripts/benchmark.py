@@ -58,7 +58,7 @@ def main() -> None:
     beats = BeatSet.stack(load_beats(["208", "119", "209", "100"], args.data_dir))
     encoder = Encoder.load()
     n = len(beats)
-    ours = beats_per_second(lambda: len(encoder.embed(beats.windows, beats.rr)))
+    ours = beats_per_second(lambda: len(encoder.embed(beats.windows, beats.context)))
     base_model = baseline_lstm()
     short = beats.windows[:, ::2][:, :100, None].astype(np.float32)  # 180 Hz: 100 steps
 

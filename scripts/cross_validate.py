@@ -1,6 +1,6 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
-    python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set rr_inputs=5 ...] [--json]
+    python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
 out in turn while an encoder trains on the others. The held-out beats' neighbors are

@@ -411,7 +411,7 @@ def prepare(index, record: Record, beats: Beats, k: int = 10) -> Prepared:
     As in :meth:`~simsearch.index.BeatIndex.query`, at least the index's own vote k
     neighbors vote, whatever smaller ``k`` is asked for.
     """
-    embeddings = index.encoder.embed(beats.windows, beats.rr)
+    embeddings = index.encoder.embed(beats.windows, beats.context)
     distances, ids = index.search(embeddings, max(k, index.vote_settings["k"]), exclude_records=[record.name])
     if not (ids >= 0).any():
         raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
@@ -595,7 +595,7 @@ def add_to_index(index, annotation: Annotation) -> np.ndarray:
         raise EncoderMismatchError(f"{annotation.record} was embedded with encoder {annotation.encoder}, the index "
                                    f"uses {index.encoder.fingerprint}: annotate it again with this index")
     b = annotation.beats
-    labeled = Beats(b.record, b.lead, b.fs, b.samples, b.windows, b.rr, annotation.symbols.astype("<U1"),
+    labeled = Beats(b.record, b.lead, b.fs, b.samples, b.windows, b.context, annotation.symbols.astype("<U1"),
                     annotation.labels.astype("<U1"))
     expert = annotation.expert_mask
     confidence = np.where(expert, 1.0, annotation.confidence)

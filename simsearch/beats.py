@@ -35,6 +35,18 @@ IRREGULARITY_BEATS = 17
 RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity")
 """RR features per beat, in seconds: previous and next interval, local and long-term
 running medians, and the running median of successive interval differences."""
+DOMINANT_BEATS = 301
+"""Beats (about five minutes) whose median shape is the patient's dominant beat."""
+DOMINANT_BLOCK = 50
+"""Beats that share one dominant-beat estimate (a running median per beat would cost 50x more)."""
+QRS = slice(WINDOW_BEFORE - 36, WINDOW_BEFORE + 54)
+"""The QRS complex inside a window: 100 ms before the R-peak to 150 ms after."""
+SHAPE_COLUMNS = ("qrs_difference", "beat_difference", "qrs_amplitude")
+"""How a beat differs from its patient's dominant beat: 1 - correlation over the QRS and
+over the whole window, and the log ratio of its QRS amplitude to the dominant one's."""
+CONTEXT_COLUMNS = RR_COLUMNS + SHAPE_COLUMNS
+"""What a beat's neighbors in its own record say about it: its rhythm, then its shape
+against the patient's dominant beat."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class Beats:
     """The beats of one record, row-aligned arrays.
 
     ``windows`` is (n, WINDOW) from the filtered signal, R-peak at ``WINDOW_BEFORE``;
+    ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
     AAMI classes (``""`` where unlabeled).
     """
@@ -51,7 +64,7 @@ class Beats:
     fs: float
     samples: np.ndarray
     windows: np.ndarray
-    rr: np.ndarray
+    context: np.ndarray
     symbols: np.ndarray
     aami: np.ndarray
 
@@ -63,7 +76,7 @@ class Beats:
         return self.samples / self.fs
 
     def take(self, rows: np.ndarray) -> "Beats":
-        return Beats(self.record, self.lead, self.fs, self.samples[rows], self.windows[rows], self.rr[rows],
+        return Beats(self.record, self.lead, self.fs, self.samples[rows], self.windows[rows], self.context[rows],
                      self.symbols[rows], self.aami[rows])
 
 
@@ -108,6 +121,41 @@ def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
     return np.column_stack([prev_rr, next_rr, local, long_term, irregularity]).astype(np.float32)
 
 
+def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
+    """Per beat (n, 3): the :data:`SHAPE_COLUMNS`, against the running median beat of the record.
+
+    What tells a ventricular beat from a normal one across patients is less its shape
+    than its difference from the patient's usual beat: a bundle branch block patient's
+    normal beats are wide too, but they are that patient's dominant beat.
+    """
+    windows = np.asarray(windows, dtype=np.float32)
+    n = windows.shape[0]
+    if n == 0:
+        return np.zeros((0, len(SHAPE_COLUMNS)), dtype=np.float32)
+    beat, qrs = normalize_windows(windows), normalize_windows(windows[:, QRS])
+    amplitude = np.ptp(windows[:, QRS], axis=1)
+    dominant, dominant_qrs = np.empty_like(beat), np.empty_like(qrs)
+    dominant_amplitude = np.empty_like(amplitude)
+    half = DOMINANT_BEATS // 2
+    for start in range(0, n, DOMINANT_BLOCK):
+        centre = start + DOMINANT_BLOCK // 2
+        around = slice(max(0, centre - half), min(n, centre + half + 1))
+        block = slice(start, start + DOMINANT_BLOCK)
+        dominant[block] = np.median(beat[around], axis=0)
+        dominant_qrs[block] = np.median(qrs[around], axis=0)
+        dominant_amplitude[block] = np.median(amplitude[around])
+    correlation = (beat * normalize_windows(dominant)).mean(axis=1)
+    qrs_correlation = (qrs * normalize_windows(dominant_qrs)).mean(axis=1)
+    ratio = np.log(np.maximum(amplitude, 1e-6) / np.maximum(dominant_amplitude, 1e-6))
+    return np.column_stack([1.0 - qrs_correlation, 1.0 - correlation, np.clip(ratio, -3.0, 3.0)]).astype(np.float32)
+
+
+def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float) -> np.ndarray:
+    """Per beat (n, len(CONTEXT_COLUMNS)): RR features and difference from the dominant beat,
+    for the sorted beats ``r_peaks`` of one record and their ``windows``."""
+    return np.column_stack([rr_features(r_peaks, fs), dominant_beat_features(windows)]).astype(np.float32)
+
+
 def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
                       symbols: np.ndarray | None = None) -> Beats:
     """Filter the record and cut its beats.
@@ -136,8 +184,9 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         symbols = np.asarray(symbols, dtype="<U1")[order]
         aami = to_aami(symbols)
     filtered = clean_ecg(record.signal, record.fs)
-    return Beats(record.name, record.lead, record.fs, r_peaks, segment(filtered, r_peaks),
-                 rr_features(r_peaks, record.fs), symbols, aami)
+    windows = segment(filtered, r_peaks)
+    return Beats(record.name, record.lead, record.fs, r_peaks, windows, beat_context(r_peaks, windows, record.fs),
+                 symbols, aami)
 
 
 def normalize_windows(windows: np.ndarray) -> np.ndarray:

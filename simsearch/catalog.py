@@ -101,8 +101,8 @@ class Catalog:
                     {"id": int(ids[i]), "record_id": record_id, "sample": int(samples[i]),
                      "time": float(beats.samples[i] / beats.fs), "lead": beats.lead,
                      "symbol": beats.symbols[i] or None, "aami": beats.aami[i] or None,
-                     "rr_prev": float(beats.rr[i, 0]), "rr_next": float(beats.rr[i, 1]),
-                     "rr_local": float(beats.rr[i, 2]), "label_source": str(sources[i]),
+                     "rr_prev": float(beats.context[i, 0]), "rr_next": float(beats.context[i, 1]),
+                     "rr_local": float(beats.context[i, 2]), "label_source": str(sources[i]),
                      "confidence": None if confidence is None else float(confidence[i])}
                     for i in range(n)])
         return ids, removed

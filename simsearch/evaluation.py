@@ -16,7 +16,7 @@ import numpy as np
 from .aami import AAMI_CLASSES, DS1, DS2, class_index, to_aami
 from .beats import MODEL_FS, beats_from_record, reference_beats
 from .detection import MATCH_TOLERANCE_S
-from .encoder import Encoder, encoder_inputs
+from .encoder import RR_INPUTS, Encoder, encoder_inputs
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 from .progress import progress_bar
 from .records import load_record
@@ -36,16 +36,17 @@ class System:
     vectors: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def raw_vectors(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
+def raw_vectors(windows: np.ndarray, context: np.ndarray) -> np.ndarray:
     """The z-normalised beat samples, scaled to unit length."""
-    beat, _ = encoder_inputs(windows, rr)
+    beat, _ = encoder_inputs(windows, context)
     return np.ascontiguousarray(beat[:, :, 0] / np.sqrt(beat.shape[1]), dtype=np.float32)
 
 
-def raw_rr_vectors(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
+def raw_rr_vectors(windows: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Raw beat samples plus the encoder's RR inputs (same normalisation), weighted."""
-    _, rr_in = encoder_inputs(windows, rr)
-    return np.ascontiguousarray(np.hstack([raw_vectors(windows, rr), RAW_RR_WEIGHT * rr_in]), dtype=np.float32)
+    _, context_in = encoder_inputs(windows, context, RR_INPUTS)
+    return np.ascontiguousarray(np.hstack([raw_vectors(windows, context), RAW_RR_WEIGHT * context_in]),
+                                dtype=np.float32)
 
 
 def systems_for(encoder: Encoder) -> list[System]:
@@ -108,7 +109,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
     with progress_bar("systems", len(systems), enabled=progress) as advance:
         for system in systems:
             t0 = time.perf_counter()
-            base, queries = system.vectors(train.windows, train.rr), system.vectors(test.windows, test.rr)
+            base, queries = system.vectors(train.windows, train.context), system.vectors(test.windows, test.context)
             distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
             neighbors = train.labels[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
@@ -169,7 +170,7 @@ def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s:
             record = load_record(name, data_dir, fs=MODEL_FS)
             reference, symbols = reference_beats(record)
             detected = beats_from_record(record, r_peaks=detect_r_peaks(record.signal, record.fs))
-            distances, ids = index.search(index.encoder.embed(detected.windows, detected.rr),
+            distances, ids = index.search(index.encoder.embed(detected.windows, detected.context),
                                           index.vote_settings["k"], exclude_records=[name])
             pred, _ = vote_winner(index.vote(distances, ids))
             found = match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs,

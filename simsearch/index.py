@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 
 from .aami import AAMI_CLASSES, class_index
-from .beats import MODEL_FS, Beats, beats_from_record, check_sample, nearest_beat, rr_features, segment
+from .beats import MODEL_FS, Beats, beat_context, beats_from_record, check_sample, nearest_beat, segment
 from .catalog import Catalog
 from .encoder import Encoder
 from .errors import EncoderMismatchError, IndexFormatError, SampleOutOfRangeError
@@ -201,7 +201,7 @@ class BeatIndex:
                 t1 = time.perf_counter()
                 beats = beats_from_record(record)
                 t2 = time.perf_counter()
-                vectors = self.encoder.embed(beats.windows, beats.rr)
+                vectors = self.encoder.embed(beats.windows, beats.context)
                 t3 = time.perf_counter()
                 source = np.where(beats.aami != "", "reference", "none")
                 self.add_beats(beats, vectors, record_path=record.path, n_samples=record.n_samples,
@@ -317,7 +317,7 @@ class BeatIndex:
             check_sample(sample, int(round(loaded.n_samples / ratio)), loaded.name)
             beats = beats_from_record(loaded)
             row = nearest_beat(beats.samples, int(round(sample * ratio)), loaded.n_samples, loaded.name)
-            vector = self.encoder.embed(beats.windows[row:row + 1], beats.rr[row:row + 1])
+            vector = self.encoder.embed(beats.windows[row:row + 1], beats.context[row:row + 1])
             info = {"record": loaded.name, "sample": int(round(beats.samples[row] / ratio)),
                     "time": float(beats.samples[row] / MODEL_FS), "lead": loaded.lead,
                     "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None}
@@ -330,9 +330,9 @@ class BeatIndex:
         """Neighbors of a beat in a raw single-lead signal (physical units) sampled at ``fs``.
 
         The beat is the one nearest ``sample`` (default: the signal's largest QRS).
-        RR features come from the beats detected in the signal; with fewer than two
-        beats a resting rhythm is assumed, so pass a few seconds of context when timing
-        matters.
+        Its context (RR features, dominant beat) comes from the beats detected in the
+        signal; with fewer than two beats a resting rhythm is assumed and the beat is its
+        own dominant beat, so pass several seconds around it.
         """
         from .detection import detect_r_peaks
 
@@ -352,8 +352,8 @@ class BeatIndex:
         if peaks.size == 0 or np.min(np.abs(peaks - target)) > 0.15 * MODEL_FS:
             peaks = np.sort(np.append(peaks, target)).astype(np.int64)
         row = int(np.argmin(np.abs(peaks - target)))
-        rr = rr_features(peaks, MODEL_FS)[row:row + 1]
-        vector = self.encoder.embed(segment(filtered, peaks[row:row + 1]), rr)
+        windows = segment(filtered, peaks)
+        vector = self.encoder.embed(windows[row:row + 1], beat_context(peaks, windows, MODEL_FS)[row:row + 1])
         info = {"record": None, "sample": int(round(peaks[row] * fs / MODEL_FS)), "time": float(peaks[row] / MODEL_FS),
                 "lead": None, "symbol": None, "aami": None}
         return self._answer(vector, info, k, list(exclude_records), [], classes)

@@ -15,7 +15,7 @@ from .aami import AAMI_CLASSES, class_index
 from .beats import MODEL_FS, WINDOW_BEFORE, Beats, beats_from_record
 from .errors import AnnotationError, SimsearchError
 from .records import load_record
-from .encoder import RHYTHM_WEIGHT, RR_INPUTS
+from .encoder import CONTEXT_INPUTS, CONTEXT_WEIGHT
 from .vote import PRIOR_ALPHA, VOTE_K
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
@@ -47,10 +47,18 @@ class TrainingConfig:
     k: int = VOTE_K
     prior_alpha: float = PRIOR_ALPHA
     sveb_swap: float = 0.8
+    sveb_as_normal: bool = True
+    """Count SVEB as normal in the loss: the learned shape then only tells supraventricular
+    from ventricular and fusion beats, and timing (the fixed RR part of the embedding)
+    alone separates premature supraventricular beats from normal ones."""
     lstm_units: int = 48
     dropout: float = 0.3
-    rhythm_weight: float = RHYTHM_WEIGHT
-    rr_inputs: int = RR_INPUTS
+    context_weight: float = CONTEXT_WEIGHT
+    """Weight of the fixed context part of the embedding the trained encoder ships with."""
+    loss_context_weight: float = 1.0
+    """Its weight while training: lower, so the triplet loss still asks the learned shape
+    part to separate classes that timing alone would already pull apart."""
+    context_inputs: int = CONTEXT_INPUTS
     seed: int = 0
 
 
@@ -59,7 +67,7 @@ class BeatSet:
     """Beats of many records stacked: windows, RR features, class positions, record names."""
 
     windows: np.ndarray
-    rr: np.ndarray
+    context: np.ndarray
     labels: np.ndarray
     groups: np.ndarray
 
@@ -70,7 +78,7 @@ class BeatSet:
             raise AnnotationError("no labeled beats to learn from: the records need reference annotations")
         return cls(
             np.concatenate([b.windows for b in labeled]),
-            np.concatenate([b.rr for b in labeled]),
+            np.concatenate([b.context for b in labeled]),
             np.concatenate([class_index(b.aami) for b in labeled]),
             np.concatenate([np.full(len(b), b.record) for b in labeled]),
         )
@@ -79,7 +87,7 @@ class BeatSet:
         return int(self.labels.shape[0])
 
     def subset(self, rows: np.ndarray) -> "BeatSet":
-        return BeatSet(self.windows[rows], self.rr[rows], self.labels[rows], self.groups[rows])
+        return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows])
 
 
 @dataclass
@@ -114,7 +122,7 @@ def split_validation(records: Sequence[str]) -> tuple[list[str], list[str]]:
     return [r for r in records if r not in val], val
 
 
-def augment(windows: np.ndarray, rr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(windows: np.ndarray, context: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random amplitude scaling, baseline wander, noise and small time warps; RR jitter.
 
     The warp stretches time around the R-peak so the fiducial point stays put.
@@ -134,9 +142,9 @@ def augment(windows: np.ndarray, rr: np.ndarray, rng: np.random.Generator) -> tu
     wander = rng.uniform(0, 0.3, size=(n, 1)) * np.sin(2 * np.pi * freq * t[None, :] + phase)
     noise = rng.normal(0, 1, size=out.shape) * rng.uniform(0, 0.05, size=(n, 1))
     out = out * rng.uniform(0.7, 1.3, size=(n, 1)) + scale * (wander + noise)
-    rr = rr.copy()
-    rr[:, :2] *= np.exp(rng.normal(0, 0.03, size=(n, 2)))
-    return out.astype(np.float32), rr.astype(np.float32)
+    context = context.copy()
+    context[:, :2] *= np.exp(rng.normal(0, 0.03, size=(n, 2)))
+    return out.astype(np.float32), context.astype(np.float32)
 
 
 def normal_rows_by_record(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
@@ -208,8 +216,8 @@ def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int, alpha:
     from .metrics import class_metrics, confusion_matrix, precision_at_k
 
     encoder = Encoder(encoder_model)
-    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.rr), train.labels,
-                                         encoder.embed(val.windows, val.rr), k, alpha)
+    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.context), train.labels,
+                                         encoder.embed(val.windows, val.context), k, alpha)
     metrics = class_metrics(confusion_matrix(val.labels, pred))
     return {"score": nsv_score(metrics), "p_at_k": precision_at_k(val.labels, neighbor_classes, k)["macro_NSV"],
             **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
@@ -234,22 +242,37 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
-    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, rhythm_weight=config.rhythm_weight,
-                          rr_inputs=config.rr_inputs, seed=config.seed)
+    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout,
+                          context_weight=config.loss_context_weight, context_inputs=config.context_inputs,
+                          seed=config.seed)
+
+    def shipped(trained):
+        """The trained weights in the encoder as it is shipped (its own context weight)."""
+        if config.context_weight == config.loss_context_weight:
+            return trained
+        encoder = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout,
+                                context_weight=config.context_weight, context_inputs=config.context_inputs,
+                                seed=config.seed)
+        encoder.set_weights(trained.get_weights())
+        return encoder
+
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         config.learning_rate, config.decay_steps or config.steps, alpha=0.05))
     classes = [AAMI_CLASSES.index(c) for c in TRAIN_CLASSES if (train.labels == AAMI_CLASSES.index(c)).any()]
 
     @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
-    def step(beat, rr, labels):
+    def step(beat, context, labels):
         with tf.GradientTape() as tape:
-            emb = model({"beat": beat, "rr": rr}, training=True)
+            emb = model({"beat": beat, "context": context}, training=True)
             loss = semihard_triplet_loss(labels, emb, config.margin)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
     normal_rows = normal_rows_by_record(train.labels, train.groups)
+    loss_labels = train.labels
+    if config.sveb_as_normal:
+        loss_labels = np.where(train.labels == AAMI_CLASSES.index("S"), AAMI_CLASSES.index("N"), train.labels)
     best = TrainingResult(model, config.steps, float("-inf"))
     best_weights = None
     stale = 0
@@ -258,12 +281,12 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
         rows = balanced_batch(train.labels, config.beats_per_class, rng, classes)
         window_rows = swap_in_normal_morphology(rows, train.labels, train.groups, normal_rows, rng,
                                                 config.sveb_swap)
-        windows, rr = augment(train.windows[window_rows], train.rr[rows], rng)
-        beat, rr_in = encoder_inputs(windows, rr, config.rr_inputs)
-        losses.append(float(step(beat, rr_in, tf.constant(train.labels[rows]))))
+        windows, context = augment(train.windows[window_rows], train.context[rows], rng)
+        beat, context_in = encoder_inputs(windows, context, config.context_inputs)
+        losses.append(float(step(beat, context_in, tf.constant(loss_labels[rows]))))
         report = None
         if checkpoint is not None and (i % config.eval_every == 0 or i == config.steps):
-            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4), **checkpoint(model)}
+            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4), **checkpoint(shipped(model))}
             best.history.append(report)
             if report["score"] > best.best_score:
                 best.best_score, best.best_step, stale = report["score"], i, 0
@@ -276,6 +299,7 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
             break
     if best_weights is not None:
         model.set_weights(best_weights)
+    best.model = shipped(model)
     return best
 
 
@@ -373,7 +397,7 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
             def keep_neighbors(model, train=train, val=val) -> dict:
                 encoder = Encoder(model)
-                distances, nn = knn_search(encoder.embed(train.windows, train.rr), encoder.embed(val.windows, val.rr),
+                distances, nn = knn_search(encoder.embed(train.windows, train.context), encoder.embed(val.windows, val.context),
                                            k_max)
                 return {"score": 0.0, "neighbors": (val.labels, train.labels[nn], distances,
                                                     np.bincount(train.labels, minlength=len(AAMI_CLASSES)))}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
-from simsearch.beats import (MODEL_FS, WINDOW, WINDOW_BEFORE, beats_from_record, normalize_windows, reference_beats,
-                             rr_features, segment)
+from simsearch.beats import (CONTEXT_COLUMNS, MODEL_FS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE, beats_from_record,
+                             dominant_beat_features, normalize_windows, reference_beats, rr_features, segment)
 from simsearch.errors import AnnotationError
 from simsearch.filtering import clean_ecg
 from simsearch.records import load_record
@@ -42,15 +42,34 @@ def test_reference_beats_skip_non_beats(record_208):
     assert np.all(np.diff(samples) > 0)
 
 
-def test_beats_carry_windows_rr_and_labels(record_208):
+def test_beats_carry_windows_context_and_labels(record_208):
     beats = beats_from_record(record_208)
     assert beats.windows.shape == (len(beats), WINDOW)
-    assert beats.rr.shape == (len(beats), 5)
+    assert beats.context.shape == (len(beats), len(CONTEXT_COLUMNS))
     counts = {c: int((beats.aami == c).sum()) for c in "NSVFQ"}
     assert counts["V"] == 992 and counts["F"] == 373  # the record's own annotation counts
     # the window is centred on the R-peak: the largest deflection of most beats sits there
     peak_at = np.argmax(np.abs(beats.windows), axis=1)
     assert np.mean(np.abs(peak_at - WINDOW_BEFORE) <= 10) > 0.9
+
+
+def test_ventricular_beats_stand_out_from_the_dominant_beat(record_208):
+    beats = beats_from_record(record_208)
+    shape = beats.context[:, len(CONTEXT_COLUMNS) - len(SHAPE_COLUMNS):]
+    normal, ventricular = shape[beats.aami == "N"], shape[beats.aami == "V"]
+    qrs_difference = SHAPE_COLUMNS.index("qrs_difference")
+    # 208's VEBs are its second most common beat, yet the running median still follows the normal beats
+    assert np.median(ventricular[:, qrs_difference]) > np.percentile(normal[:, qrs_difference], 90)
+    assert np.median(normal[:, qrs_difference]) < 0.05
+    assert np.all(np.isfinite(shape))
+
+
+def test_a_lone_beat_is_its_own_dominant_beat():
+    windows = np.random.default_rng(0).normal(size=(1, WINDOW)).astype(np.float32)
+    shape = dominant_beat_features(windows)
+    assert shape.shape == (1, len(SHAPE_COLUMNS))
+    np.testing.assert_allclose(shape[0], 0.0, atol=1e-5)
+    assert dominant_beat_features(windows[:0]).shape == (0, len(SHAPE_COLUMNS))
 
 
 def test_segment_pads_beats_at_the_edges():

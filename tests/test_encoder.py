@@ -17,15 +17,15 @@ def beat_set(data_dir):
 
 def test_default_encoder_gives_deterministic_unit_vectors(beat_set):
     encoder = Encoder.load()
-    vectors = encoder.embed(beat_set.windows[:300], beat_set.rr[:300])
+    vectors = encoder.embed(beat_set.windows[:300], beat_set.context[:300])
     assert vectors.shape == (300, encoder.dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(vectors, encoder.embed(beat_set.windows[:300], beat_set.rr[:300]))
+    np.testing.assert_array_equal(vectors, encoder.embed(beat_set.windows[:300], beat_set.context[:300]))
 
 
 def test_default_encoder_separates_classes_better_than_chance(beat_set):
     """Leave-one-out 1-NN within two records: the packaged model must beat the majority rate."""
-    vectors = Encoder.load().embed(beat_set.windows, beat_set.rr)
+    vectors = Encoder.load().embed(beat_set.windows, beat_set.context)
     sim = vectors @ vectors.T
     np.fill_diagonal(sim, -np.inf)
     nearest = beat_set.labels[np.argmax(sim, axis=1)]

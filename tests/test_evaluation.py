@@ -49,9 +49,9 @@ def test_baseline_vectors_are_unit_raw_beats(data_dir):
     from simsearch.training import BeatSet, load_beats
 
     beats = BeatSet.stack(load_beats(["100"], data_dir))
-    raw = raw_vectors(beats.windows[:20], beats.rr[:20])
+    raw = raw_vectors(beats.windows[:20], beats.context[:20])
     np.testing.assert_allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-4)
-    assert raw_rr_vectors(beats.windows[:20], beats.rr[:20]).shape[1] > raw.shape[1]
+    assert raw_rr_vectors(beats.windows[:20], beats.context[:20]).shape[1] > raw.shape[1]
 
 
 def test_classification_protocol_on_a_few_records(data_dir):
