@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter, percentile_filter
+from scipy.ndimage import median_filter, percentile_filter, uniform_filter1d
 
 from .aami import SYMBOL_TO_AAMI, to_aami
 from .errors import SampleOutOfRangeError
@@ -32,9 +32,11 @@ cross-validation inside DS1 (76.1 against 77.6), so the median stays."""
 IRREGULARITY_BEATS = 17
 """Beats over which RR irregularity (atrial fibrillation's signature) is measured."""
 
-RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity")
+RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity", "rr_long_term_mean")
 """RR features per beat, in seconds: previous and next interval, local and long-term
-running medians, and the running median of successive interval differences."""
+running medians, the running median of successive interval differences, and the
+long-term running mean (de Chazal's "average RR"): where premature beats are the
+majority the median follows them, while the mean still holds the pauses between runs."""
 DOMINANT_BEATS = 301
 """Beats (about five minutes) whose median shape is the patient's dominant beat."""
 DOMINANT_BLOCK = 50
@@ -101,7 +103,7 @@ def segment(signal: np.ndarray, r_peaks: np.ndarray, before: int = WINDOW_BEFORE
 
 
 def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """Per beat (n, 5): the :data:`RR_COLUMNS`, in seconds.
+    """Per beat (n, 6): the :data:`RR_COLUMNS`, in seconds.
 
     Running medians make the rhythm references robust: one premature beat barely
     moves them, and ratios to them compare across patients whose heart rates differ.
@@ -110,7 +112,7 @@ def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
     n = r_peaks.shape[0]
     if n < 2:
         nominal = np.full(n, 0.8)  # a single beat has no rhythm: assume a resting 75 bpm
-        return np.column_stack([nominal, nominal, nominal, nominal, np.zeros(n)]).astype(np.float32)
+        return np.column_stack([nominal, nominal, nominal, nominal, np.zeros(n), nominal]).astype(np.float32)
     intervals = np.diff(r_peaks) / fs
     prev_rr = np.concatenate([[intervals[0]], intervals])
     next_rr = np.concatenate([intervals, [intervals[-1]]])
@@ -118,7 +120,8 @@ def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
     long_term = percentile_filter(prev_rr, RHYTHM_PERCENTILE, size=min(LONG_TERM_RR_BEATS, n), mode="nearest")
     jumps = np.abs(np.diff(prev_rr, prepend=prev_rr[0]))
     irregularity = median_filter(jumps, size=min(IRREGULARITY_BEATS, n), mode="nearest")
-    return np.column_stack([prev_rr, next_rr, local, long_term, irregularity]).astype(np.float32)
+    long_term_mean = uniform_filter1d(prev_rr, size=min(LONG_TERM_RR_BEATS, n), mode="nearest")
+    return np.column_stack([prev_rr, next_rr, local, long_term, irregularity, long_term_mean]).astype(np.float32)
 
 
 def dominant_beat_features(windows: np.ndarray) -> np.ndarray:

@@ -27,9 +27,10 @@ long-term median (runs of premature beats), local irregularity (atrial fibrillat
 whose irregular beats are normal, not premature); and the previous RR itself (log of
 seconds over 0.8 s), as in de Chazal's features. Cross-validation inside DS1 chose all
 five over the first four (pooled score 77.6 against 73.7)."""
-CONTEXT_INPUTS = RR_INPUTS + 3
-"""The rhythm inputs, then the beat's difference from its patient's dominant beat
-(:data:`simsearch.beats.SHAPE_COLUMNS`). A model built with fewer inputs gets the first ones."""
+CONTEXT_INPUTS = RR_INPUTS + 4
+"""The rhythm inputs, the beat's difference from its patient's dominant beat
+(:data:`simsearch.beats.SHAPE_COLUMNS`), then the previous RR over the long-term mean.
+A model built with fewer inputs gets the first ones (models predating an input keep working)."""
 EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
@@ -44,13 +45,14 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
     context = np.asarray(context, dtype=np.float32)
     if context.ndim != 2 or context.shape[1] != len(CONTEXT_COLUMNS) or len(context) != len(windows):
         raise ValueError(f"beat context must be ({len(windows)}, {len(CONTEXT_COLUMNS)}), got {context.shape}")
-    prev, following, local, long_term, irregularity = (context[:, i] for i in range(len(RR_COLUMNS)))
+    prev, following, local, long_term, irregularity, long_term_mean = (context[:, i] for i in range(len(RR_COLUMNS)))
     local = np.maximum(local, 1e-3)
     ratios = np.column_stack([prev / local, following / local, prev / np.maximum(long_term, 1e-3),
                               np.ones_like(prev)])
     inputs = np.log(np.clip(ratios, 0.2, 5.0))
     inputs[:, 3] = 4.0 * irregularity / local
-    inputs = np.column_stack([inputs, np.log(np.clip(prev / 0.8, 0.2, 5.0)), context[:, len(RR_COLUMNS):]])
+    inputs = np.column_stack([inputs, np.log(np.clip(prev / 0.8, 0.2, 5.0)), context[:, len(RR_COLUMNS):],
+                              np.log(np.clip(prev / np.maximum(long_term_mean, 1e-3), 0.2, 5.0))])
     return normalize_windows(windows)[:, :, None], inputs[:, :n_context].astype(np.float32)
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
-from simsearch.beats import (CONTEXT_COLUMNS, MODEL_FS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE, beats_from_record,
-                             dominant_beat_features, normalize_windows, reference_beats, rr_features, segment)
+from simsearch.beats import (CONTEXT_COLUMNS, MODEL_FS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
+                             beats_from_record, dominant_beat_features, normalize_windows, reference_beats,
+                             rr_features, segment)
 from simsearch.errors import AnnotationError
 from simsearch.filtering import clean_ecg
 from simsearch.records import load_record
@@ -93,7 +94,7 @@ def test_rr_features_on_a_known_rhythm():
     assert features[premature, 2] == pytest.approx(0.8, abs=0.01)  # the local median ignores one outlier
     assert features[10, 4] == pytest.approx(0.0, abs=1e-3)  # regular rhythm: no irregularity
     single = rr_features(np.array([500]), fs)
-    assert single.shape == (1, 5) and np.all(np.isfinite(single))
+    assert single.shape == (1, len(RR_COLUMNS)) and np.all(np.isfinite(single))
 
 
 def test_normalized_windows_are_z_scores(record_208):

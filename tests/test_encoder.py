@@ -72,6 +72,10 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     assert first["val_records"] == ["118"] and "118" not in first["train_records"]
     assert len(first["history"]) == 2 and first["history"][0]["loss"] > 0
     assert Encoder.load(tmp_path / "a.keras").fingerprint == first["fingerprint"]
+    # trained with the context at its loss weight, shipped with it at its index weight
+    assert config.loss_context_weight != config.context_weight
+    scales = [layer.scale for layer in Encoder.load(tmp_path / "a.keras").model.layers if hasattr(layer, "scale")]
+    assert scales == [pytest.approx(config.context_weight)]
 
 
 def test_patient_folds_are_disjoint_stratified_and_deterministic(data_dir):
