@@ -114,8 +114,10 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             neighbors = train.labels[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
             pred = vote_predict(neighbors, distances, counts, k, alpha)
+            per_record = {str(r): confusion_matrix(test.labels[test.groups == r], pred[test.groups == r]).tolist()
+                          for r in dict.fromkeys(test.groups)}
             results.append({"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
-                            **score(test.labels, pred, neighbors)})
+                            **score(test.labels, pred, neighbors), "per_record_confusion": per_record})
             advance(system.name)
     return {"protocol": {"train_records": list(train_records), "test_records": list(test_records),
                          "train_beats": len(train), "test_beats": len(test), "k": k, "prior_alpha": alpha,

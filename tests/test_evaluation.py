@@ -61,6 +61,9 @@ def test_classification_protocol_on_a_few_records(data_dir):
     n_test = report["protocol"]["test_beats"]
     for system in report["systems"]:
         assert np.sum(system["confusion"]) == n_test
+        per_record = system["per_record_confusion"]
+        assert sorted(per_record) == ["100", "233"]
+        np.testing.assert_array_equal(np.sum([per_record["100"], per_record["233"]], axis=0), system["confusion"])
         assert 0 <= system["precision_at_10"]["macro_NSV"] <= 1
     encoder_row = report["systems"][-1]
     # 233 holds 831 VEBs; a trained encoder finds most of them in other patients' beats
