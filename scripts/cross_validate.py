@@ -25,7 +25,7 @@ from simsearch.aami import DS1  # noqa: E402
 from simsearch.training import BeatSet, TrainingConfig, cross_validate, cv_scores, load_beats  # noqa: E402
 from simsearch.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
 
-VOTE_GRID = [(k, alpha, boosted) for k in (10, 30, 50) for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
+VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]
 
 

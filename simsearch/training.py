@@ -264,7 +264,8 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
         losses.append(float(step(beat, context_in, tf.constant(loss_labels[rows]))))
         report = None
         if checkpoint is not None and (i % config.eval_every == 0 or i == config.steps):
-            report = {"step": i, "loss": round(float(np.mean(losses[-config.eval_every:])), 4), **checkpoint(shipped(model))}
+            loss = round(float(np.mean(losses[-config.eval_every:])), 4)
+            report = {"step": i, "loss": loss, **checkpoint(shipped(model))}
             best.history.append(report)
             if report["score"] > best.best_score:
                 best.best_score, best.best_step, stale = report["score"], i, 0
@@ -353,7 +354,7 @@ def patient_folds(beats: BeatSet, n_folds: int) -> list[list[str]]:
     return folds
 
 
-def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 50,
+def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
                    progress: bool = False) -> dict:
     """Patient-disjoint cross-validation inside the training records.
 
@@ -375,7 +376,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
             def keep_neighbors(model, train=train, val=val) -> dict:
                 encoder = Encoder(model)
-                distances, nn = knn_search(encoder.embed(train.windows, train.context), encoder.embed(val.windows, val.context),
+                distances, nn = knn_search(encoder.embed(train.windows, train.context),
+                                           encoder.embed(val.windows, val.context),
                                            k_max)
                 return {"score": 0.0, "neighbors": (val.labels, train.labels[nn], distances,
                                                     np.bincount(train.labels, minlength=len(AAMI_CLASSES)))}

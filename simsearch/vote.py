@@ -46,9 +46,10 @@ def vote_winner(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return winner, scores[np.arange(scores.shape[0]), winner]
 
 
-VOTE_K = 50
+VOTE_K = 100
 """Neighbors that vote (a query may display fewer): a wider vote estimates the local
-class mix better than the nearest few. Chosen by cross-validation inside DS1."""
+class mix better than the nearest few. Chosen by cross-validation inside DS1 (pooled
+score with k = 30, 50, 75, 100: 77.9, 80.8, 81.8, 81.9)."""
 
 PRIOR_ALPHA = 0.25
 """Default strength of the class-prior correction (0: none, 1: full inverse frequency).
