@@ -35,8 +35,8 @@ IRREGULARITY_BEATS = 17
 RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity", "rr_long_term_mean")
 """RR features per beat, in seconds: previous and next interval, local and long-term
 running medians, the running median of successive interval differences, and the
-long-term running mean (de Chazal's "average RR"): where premature beats are the
-majority the median follows them, while the mean still holds the pauses between runs."""
+long-term running mean (de Chazal's "average RR"), which pauses pull up and premature
+beats pull down where the median ignores both."""
 DOMINANT_BEATS = 301
 """Beats (about five minutes) whose median shape is the patient's dominant beat."""
 DOMINANT_BLOCK = 50

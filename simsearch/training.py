@@ -68,7 +68,7 @@ class TrainingConfig:
 
 @dataclass
 class BeatSet:
-    """Beats of many records stacked: windows, RR features, class positions, record names."""
+    """Beats of many records stacked: windows, context, class positions, record names."""
 
     windows: np.ndarray
     context: np.ndarray
