@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from .aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI, class_index
-from .beats import MODEL_FS, Beats, beats_from_record, reference_beats
+from .beats import MODEL_FS, Beats, beats_from_record, reference_beats, rescale_samples
 from .errors import AnnotationError, EncoderMismatchError, SignalQualityError, reason
 from .metrics import class_metrics, confusion_matrix
 from .progress import progress_bar
@@ -171,7 +171,7 @@ def expert_rows(beats: Beats, expert_labels: Mapping[int, str] | None, source_fs
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, "<U1")
     parsed = {int(s): parse_label(label) for s, label in expert_labels.items()}
     samples = np.array(sorted(parsed), dtype=np.int64)
-    at_model = np.round(samples * (MODEL_FS / source_fs)).astype(np.int64)
+    at_model = rescale_samples(samples, source_fs, MODEL_FS)
     rows = match_samples(beats.samples, at_model, EXPERT_TOLERANCE_S * MODEL_FS)
     if (rows < 0).any():
         missing = samples[rows < 0]
@@ -418,14 +418,9 @@ def prepare(index, record: Record, beats: Beats, k: int = 10) -> Prepared:
     scores = index.vote(distances, ids)
     top = min(TOP_NEIGHBORS, k)
     fs = float(record.source_fs or record.fs)
-    return Prepared(record.name, record.path, fs, record.lead, int(_to_source(record.n_samples, fs)), beats,
-                    embeddings, scores, ids[:, :top], np.round(distances[:, :top], 4), knn_graph(embeddings),
-                    index.encoder.fingerprint)
-
-
-def _to_source(samples, fs: float) -> np.ndarray:
-    """Samples at MODEL_FS as samples at the record's own rate ``fs``."""
-    return np.round(np.asarray(samples, dtype=np.float64) * (fs / MODEL_FS)).astype(np.int64)
+    n_samples = int(rescale_samples(record.n_samples, MODEL_FS, fs))
+    return Prepared(record.name, record.path, fs, record.lead, n_samples, beats, embeddings, scores, ids[:, :top],
+                    np.round(distances[:, :top], 4), knn_graph(embeddings), index.encoder.fingerprint)
 
 
 def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,
@@ -439,8 +434,9 @@ def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols:
     labels[rows], out_symbols[rows], source[rows] = np.array(AAMI_CLASSES)[classes], symbols, "expert"
     confidence = confidence.copy()
     confidence[rows] = 1.0
+    samples = rescale_samples(prepared.beats.samples, MODEL_FS, prepared.fs)
     return Annotation(prepared.record, prepared.path, prepared.fs, prepared.lead, prepared.n_samples,
-                      _to_source(prepared.beats.samples, prepared.fs), labels, out_symbols, confidence, source,
+                      samples, labels, out_symbols, confidence, source,
                       scores, prepared.global_scores, prepared.neighbor_ids, prepared.neighbor_distances,
                       prepared.embeddings, prepared.beats, prepared.encoder)
 
@@ -599,7 +595,7 @@ def add_to_index(index, annotation: Annotation) -> np.ndarray:
                     annotation.labels.astype("<U1"))
     expert = annotation.expert_mask
     confidence = np.where(expert, 1.0, annotation.confidence)
-    n_model = int(round(annotation.n_samples * MODEL_FS / annotation.fs))
+    n_model = int(rescale_samples(annotation.n_samples, annotation.fs, MODEL_FS))
     return index.add_beats(labeled, annotation.embeddings, record_path=annotation.path, n_samples=n_model,
                            source_fs=annotation.fs, label_source=np.where(expert, "expert", "propagated"),
                            confidence=confidence)

@@ -200,6 +200,15 @@ def normalize_windows(windows: np.ndarray) -> np.ndarray:
     return centred / np.maximum(scale, 1e-6)
 
 
+def rescale_samples(samples, from_fs: float, to_fs: float) -> np.ndarray:
+    """Sample numbers at ``from_fs`` as the nearest sample numbers at ``to_fs`` (int64).
+
+    The one conversion between a record's own rate and :data:`MODEL_FS`, so positions
+    round the same way wherever they cross.
+    """
+    return np.round(np.asarray(samples, dtype=np.float64) * (to_fs / from_fs)).astype(np.int64)
+
+
 def check_sample(sample: int, n_samples: int, record: str) -> None:
     if not 0 <= sample < n_samples:
         raise SampleOutOfRangeError(f"{record}: sample {sample} is outside the record (0..{n_samples - 1})")

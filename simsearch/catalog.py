@@ -12,7 +12,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, create_engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .beats import Beats
+from .beats import Beats, rescale_samples
 from .errors import IndexFormatError, reason
 
 class Base(DeclarativeBase):
@@ -80,8 +80,8 @@ class Catalog:
         """
         n = len(beats)
         fs = source_fs or beats.fs
-        samples = np.round(beats.samples * (fs / beats.fs)).astype(np.int64)
-        n_samples = int(round(n_samples * fs / beats.fs))
+        samples = rescale_samples(beats.samples, beats.fs, fs)
+        n_samples = int(rescale_samples(n_samples, beats.fs, fs))
         sources = np.broadcast_to(np.asarray(label_source, dtype=object), (n,))
         with self.engine.begin() as conn:
             old = conn.execute(select(RecordRow.id).where(RecordRow.name == beats.record)).scalar()

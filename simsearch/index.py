@@ -23,7 +23,8 @@ import faiss
 import numpy as np
 
 from .aami import AAMI_CLASSES, class_index
-from .beats import MODEL_FS, Beats, beat_context, beats_from_record, check_sample, nearest_beat, segment
+from .beats import (MODEL_FS, Beats, beat_context, beats_from_record, check_sample, nearest_beat, rescale_samples,
+                    segment)
 from .catalog import Catalog
 from .encoder import Encoder
 from .errors import EncoderMismatchError, IndexFormatError, SampleOutOfRangeError
@@ -313,12 +314,13 @@ class BeatIndex:
             exclude_ids = [beat_id]
         else:
             loaded = load_record(record, data_dir, lead=lead, fs=MODEL_FS)
-            ratio = MODEL_FS / loaded.source_fs
-            check_sample(sample, int(round(loaded.n_samples / ratio)), loaded.name)
+            check_sample(sample, int(rescale_samples(loaded.n_samples, MODEL_FS, loaded.source_fs)), loaded.name)
             beats = beats_from_record(loaded)
-            row = nearest_beat(beats.samples, int(round(sample * ratio)), loaded.n_samples, loaded.name)
+            row = nearest_beat(beats.samples, int(rescale_samples(sample, loaded.source_fs, MODEL_FS)),
+                               loaded.n_samples, loaded.name)
             vector = self.encoder.embed(beats.windows[row:row + 1], beats.context[row:row + 1])
-            info = {"record": loaded.name, "sample": int(round(beats.samples[row] / ratio)),
+            at_source = int(rescale_samples(beats.samples[row], MODEL_FS, loaded.source_fs))
+            info = {"record": loaded.name, "sample": at_source,
                     "time": float(beats.samples[row] / MODEL_FS), "lead": loaded.lead,
                     "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None}
             exclude_ids = []
@@ -344,7 +346,7 @@ class BeatIndex:
         filtered = clean_ecg(at_model_fs, MODEL_FS)
         peaks = detect_r_peaks(at_model_fs, MODEL_FS) if at_model_fs.size > 2 * MODEL_FS else np.empty(0, int)
         if sample is not None:
-            target = int(round(sample * MODEL_FS / fs))
+            target = int(rescale_samples(sample, fs, MODEL_FS))
             if not 0 <= target < at_model_fs.size:
                 raise SampleOutOfRangeError(f"sample {sample} is outside the signal (0..{signal.size - 1})")
         else:
@@ -354,8 +356,8 @@ class BeatIndex:
         row = int(np.argmin(np.abs(peaks - target)))
         windows = segment(filtered, peaks)
         vector = self.encoder.embed(windows[row:row + 1], beat_context(peaks, windows, MODEL_FS)[row:row + 1])
-        info = {"record": None, "sample": int(round(peaks[row] * fs / MODEL_FS)), "time": float(peaks[row] / MODEL_FS),
-                "lead": None, "symbol": None, "aami": None}
+        info = {"record": None, "sample": int(rescale_samples(peaks[row], MODEL_FS, fs)),
+                "time": float(peaks[row] / MODEL_FS), "lead": None, "symbol": None, "aami": None}
         return self._answer(vector, info, k, list(exclude_records), [], classes)
 
     def _answer(self, vector, info, k, exclude_records, exclude_ids, classes) -> QueryResult:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .aami import AAMI_CLASSES
-from .beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, segment
+from .beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment
 from .errors import RecordNotFoundError, SampleOutOfRangeError
 from .filtering import clean_ecg
 from .records import load_record
@@ -146,7 +146,7 @@ class _SignalCache:
             loaded = load_record(source, data_dir, lead=lead, fs=MODEL_FS, annotations=None)
             self.signals[key] = (clean_ecg(loaded.signal, MODEL_FS), float(loaded.source_fs or loaded.fs))
         signal, source_fs = self.signals[key]
-        at_model = int(round(sample * MODEL_FS / source_fs))
+        at_model = int(rescale_samples(sample, source_fs, MODEL_FS))
         return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]
 
 

@@ -22,7 +22,7 @@ from simsearch import BeatIndex
 from simsearch.aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
 from simsearch.annotate import (LOW_CONFIDENCE, add_to_index, annotate_record, read_labels, suggest_beats, summary,
                                 write_annotation, write_suggestions)
-from simsearch.detection import match_peaks
+from simsearch.detection import MATCH_TOLERANCE_S, match_peaks, pair_peaks
 from simsearch.errors import AnnotationError, SimsearchError
 from simsearch.metrics import class_metrics, confusion_matrix
 from simsearch.records import load_record
@@ -250,3 +250,23 @@ def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
     window = rec.signal[peak - WINDOW_BEFORE:peak + WINDOW_AFTER]
     path = plot_neighbors(small_index, raw, tmp_path / "raw.png", query_window=window)
     assert path.read_bytes().startswith(png)
+
+
+def test_a_record_at_another_rate_is_labeled_in_its_own_samples(small_index, data_dir, tmp_path):
+    """Five minutes of 233 written at 250 Hz: beats are found and labeled at 360 Hz, reported at 250 Hz."""
+    from simsearch.records import resample
+
+    fs = 250
+    rec = load_record(RECORD, data_dir)
+    signal = resample(rec.signal[:int(300 * rec.fs)], rec.fs, fs)
+    wfdb.wrsamp("slow", fs=fs, units=["mV"], sig_name=["MLII"], p_signal=signal[:, None], fmt=["16"],
+                write_dir=str(tmp_path))
+    annotation = annotate_record(small_index, tmp_path / "slow")
+    assert annotation.fs == fs and annotation.n_samples == signal.size
+    assert annotation.samples.max() < signal.size
+    ref_samples, _ = reference(data_dir)
+    ref_at_fs = np.round(ref_samples[ref_samples < 300 * rec.fs] * fs / rec.fs).astype(int)
+    # the detected beats, in 250 Hz samples, sit on the reference beats converted to 250 Hz
+    ref_rows, test_rows = pair_peaks(ref_at_fs, annotation.samples, fs, MATCH_TOLERANCE_S)
+    assert len(ref_rows) > 0.95 * len(ref_at_fs)
+    assert np.median(np.abs(ref_at_fs[ref_rows] - annotation.samples[test_rows])) <= 0.02 * fs
