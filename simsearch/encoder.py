@@ -48,7 +48,8 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
     prev, following, local, long_term, irregularity, long_term_mean = (context[:, i] for i in range(len(RR_COLUMNS)))
 
     def log_ratio(interval, reference):
-        return np.log(np.clip(interval / np.maximum(reference, 1e-3), 0.2, 5.0))
+        # float32 throughout (a float64 reference would round differently): encoders were trained on these values
+        return np.log(np.clip(interval / np.maximum(np.float32(reference), 1e-3), 0.2, 5.0))
 
     inputs = np.column_stack([
         log_ratio(prev, local), log_ratio(following, local), log_ratio(prev, long_term),

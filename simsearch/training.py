@@ -223,17 +223,17 @@ def train_encoder(train: BeatSet, val: BeatSet | None, config: TrainingConfig = 
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
-    model = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout,
-                          context_weight=config.loss_context_weight, context_inputs=config.context_inputs,
-                          seed=config.seed)
+    def encoder_with(context_weight: float):
+        return build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, context_weight=context_weight,
+                             context_inputs=config.context_inputs, seed=config.seed)
+
+    model = encoder_with(config.loss_context_weight)
 
     def shipped(trained):
         """The trained weights in the encoder as it is shipped (its own context weight)."""
         if config.context_weight == config.loss_context_weight:
             return trained
-        encoder = build_encoder(lstm_units=config.lstm_units, dropout=config.dropout,
-                                context_weight=config.context_weight, context_inputs=config.context_inputs,
-                                seed=config.seed)
+        encoder = encoder_with(config.context_weight)
         encoder.set_weights(trained.get_weights())
         return encoder
 
