@@ -137,18 +137,15 @@ def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
         return np.zeros((0, len(SHAPE_COLUMNS)), dtype=np.float32)
     beat, qrs = normalize_windows(windows), normalize_windows(windows[:, QRS])
     amplitude = np.ptp(windows[:, QRS], axis=1)
-    dominant, dominant_qrs = np.empty_like(beat), np.empty_like(qrs)
-    dominant_amplitude = np.empty_like(amplitude)
     half = DOMINANT_BEATS // 2
-    for start in range(0, n, DOMINANT_BLOCK):
-        centre = start + DOMINANT_BLOCK // 2
-        around = slice(max(0, centre - half), min(n, centre + half + 1))
-        block = slice(start, start + DOMINANT_BLOCK)
-        dominant[block] = np.median(beat[around], axis=0)
-        dominant_qrs[block] = np.median(qrs[around], axis=0)
-        dominant_amplitude[block] = np.median(amplitude[around])
-    correlation = (beat * normalize_windows(dominant)).mean(axis=1)
-    qrs_correlation = (qrs * normalize_windows(dominant_qrs)).mean(axis=1)
+    arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
+               for centre in range(DOMINANT_BLOCK // 2, n + DOMINANT_BLOCK // 2, DOMINANT_BLOCK)]
+    block = np.arange(n) // DOMINANT_BLOCK  # every beat's dominant beat is its block's
+    dominant = normalize_windows(np.stack([np.median(beat[a], axis=0) for a in arounds]))[block]
+    dominant_qrs = normalize_windows(np.stack([np.median(qrs[a], axis=0) for a in arounds]))[block]
+    dominant_amplitude = np.array([np.median(amplitude[a]) for a in arounds])[block]
+    correlation = (beat * dominant).mean(axis=1)
+    qrs_correlation = (qrs * dominant_qrs).mean(axis=1)
     ratio = np.log(np.maximum(amplitude, 1e-6) / np.maximum(dominant_amplitude, 1e-6))
     return np.column_stack([1.0 - qrs_correlation, 1.0 - correlation, np.clip(ratio, -3.0, 3.0)]).astype(np.float32)
 
