@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch import BeatIndex, Encoder  # noqa: E402
-from simsearch.encoder import import_keras  # noqa: E402
-from simsearch.training import BeatSet, load_beats  # noqa: E402
+from simsearch import BeatIndex, Encoder, query_beat, query_signal  # noqa: E402
+from simsearch.model.encoder import import_keras  # noqa: E402
+from simsearch.model.datasets import BeatSet, load_beats  # noqa: E402
 
 
 def beats_per_second(fn, repeats: int = 3) -> float:
@@ -73,20 +73,20 @@ def main() -> None:
         rng = np.random.default_rng(0)
         stored = index.catalog.beats()
         picks = rng.choice(len(stored["id"]), size=args.queries, replace=False)
-        index.query(stored["record"][picks[0]], int(stored["sample"][picks[0]]))  # warm-up
+        query_beat(index, stored["record"][picks[0]], int(stored["sample"][picks[0]]))  # warm-up
         latency = []
         for row in picks:
             start = time.perf_counter()
-            index.query(stored["record"][row], int(stored["sample"][row]), k=10, exclude_record=True)
+            query_beat(index, stored["record"][row], int(stored["sample"][row]), k=10, exclude_record=True)
             latency.append(time.perf_counter() - start)
-        from simsearch.records import load_record
+        from simsearch.signal.records import load_record
 
         signal = load_record("119", args.data_dir).signal
         signal_latency = []
         for start_s in rng.integers(0, 1700, size=min(args.queries, 50)):
             window = signal[start_s * 360:(start_s + 10) * 360]
             start = time.perf_counter()
-            index.query_signal(window, fs=360, k=10)
+            query_signal(index, window, fs=360, k=10)
             signal_latency.append(time.perf_counter() - start)
         vectors = index.vectors.reconstruct(int(stored["id"][0]))[None, :]
         faiss_latency = []

@@ -22,8 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1  # noqa: E402
-from simsearch.training import BeatSet, TrainingConfig, cross_validate, cv_scores, load_beats  # noqa: E402
-from simsearch.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
+from simsearch.evaluation.selection import cross_validate, cv_scores  # noqa: E402
+from simsearch.model.datasets import BeatSet, load_beats  # noqa: E402
+from simsearch.model.training import TrainingConfig  # noqa: E402
+from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
 
 VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]

@@ -23,7 +23,8 @@ from rich.table import Table
 from wfdb.processing import xqrs_detect
 
 from simsearch.aami import parse_record_list
-from simsearch.detection import detect_r_peaks, evaluate_detection, summarize_detection
+from simsearch.evaluation.detection import evaluate_detection, summarize_detection
+from simsearch.signal.detection import detect_r_peaks
 from simsearch.errors import SimsearchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

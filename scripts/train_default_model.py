@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1  # noqa: E402
-from simsearch.encoder import default_model_path  # noqa: E402
-from simsearch.training import TrainingConfig, train_and_save  # noqa: E402
+from simsearch.model.encoder import default_model_path  # noqa: E402
+from simsearch.evaluation.selection import train_and_save  # noqa: E402
+from simsearch.model.training import TrainingConfig  # noqa: E402
 
 
 def main() -> None:

@@ -1,19 +1,56 @@
 """simsearch: similarity search for ECG heartbeats.
 
->>> from simsearch import BeatIndex
->>> index = BeatIndex.build("indexes/mitdb", ["100", "208"], data_dir="../shared/data/mitdb")
->>> result = index.query("208", sample=8000, k=10, exclude_record=True)
+>>> from simsearch import BeatIndex, query_beat
+>>> index = BeatIndex.build("indexes/small", ["100", "208"], data_dir="../shared/data/mitdb")
+>>> result = query_beat(index, "208", sample=8000, k=10, exclude_record=True)
 >>> result.vote.label
+
+Names are imported on first use (PEP 562), so ``import simsearch`` and the command
+line stay fast: nothing here loads TensorFlow until an encoder is needed.
 """
 
-from .encoder import Encoder
-from .errors import (AnnotationError, EncoderMismatchError, IndexFormatError, LeadNotFoundError, RecordFormatError,
-                     RecordNotFoundError, SampleOutOfRangeError, SignalQualityError, SimsearchError)
-from .index import BeatIndex, Neighbor, QueryResult, Vote
-from .records import Record, load_record
+from __future__ import annotations
 
-__all__ = [
-    "BeatIndex", "Encoder", "QueryResult", "Neighbor", "Vote", "Record", "load_record",
-    "SimsearchError", "RecordNotFoundError", "RecordFormatError", "LeadNotFoundError", "SignalQualityError",
-    "AnnotationError", "SampleOutOfRangeError", "EncoderMismatchError", "IndexFormatError",
-]
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("simsearch")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_EXPORTS = {
+    "BeatIndex": "simsearch.store.index",
+    "query_beat": "simsearch.label.query",
+    "query_signal": "simsearch.label.query",
+    "QueryResult": "simsearch.label.query",
+    "Neighbor": "simsearch.label.query",
+    "Vote": "simsearch.label.query",
+    "annotate_record": "simsearch.label.annotate",
+    "suggest_beats": "simsearch.label.annotate",
+    "add_to_index": "simsearch.label.annotate",
+    "Annotation": "simsearch.label.annotate",
+    "write_annotation": "simsearch.label.export",
+    "read_labels": "simsearch.label.expert",
+    "Encoder": "simsearch.model.encoder",
+    "Record": "simsearch.signal.records",
+    "load_record": "simsearch.signal.records",
+    **dict.fromkeys(
+        ("SimsearchError", "RecordNotFoundError", "RecordFormatError", "LeadNotFoundError", "SignalQualityError",
+         "AnnotationError", "SampleOutOfRangeError", "ParameterError", "EncoderMismatchError", "IndexFormatError"),
+        "simsearch.errors"),
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # imported once
+        return value
+    raise AttributeError(f"module 'simsearch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import SimsearchError
-from .training import TrainingConfig
+from .model.training import TrainingConfig
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -39,14 +39,14 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
     from .aami import parse_record_list
-    from .index import BeatIndex
+    from .store.index import BeatIndex
 
     names = parse_record_list(records)
     start = time.perf_counter()
     index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
                             progress=not as_json)
     report = {"index": str(index_dir), "wall_s": round(time.perf_counter() - start, 2), **index.manifest["build"],
-              "by_class": index.catalog.counts()["by_class"], "encoder": index.encoder.fingerprint}
+              "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint}
     if as_json:
         print(json.dumps(report))
         return
@@ -66,7 +66,7 @@ def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead:
         as_json: Json = False) -> None:
     """Add records to an index; a record already there is replaced, never duplicated."""
     from .aami import parse_record_list
-    from .index import BeatIndex
+    from .store.index import BeatIndex
 
     with BeatIndex.updating(index_dir) as index:
         stats = index.add_records(parse_record_list(records), data_dir, lead=lead, progress=not as_json)
@@ -88,12 +88,13 @@ def query(index_dir: Path,
                                                        show_default=False)] = None,
           as_json: Json = False) -> None:
     """Nearest labeled beats of one beat, and their kNN vote."""
-    from .index import BeatIndex
+    from .label.query import query_beat
+    from .store.index import BeatIndex
 
     index = BeatIndex.open(index_dir, encoder)
     wanted = _class_list(classes)
-    result = index.query(record, sample, k, exclude_record=exclude_record, classes=wanted, data_dir=data_dir,
-                         lead=lead)
+    result = query_beat(index, record, sample, k, exclude_record=exclude_record, classes=wanted, data_dir=data_dir,
+                        lead=lead)
     if plot is not None:
         from .plots import plot_neighbors
 
@@ -120,7 +121,7 @@ def query(index_dir: Path,
 @app.command()
 def info(index_dir: Path, as_json: Json = False) -> None:
     """What an index holds: records, beats per class and label source, encoder, build figures."""
-    from .index import BeatIndex
+    from .store.index import BeatIndex
 
     index = BeatIndex.open(index_dir)
     details = index.info()
@@ -155,7 +156,7 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
           as_json: Json = False) -> None:
     """Train the Siamese encoder (triplet loss) on reference-labeled records; never on DS2 by default."""
     from .aami import parse_record_list
-    from .training import train_and_save
+    from .evaluation.selection import train_and_save
 
     names = parse_record_list(records)
     if val_records == "auto":
@@ -194,10 +195,11 @@ def annotate(index_dir: Path,
                                                 "vote k)")] = 10,
              data_dir: DataDir = None, lead: Lead = None, as_json: Json = False) -> None:
     """Label every beat of a record from the index, adapted to the patient with expert labels."""
-    from .annotate import (add_to_index, annotate_record, check_beat_source, check_extension, read_labels,
-                           suggest_beats, summary, write_annotation, write_suggestions)
-    from .index import BeatIndex
-    from .records import resolve_record_path
+    from .label.annotate import add_to_index, annotate_record, check_beat_source, suggest_beats, summary
+    from .label.expert import read_labels
+    from .label.export import check_extension, write_annotation, write_suggestions
+    from .signal.records import resolve_record_path
+    from .store.index import BeatIndex
 
     path = resolve_record_path(record_path, data_dir)  # bad input fails here, before the model loads
     ext, beats = check_extension(ext), check_beat_source(beats)
@@ -264,9 +266,8 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
                  "confusion.png"),
              as_json: Json = False) -> None:
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
-    from . import evaluation as ev
     from .aami import ALL_RECORDS, DS1, DS2, parse_record_list
-    from .encoder import Encoder
+    from .model.encoder import Encoder
 
     tasks = ("classification", "detection", "adaptive", "end-to-end")
     if task not in tasks:
@@ -277,7 +278,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         raise SimsearchError(f"--budgets must be a comma list of integers, not {budgets!r}") from None
     test = parse_record_list(records) if records else list(ALL_RECORDS if task == "detection" else DS2)
     if task == "detection":
-        from .detection import evaluate_detection, summarize_detection
+        from .evaluation.detection import evaluate_detection, summarize_detection
 
         rows = evaluate_detection(test, data_dir)
         report = {"task": task, "records": rows, "total": summarize_detection(rows)}
@@ -286,7 +287,9 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         raise SimsearchError(f"test records overlap DS1, the index's records: {sorted(set(test) & set(DS1))}")
     enc = Encoder.load(encoder)
     if task == "classification":
-        report = {"task": task, **ev.evaluate_classification(data_dir, enc, test_records=test, progress=not as_json)}
+        from .evaluation.classification import evaluate_classification
+
+        report = {"task": task, **evaluate_classification(data_dir, enc, test_records=test, progress=not as_json)}
         from .plots import plot_confusion
 
         encoder_row = report["systems"][-1]
@@ -296,17 +299,19 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         return _print_classification(report, as_json)
     import tempfile
 
-    from .index import BeatIndex
+    from .store.index import BeatIndex
 
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as tmp:
         index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json)
         if task == "adaptive":
-            from .annotate import evaluate_adaptive
+            from .evaluation.adaptive import evaluate_adaptive
 
             report = {"task": task, **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
-            report = {"task": task, **ev.evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
+            from .evaluation.end_to_end import evaluate_end_to_end
+
+            report = {"task": task, **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
             rows = {"end-to-end": report}
         index.close()
     if as_json:

@@ -40,7 +40,11 @@ class AnnotationError(SimsearchError, ValueError):
 
 
 class SampleOutOfRangeError(SimsearchError, IndexError):
-    """A query sample lies outside the record."""
+    """A query sample lies outside the record, or names no beat."""
+
+
+class ParameterError(SimsearchError, ValueError):
+    """An argument is malformed or outside its range (k, a sampling rate, a class list...)."""
 
 
 class EncoderMismatchError(SimsearchError):

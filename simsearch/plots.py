@@ -14,24 +14,27 @@ from pathlib import Path
 import numpy as np
 
 from .aami import AAMI_CLASSES
-from .beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment
 from .errors import RecordNotFoundError, SampleOutOfRangeError
-from .filtering import clean_ecg
-from .records import load_record
+from .label.annotate import LOW_CONFIDENCE, Annotation
+from .label.query import QueryResult
+from .signal.beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment, to_model_rate
+from .signal.filtering import clean_ecg
+from .signal.records import load_record
+from .store.index import BeatIndex
 
 CLASS_COLORS = {"N": "#4c72b0", "S": "#dd8452", "V": "#c44e52", "F": "#8172b3", "Q": "#55a868", "": "#999999"}
 """One colour per AAMI class, the same in every figure."""
 QUERY_COLOR = "black"
 
 
-def plot_neighbors(index, result, path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                    query_window: np.ndarray | None = None) -> Path:
     """The query beat (thick, black) over its neighbors' beats, coloured by their class.
 
     Neighbors are read back from the record paths in the index's catalog, filtered
     and cut as the index cut them, and z-normalised as the encoder sees them (shape
     is compared, not gain). The query comes from ``query_window`` (a raw
-    ``WINDOW``-sample beat, e.g. for a :meth:`~simsearch.index.BeatIndex.query_signal`
+    ``WINDOW``-sample beat, e.g. for a :func:`~simsearch.label.query.query_signal`
     result), else from its record: the catalog's path for an indexed record, else by
     name in ``data_dir``. A neighbor whose record is no longer on disk is left out
     and counted in the title; a query that cannot be re-read is noted there too.
@@ -80,7 +83,7 @@ def plot_neighbors(index, result, path: str | os.PathLike, data_dir: str | os.Pa
     return _save(fig, path)
 
 
-def plot_strip(annotation, path: str | os.PathLike, start_s: float = 0.0, seconds: float = 20.0) -> Path:
+def plot_strip(annotation: Annotation, path: str | os.PathLike, start_s: float = 0.0, seconds: float = 20.0) -> Path:
     """A strip of the filtered record with each beat's label above it, coloured by class.
 
     Expert labels are drawn bold in a box; labels below the low-confidence threshold
@@ -88,29 +91,28 @@ def plot_strip(annotation, path: str | os.PathLike, start_s: float = 0.0, second
     """
     from matplotlib.figure import Figure
 
-    from .annotate import LOW_CONFIDENCE
-
-    record = load_record(annotation.path, lead=annotation.lead, fs=MODEL_FS, annotations=None)
-    first = int(round(start_s * MODEL_FS))
+    record = load_record(annotation.path, lead=annotation.lead, annotations=None)
+    fs = record.fs
+    first = int(round(start_s * fs))
     if not 0 <= first < record.n_samples or seconds <= 0:
         raise SampleOutOfRangeError(f"{annotation.record}: strip start {start_s} s is outside the record "
-                                    f"(0..{record.n_samples / MODEL_FS:.1f} s)")
-    last = min(record.n_samples, first + int(round(seconds * MODEL_FS)))
-    filtered = clean_ecg(record.signal, MODEL_FS)[first:last]
-    t = np.arange(first, last) / MODEL_FS
+                                    f"(0..{record.n_samples / fs:.1f} s)")
+    last = min(record.n_samples, first + int(round(seconds * fs)))
+    filtered = clean_ecg(record.signal, fs)[first:last]
+    t = np.arange(first, last) / fs
 
     fig = Figure(figsize=(max(8.0, 0.6 * seconds), 3.2))
     ax = fig.add_subplot()
     ax.plot(t, filtered, color="#333333", lw=0.8)
     top = float(filtered.max()) if filtered.size else 1.0
     span = float(np.ptp(filtered)) if filtered.size else 1.0
-    beats = annotation.beats.samples
+    beats = annotation.samples
     for row in np.flatnonzero((beats >= first) & (beats < last)):
         label = str(annotation.labels[row])
         color = CLASS_COLORS.get(label, CLASS_COLORS[""])
         expert = annotation.label_source[row] == "expert"
         low = annotation.confidence[row] < LOW_CONFIDENCE
-        x = beats[row] / MODEL_FS
+        x = beats[row] / fs
         ax.text(x, top + 0.08 * span, label + ("?" if low else ""), color=color, ha="center", va="bottom",
                 fontsize=9, fontweight="bold" if expert else "normal",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": color} if expert else None)
@@ -131,7 +133,7 @@ def plot_strip(annotation, path: str | os.PathLike, start_s: float = 0.0, second
 class _SignalCache:
     """Filtered signals at MODEL_FS by (record, lead), read once each, for cutting beats."""
 
-    def __init__(self, index, data_dir):
+    def __init__(self, index: BeatIndex, data_dir):
         self.index = index
         self.data_dir = data_dir
         self.signals: dict[tuple[str, str | None], tuple[np.ndarray, float]] = {}
@@ -143,8 +145,8 @@ class _SignalCache:
             stored = self.index.catalog.record(record)
             source = stored["path"] if stored is not None else record
             data_dir = None if stored is not None else self.data_dir
-            loaded = load_record(source, data_dir, lead=lead, fs=MODEL_FS, annotations=None)
-            self.signals[key] = (clean_ecg(loaded.signal, MODEL_FS), float(loaded.source_fs or loaded.fs))
+            loaded = load_record(source, data_dir, lead=lead, annotations=None)
+            self.signals[key] = (clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS), loaded.fs)
         signal, source_fs = self.signals[key]
         at_model = int(rescale_samples(sample, source_fs, MODEL_FS))
         return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]

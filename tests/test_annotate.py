@@ -20,12 +20,15 @@ import wfdb
 
 from simsearch import BeatIndex
 from simsearch.aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
-from simsearch.annotate import (LOW_CONFIDENCE, add_to_index, annotate_record, read_labels, suggest_beats, summary,
-                                write_annotation, write_suggestions)
-from simsearch.detection import MATCH_TOLERANCE_S, match_peaks, pair_peaks
+from helpers import resample
 from simsearch.errors import AnnotationError, SimsearchError
-from simsearch.metrics import class_metrics, confusion_matrix
-from simsearch.records import load_record
+from simsearch.evaluation.matching import MATCH_TOLERANCE_S, match_peaks, pair_peaks
+from simsearch.evaluation.metrics import class_metrics, confusion_matrix
+from simsearch.label.annotate import LOW_CONFIDENCE, add_to_index, annotate_record, suggest_beats, summary
+from simsearch.label.expert import read_labels
+from simsearch.label.export import write_annotation, write_suggestions
+from simsearch.label.query import query_beat, query_signal
+from simsearch.signal.records import load_record
 
 RECORD = "233"
 
@@ -234,7 +237,7 @@ def test_cli_annotate_missing_record_is_one_line_error(small_index, tmp_path):
 
 
 def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
-    from simsearch.beats import WINDOW_AFTER, WINDOW_BEFORE
+    from simsearch.signal.beats import WINDOW_AFTER, WINDOW_BEFORE
     from simsearch.plots import plot_neighbors, plot_strip
 
     png = b"\x89PNG"
@@ -242,11 +245,11 @@ def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
     assert strip.read_bytes().startswith(png)
     with pytest.raises(SimsearchError):
         plot_strip(detected, tmp_path / "late.png", start_s=1e6)
-    stored = small_index.query("119", 5000, k=5)
+    stored = query_beat(small_index, "119", 5000, k=5)
     assert plot_neighbors(small_index, stored, tmp_path / "stored.png").read_bytes().startswith(png)
     rec = load_record(RECORD, data_dir)
     peak = int(detected.beats.samples[20])
-    raw = small_index.query_signal(rec.signal[peak - 720:peak + 720], rec.fs, sample=720, k=5)
+    raw = query_signal(small_index, rec.signal[peak - 720:peak + 720], rec.fs, sample=720, k=5)
     window = rec.signal[peak - WINDOW_BEFORE:peak + WINDOW_AFTER]
     path = plot_neighbors(small_index, raw, tmp_path / "raw.png", query_window=window)
     assert path.read_bytes().startswith(png)
@@ -254,8 +257,6 @@ def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
 
 def test_a_record_at_another_rate_is_labeled_in_its_own_samples(small_index, data_dir, tmp_path):
     """Five minutes of 233 written at 250 Hz: beats are found and labeled at 360 Hz, reported at 250 Hz."""
-    from simsearch.records import resample
-
     fs = 250
     rec = load_record(RECORD, data_dir)
     signal = resample(rec.signal[:int(300 * rec.fs)], rec.fs, fs)

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
-from simsearch.beats import (CONTEXT_COLUMNS, MODEL_FS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
+from simsearch.signal.beats import (CONTEXT_COLUMNS, MODEL_FS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
                              beats_from_record, dominant_beat_features, normalize_windows, reference_beats,
                              rr_features, segment)
 from simsearch.errors import AnnotationError
-from simsearch.filtering import clean_ecg
-from simsearch.records import load_record
+from simsearch.signal.filtering import clean_ecg
+from simsearch.signal.records import load_record
 
 
 @pytest.fixture(scope="module")
 def record_208(data_dir):
-    return load_record("208", data_dir, fs=MODEL_FS)
+    return load_record("208", data_dir)
 
 
 def test_filter_removes_baseline_wander_without_moving_peaks(record_208):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from simsearch.records import load_record
+from simsearch.signal.records import load_record
 
 
 def run(*args, env=None):
@@ -81,7 +81,7 @@ def test_bad_inputs_give_one_line_and_exit_2(cli_index, data_dir, tmp_path):
 
 
 def test_wrong_encoder_is_refused(cli_index, tmp_path):
-    from simsearch.encoder import Encoder, build_encoder
+    from simsearch.model.encoder import Encoder, build_encoder
 
     Encoder(build_encoder(seed=11)).save(tmp_path / "other.keras")
     proc = run("query", cli_index, "--record", "119", "--sample", 1000, "--encoder", tmp_path / "other.keras")

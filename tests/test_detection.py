@@ -11,27 +11,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.beats import reference_beats
-from simsearch.detection import (
-    detect_r_peaks,
-    evaluate_detection,
-    match_peaks,
-    pair_peaks,
-    summarize_detection,
-    vf_episodes,
-)
+from helpers import resample
 from simsearch.errors import SignalQualityError
-from simsearch.records import load_record
+from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes
+from simsearch.evaluation.matching import match_peaks, pair_peaks
+from simsearch.signal.beats import reference_beats
+from simsearch.signal.detection import detect_r_peaks
+from simsearch.signal.records import load_record
 
 FIVE_MINUTES_S = 300
 
 
 def first_minutes(name: str, data_dir: Path, fs: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Signal and reference beats of the first five minutes of a record."""
-    record = load_record(name, data_dir, fs=fs)
+    record = load_record(name, data_dir)
     end = int(FIVE_MINUTES_S * record.fs)
     reference = reference_beats(record)[0]
-    return record.signal[:end], reference[reference < end], record.fs
+    reference = reference[reference < end]
+    if fs is None:
+        return record.signal[:end], reference, record.fs
+    return (resample(record.signal[:end], record.fs, fs), np.round(reference * fs / record.fs).astype(np.int64),
+            float(fs))
 
 
 def se_ppv(reference: np.ndarray, detected: np.ndarray, fs: float) -> tuple[float, float]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.encoder import Encoder, build_encoder
+from simsearch.model.encoder import Encoder, build_encoder
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError
-from simsearch.training import BeatSet, TrainingConfig, load_beats, semihard_triplet_loss, train_and_save
+from simsearch.evaluation.selection import train_and_save
+from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.training import TrainingConfig, semihard_triplet_loss
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
 
 
 def test_patient_folds_are_disjoint_stratified_and_deterministic(data_dir):
-    from simsearch.training import patient_folds
+    from simsearch.model.datasets import patient_folds
 
     beats = BeatSet.stack(load_beats(["119", "209", "118", "100", "208", "101"], data_dir))
     folds = patient_folds(beats, 3)

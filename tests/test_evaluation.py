@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from simsearch.aami import class_index
-from simsearch.encoder import Encoder
-from simsearch.evaluation import evaluate_classification, raw_rr_vectors, raw_vectors
-from simsearch.metrics import class_metrics, confusion_matrix, precision_at_k
-from simsearch.vote import prior_weights, vote_scores, vote_winner
+from simsearch.model.encoder import Encoder
+from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
+from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
+from simsearch.label.vote import prior_weights, vote_scores, vote_winner
 
 
 def test_class_metrics_follow_ec57():
@@ -46,7 +46,7 @@ def test_prior_correction_lets_a_rare_class_win():
 
 
 def test_baseline_vectors_are_unit_raw_beats(data_dir):
-    from simsearch.training import BeatSet, load_beats
+    from simsearch.model.datasets import BeatSet, load_beats
 
     beats = BeatSet.stack(load_beats(["100"], data_dir))
     raw = raw_vectors(beats.windows[:20], beats.context[:20])
@@ -87,7 +87,7 @@ def test_cli_detection_task_json(data_dir):
 
 
 def test_beat_by_beat_matching_counts_missed_and_extra_beats():
-    from simsearch.evaluation import match_labels, matched_metrics
+    from simsearch.evaluation.matching import match_labels, matched_metrics
 
     fs = 360.0
     reference = np.array([1000, 2000, 3000, 4000])

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from simsearch import BeatIndex, Encoder
-from simsearch.encoder import build_encoder
+from simsearch.model.encoder import build_encoder
 from simsearch.errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError, SampleOutOfRangeError
-from simsearch.index import CATALOG, ENCODER_FILE, MANIFEST, VECTORS
-from simsearch.records import load_record
+from simsearch.store.index import CATALOG, ENCODER_FILE, MANIFEST, VECTORS
+from simsearch.label.query import query_beat, query_signal
+from simsearch.signal.records import load_record
+
+from helpers import resample
 
 from conftest import INDEX_RECORDS
 
@@ -45,7 +48,7 @@ def test_catalog_rows_match_the_annotations(small_index, data_dir):
 def test_veb_of_208_finds_v_neighbors_in_other_patients(small_index, data_dir):
     votes = []
     for sample in _v_samples(data_dir, "208", 20)[::4]:
-        result = small_index.query("208", int(sample), k=10, exclude_record=True)
+        result = query_beat(small_index, "208", int(sample), k=10, exclude_record=True)
         assert all(n.record != "208" for n in result.neighbors)
         assert len(result.neighbors) == 10
         assert all(a.distance <= b.distance for a, b in zip(result.neighbors, result.neighbors[1:]))
@@ -56,21 +59,21 @@ def test_veb_of_208_finds_v_neighbors_in_other_patients(small_index, data_dir):
 
 def test_query_never_returns_the_beat_itself(small_index, data_dir):
     sample = int(_v_samples(data_dir, "119", 1)[0])
-    result = small_index.query("119", sample, k=5)
+    result = query_beat(small_index, "119", sample, k=5)
     assert result.query["sample"] == sample
     assert all(not (n.record == "119" and n.sample == sample) for n in result.neighbors)
 
 
 def test_query_by_path_outside_the_index_matches_the_stored_beat(small_index, data_dir):
     sample = int(_v_samples(data_dir, "119", 3)[2])
-    stored = small_index.query("119", sample, k=5, exclude_record=True)
-    external = small_index.query(str(data_dir / "119"), sample, k=5, exclude_record=True)
+    stored = query_beat(small_index, "119", sample, k=5, exclude_record=True)
+    external = query_beat(small_index, str(data_dir / "119"), sample, k=5, exclude_record=True)
     assert [n.id for n in stored.neighbors] == [n.id for n in external.neighbors]
     np.testing.assert_allclose(stored.embedding, external.embedding, atol=1e-5)
 
 
 def test_class_filter(small_index, data_dir):
-    result = small_index.query("100", 5000, k=8, classes=["S", "F"])
+    result = query_beat(small_index, "100", 5000, k=8, classes=["S", "F"])
     assert result.neighbors and {n.aami for n in result.neighbors} <= {"S", "F"}
 
 
@@ -79,22 +82,20 @@ def test_query_signal_on_a_raw_array(small_index, data_dir):
     sample = int(_v_samples(data_dir, "119", 5)[4])
     start = sample - 5 * 360
     window = record.signal[start:start + 10 * 360]
-    result = small_index.query_signal(window, fs=360, sample=sample - start, k=10, exclude_records=["119"])
+    result = query_signal(small_index, window, fs=360, sample=sample - start, k=10, exclude_records=["119"])
     assert abs(result.query["sample"] - (sample - start)) <= 10
     assert np.mean([n.aami == "V" for n in result.neighbors]) >= 0.5
     # the same beat resampled to 250 Hz lands on the same neighbors, mostly
-    from simsearch.records import resample
-
-    slow = small_index.query_signal(resample(window, 360, 250), fs=250, sample=int((sample - start) * 250 / 360),
+    slow = query_signal(small_index, resample(window, 360, 250), fs=250, sample=int((sample - start) * 250 / 360),
                                     k=10, exclude_records=["119"])
     assert len({n.id for n in slow.neighbors} & {n.id for n in result.neighbors}) >= 5
 
 
 def test_sample_outside_the_record(small_index):
     with pytest.raises(SampleOutOfRangeError, match="outside the record"):
-        small_index.query("100", 10_000_000)
+        query_beat(small_index, "100", 10_000_000)
     with pytest.raises(SampleOutOfRangeError):
-        small_index.query("100", -1)
+        query_beat(small_index, "100", -1)
 
 
 def test_readding_a_record_replaces_it(small_index, data_dir, tmp_path):

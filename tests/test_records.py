@@ -8,7 +8,7 @@ import wfdb
 
 from simsearch.errors import (AnnotationError, LeadNotFoundError, RecordFormatError, RecordNotFoundError,
                               SignalQualityError)
-from simsearch.records import DATA_ENV, load_record
+from simsearch.signal.records import DATA_ENV, load_record
 
 
 def test_loads_by_name_and_by_path(data_dir):
@@ -33,14 +33,6 @@ def test_default_lead_is_mlii_even_when_not_first(data_dir):
 
 def test_first_lead_when_no_mlii(data_dir):
     assert load_record("102", data_dir).lead == "V5"
-
-
-def test_resampling_moves_annotations_with_the_signal(data_dir):
-    native = load_record("100", data_dir)
-    slow = load_record("100", data_dir, fs=250)
-    assert slow.fs == 250 and slow.source_fs == 360
-    assert abs(slow.n_samples - 650000 * 250 / 360) <= 1
-    np.testing.assert_allclose(slow.ann_samples, native.ann_samples * 250 / 360, atol=0.5)
 
 
 def test_missing_record(data_dir):
@@ -102,7 +94,7 @@ def test_unknown_annotation_symbol(record_copy):
 
 
 def test_too_short_signal():
-    from simsearch.records import check_signal
+    from simsearch.signal.records import check_signal
 
     with pytest.raises(SignalQualityError, match="too short"):
         check_signal(np.sin(np.arange(10.0)), "snippet")

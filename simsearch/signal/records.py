@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
-from scipy.signal import resample_poly
 
-from .aami import check_symbols
-from .errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
+from ..aami import check_symbols
+from ..errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
 
 DATA_ENV = "SIMSEARCH_DATA"
 PREFERRED_LEAD = "MLII"
@@ -23,8 +22,11 @@ PREFERRED_LEAD = "MLII"
 
 @dataclass(frozen=True)
 class Record:
-    """One lead of a record, in physical units, at ``fs``.
+    """One lead of a record, in physical units, at the rate ``fs`` it was recorded at.
 
+    A record is never resampled: sample numbers (its own, its annotations', a user's)
+    are always at ``fs``. Only beat cutting (:func:`simsearch.signal.beats.beats_from_record`)
+    converts to the model's rate, and converts positions back.
     ``ann_samples``/``ann_symbols`` hold the reference annotations (all of them, beats
     and non-beats) when the record has an annotation file, else ``None``.
     """
@@ -36,8 +38,6 @@ class Record:
     lead: str
     ann_samples: np.ndarray | None = None
     ann_symbols: np.ndarray | None = None
-    source_fs: float | None = None
-    """The rate the record is stored at, before any resampling (None: same as ``fs``)."""
 
     @property
     def n_samples(self) -> int:
@@ -57,6 +57,15 @@ def data_dir_from(data_dir: str | os.PathLike | None) -> Path | None:
     if not path.is_dir():
         raise RecordNotFoundError(f"data directory not found: {path}")
     return path
+
+
+def record_name(record: str | os.PathLike) -> str:
+    """The name a record is known by (``data/100.hea`` -> ``100``): records are compared by name."""
+    text = str(record).strip()
+    name = Path(text[: -len(".hea")] if text.endswith(".hea") else text).name
+    if not name:
+        raise RecordNotFoundError(f"not a record name: {str(record)!r}")
+    return name
 
 
 def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
@@ -79,14 +88,29 @@ def load_record(
     data_dir: str | os.PathLike | None = None,
     *,
     lead: str | None = None,
-    fs: float | None = None,
     annotations: str | None = "atr",
 ) -> Record:
-    """Read one lead of a WFDB record, optionally resampled to ``fs``.
+    """Read one lead of a WFDB record at its own sampling rate.
 
-    ``lead`` is chosen by name; by default MLII where present, else the first lead.
-    ``annotations`` is the annotation file extension to read when it exists
-    (``None`` to ignore annotations).
+    Parameters
+    ----------
+    record : str or path
+        A path (``data/100`` or ``data/100.hea``) or a bare name inside ``data_dir``.
+    data_dir : str or path, optional
+        Where bare names are looked up (default: ``$SIMSEARCH_DATA``).
+    lead : str, optional
+        Lead name; by default MLII where present, else the first lead.
+    annotations : str or None
+        Extension of the annotation file to read when it exists (``None``: ignore
+        annotations).
+
+    Returns
+    -------
+    Record
+
+    Raises
+    ------
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError, AnnotationError
     """
     path = resolve_record_path(record, data_dir)
     name = path.name
@@ -111,7 +135,7 @@ def load_record(
             f"{name}: signal file is truncated ({signal.shape[0]} of {header.sig_len} samples)"
         )
     check_signal(signal, f"{name} lead {chosen}")
-    source_fs = float(header.fs)
+    fs = float(header.fs)
 
     ann_samples = ann_symbols = None
     if annotations and path.with_name(f"{name}.{annotations}").is_file():
@@ -122,14 +146,7 @@ def load_record(
         ann_symbols = np.asarray(ann.symbol, dtype=object)
         check_symbols(ann_symbols, f"{name}.{annotations}")
         ann_samples = np.asarray(ann.sample, dtype=np.int64)
-
-    target_fs = source_fs
-    if fs is not None and abs(fs - source_fs) > 1e-6:
-        signal = resample(signal, source_fs, fs)
-        if ann_samples is not None:
-            ann_samples = np.round(ann_samples * (fs / source_fs)).astype(np.int64)
-        target_fs = float(fs)
-    return Record(name, str(path), signal, target_fs, chosen, ann_samples, ann_symbols, source_fs)
+    return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
 
 
 MIN_SAMPLES = 64
@@ -145,14 +162,6 @@ def check_signal(signal: np.ndarray, what: str) -> None:
         raise SignalQualityError(f"{what}: {int(bad.sum())} NaN or infinite samples")
     if float(np.ptp(signal)) < 1e-6:
         raise SignalQualityError(f"{what}: flat signal (no variation)")
-
-
-def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Polyphase resampling between any two rates (rounded to a rational ratio)."""
-    from fractions import Fraction
-
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(signal, ratio.numerator, ratio.denominator)
 
 
 def _choose_lead(leads: list[str], lead: str | None, name: str) -> str:

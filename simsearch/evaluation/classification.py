@@ -13,15 +13,12 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from .aami import AAMI_CLASSES, DS1, DS2, class_index, to_aami
-from .beats import MODEL_FS, beats_from_record, reference_beats
-from .detection import MATCH_TOLERANCE_S
-from .encoder import RR_INPUTS, Encoder, encoder_inputs
+from ..aami import AAMI_CLASSES, DS1, DS2
+from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_winner
+from ..model.datasets import BeatSet, load_beats
+from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
+from ..progress import progress_bar
 from .metrics import class_metrics, confusion_matrix, precision_at_k
-from .progress import progress_bar
-from .records import load_record
-from .training import BeatSet, load_beats
-from .vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_winner
 
 RAW_RR_WEIGHT = 3.0
 """Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline, set
@@ -126,57 +123,3 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             "systems": results, "seconds": round(time.perf_counter() - start, 1)}
 
 
-def match_labels(reference: np.ndarray, reference_classes: np.ndarray, test: np.ndarray, test_classes: np.ndarray,
-                 fs: float, tolerance_s: float = MATCH_TOLERANCE_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Beat-by-beat comparison of two labeled beat lists, as EC57 makes it.
-
-    Returns the confusion matrix of matched beats, the reference beats missed per
-    class, and the test beats with no reference beat per (given) class.
-    """
-    from .detection import pair_peaks
-
-    n = len(AAMI_CLASSES)
-    ref_rows, test_rows = pair_peaks(reference, test, fs, tolerance_s)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (reference_classes[ref_rows], test_classes[test_rows]), 1)
-    missed = np.bincount(np.delete(reference_classes, ref_rows), minlength=n)
-    extra = np.bincount(np.delete(test_classes, test_rows), minlength=n)
-    return matrix, missed, extra
-
-
-def matched_metrics(matrix: np.ndarray, missed: np.ndarray, extra: np.ndarray) -> dict:
-    """EC57 figures where missed reference beats count against their class's Se and
-    extra test beats against the +P of the class they were given (FPR and accuracy
-    stay those of the matched beats)."""
-    metrics = class_metrics(matrix)
-    for i, c in enumerate(AAMI_CLASSES):
-        if c in metrics["classes"]:
-            row = metrics["classes"][c]
-            row["fn"] += int(missed[i])
-            row["fp"] += int(extra[i])
-            row["se"] = round(100 * row["tp"] / (row["tp"] + row["fn"]), 2) if row["tp"] + row["fn"] else None
-            row["ppv"] = round(100 * row["tp"] / (row["tp"] + row["fp"]), 2) if row["tp"] + row["fp"] else None
-    return {**metrics, "confusion": matrix.tolist(), "missed_reference_beats": int(missed.sum()),
-            "extra_beats": int(extra.sum())}
-
-
-def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,
-                        progress: bool = False) -> dict:
-    """Detected beats (no reference positions) labeled by the index, scored against the reference."""
-    from .detection import detect_r_peaks
-
-    n = len(AAMI_CLASSES)
-    totals = [np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
-    with progress_bar("end-to-end", len(records), enabled=progress) as advance:
-        for name in records:
-            record = load_record(name, data_dir, fs=MODEL_FS)
-            reference, symbols = reference_beats(record)
-            detected = beats_from_record(record, r_peaks=detect_r_peaks(record.signal, record.fs))
-            distances, ids = index.search(index.encoder.embed(detected.windows, detected.context),
-                                          index.vote_settings["k"], exclude_records=[name])
-            pred, _ = vote_winner(index.vote(distances, ids))
-            found = match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs,
-                                 tolerance_s)
-            totals = [t + f for t, f in zip(totals, found)]
-            advance(name)
-    return matched_metrics(*totals)

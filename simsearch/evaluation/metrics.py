@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .aami import AAMI_CLASSES
+from ..aami import AAMI_CLASSES
 
 
 def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray) -> np.ndarray:

@@ -15,23 +15,20 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from .aami import AAMI_CLASSES, class_index
-from .beats import (MODEL_FS, Beats, beat_context, beats_from_record, check_sample, nearest_beat, rescale_samples,
-                    segment)
+from ..aami import AAMI_CLASSES, class_index
+from ..errors import EncoderMismatchError, IndexFormatError
+from ..model.encoder import Encoder, unit_distance
+from ..progress import progress_bar
+from ..signal.beats import MODEL_FS, Beats, beats_from_record
+from ..signal.records import load_record
 from .catalog import Catalog
-from .encoder import Encoder
-from .errors import EncoderMismatchError, IndexFormatError, SampleOutOfRangeError
-from .filtering import clean_ecg
-from .progress import progress_bar
-from .records import check_signal, load_record, resample
-from .vote import PRIOR_ALPHA, VOTE_K, class_vote, ip_to_distance, vote_winner
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -39,37 +36,6 @@ VECTORS = "vectors.faiss"
 CATALOG = "catalog.sqlite"
 ENCODER_FILE = "encoder.keras"
 DEFAULT_K = 10
-
-
-@dataclass
-class Neighbor:
-    id: int
-    record: str
-    sample: int
-    time: float
-    lead: str
-    symbol: str | None
-    aami: str | None
-    distance: float
-    label_source: str
-
-
-@dataclass
-class Vote:
-    label: str
-    confidence: float
-    scores: dict[str, float]
-
-
-@dataclass
-class QueryResult:
-    query: dict
-    neighbors: list[Neighbor]
-    vote: Vote
-    embedding: np.ndarray = field(repr=False)
-
-    def to_dict(self) -> dict:
-        return {"query": self.query, "neighbors": [asdict(n) for n in self.neighbors], "vote": asdict(self.vote)}
 
 
 @dataclass
@@ -91,17 +57,34 @@ class BuildStats:
 class BeatIndex:
     """Search labeled beats by similarity; vote on a query's class.
 
-    Use :meth:`build` to create one from records, :meth:`open` to load one, then
-    :meth:`query` (a beat of a record) or :meth:`query_signal` (a raw signal).
+    Use :meth:`build` to create one from records, :meth:`open` to load one,
+    :meth:`search` for the nearest labeled beats of embeddings; queries by record or
+    signal, with their vote, are :func:`simsearch.label.query.query_beat` and
+    :func:`~simsearch.label.query.query_signal`.
+
+    The encoder is loaded on first use (it costs TensorFlow's start-up), so opening an
+    index and searching stored beats stays fast.
     """
 
-    def __init__(self, path: Path, encoder: Encoder, vectors, catalog: Catalog, manifest: dict):
+    def __init__(self, path: Path, vectors, catalog: Catalog, manifest: dict, encoder: Encoder | None = None):
         self.path = path
-        self.encoder = encoder
         self.vectors = vectors
         self.catalog = catalog
         self.manifest = manifest
+        self._encoder = encoder
         self._labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the encoder that made the vectors."""
+        return self.manifest["encoder"]["fingerprint"]
+
+    @property
+    def encoder(self) -> Encoder:
+        """The index's own encoder (``encoder.keras``), loaded and checked on first use."""
+        if self._encoder is None:
+            self._encoder = _checked(Encoder.load(self.path / ENCODER_FILE), self.path, self.fingerprint)
+        return self._encoder
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
@@ -133,22 +116,17 @@ class BeatIndex:
         for needed in (VECTORS, ENCODER_FILE) + (() if manifest.get("catalog_url") else (CATALOG,)):
             if not (path / needed).is_file():
                 raise IndexFormatError(f"{path} is incomplete: {needed} is missing")
-        expected = manifest["encoder"]["fingerprint"]
-        if encoder is None:
-            encoder = Encoder.load(path / ENCODER_FILE)
-        elif not isinstance(encoder, Encoder):
-            encoder = Encoder.load(encoder)
-        if encoder.fingerprint != expected:
-            raise EncoderMismatchError(
-                f"{path} was built with encoder {expected}, not {encoder.fingerprint}: rebuild the index with this "
-                "encoder or open it without one")
+        if encoder is not None:
+            loaded = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
+            encoder = _checked(loaded, path, manifest["encoder"]["fingerprint"])
         try:
             vectors = faiss.read_index(str(path / VECTORS))
         except RuntimeError:
             raise IndexFormatError(f"{path}: {VECTORS} is missing or unreadable") from None
-        if vectors.d != encoder.dim:
-            raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {encoder.dim}")
-        return cls(path, encoder, vectors, Catalog(_catalog_url(path, manifest)), manifest)
+        if vectors.d != manifest["encoder"]["dim"]:
+            raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives "
+                                   f"{manifest['encoder']['dim']}")
+        return cls(path, vectors, Catalog(_catalog_url(path, manifest)), manifest, encoder)
 
     @classmethod
     @contextmanager
@@ -174,10 +152,9 @@ class BeatIndex:
             "model_fs": MODEL_FS,
             "metric": "inner_product",
             "catalog_url": catalog_url,
-            "vote": {"k": VOTE_K, "prior_alpha": PRIOR_ALPHA},
         }
         vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
-        return cls(path, encoder, vectors, Catalog(_catalog_url(path, manifest)), manifest)
+        return cls(path, vectors, Catalog(_catalog_url(path, manifest)), manifest, encoder)
 
     def save(self) -> None:
         faiss.write_index(self.vectors, str(self.path / VECTORS))
@@ -198,7 +175,7 @@ class BeatIndex:
         with progress_bar("indexing", len(records), enabled=progress) as advance:
             for name in records:
                 t0 = time.perf_counter()
-                record = load_record(name, data_dir, lead=lead, fs=MODEL_FS)
+                record = load_record(name, data_dir, lead=lead)
                 t1 = time.perf_counter()
                 beats = beats_from_record(record)
                 t2 = time.perf_counter()
@@ -206,7 +183,7 @@ class BeatIndex:
                 t3 = time.perf_counter()
                 source = np.where(beats.aami != "", "reference", "none")
                 self.add_beats(beats, vectors, record_path=record.path, n_samples=record.n_samples,
-                               source_fs=record.source_fs, label_source=source)
+                               label_source=source)
                 t4 = time.perf_counter()
                 stats.records += 1
                 stats.beats += len(beats)
@@ -218,12 +195,13 @@ class BeatIndex:
         return stats
 
     def add_beats(self, beats: Beats, vectors: np.ndarray, *, record_path: str, n_samples: int,
-                  source_fs: float | None, label_source: np.ndarray | str,
-                  confidence: np.ndarray | None = None) -> np.ndarray:
-        """Add one record's beats and embeddings (replacing the record if present); returns their ids."""
+                  label_source: np.ndarray | str, confidence: np.ndarray | None = None) -> np.ndarray:
+        """Add one record's beats and embeddings (replacing the record if present); returns their ids.
+
+        ``n_samples`` is the record's length at its own rate ``beats.fs``.
+        """
         ids, removed = self.catalog.replace_record(beats, path=record_path, n_samples=n_samples,
-                                                   source_fs=source_fs, label_source=label_source,
-                                                   confidence=confidence)
+                                                   label_source=label_source, confidence=confidence)
         if removed.size:
             self.vectors.remove_ids(removed)
         if ids.size:
@@ -279,103 +257,12 @@ class BeatIndex:
         params = faiss.SearchParameters(sel=selectors[-1]) if selectors else None
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         similarity, ids = self.vectors.search(vectors, k, params=params)
-        return np.where(ids >= 0, ip_to_distance(similarity), np.inf), ids
+        return np.where(ids >= 0, unit_distance(similarity), np.inf), ids
 
-    @property
-    def vote_settings(self) -> dict:
-        """How many neighbors vote and how strongly class frequency is corrected."""
-        return {"k": VOTE_K, "prior_alpha": PRIOR_ALPHA, **self.manifest.get("vote", {})}
-
-    def vote(self, distances: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Per-class vote scores (n, 5) from search results, corrected for the index's class prior."""
-        _, table_classes, _ = self.label_table()
-        counts = np.bincount(table_classes[table_classes >= 0], minlength=len(AAMI_CLASSES))
-        return class_vote(self.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0), counts,
-                          self.vote_settings["prior_alpha"])
-
-    def query(self, record: str, sample: int, k: int = DEFAULT_K, *, exclude_record: bool = False,
-              classes: Sequence[str] | None = None, data_dir: str | os.PathLike | None = None,
-              lead: str | None = None) -> QueryResult:
-        """Neighbors of the beat nearest ``sample`` in ``record``.
-
-        A record already in the index (by name) is answered from its stored
-        embeddings; any other is read (by path, or by name in ``data_dir``). The query
-        beat itself is never its own neighbor.
-        """
-        stored = self.catalog.record(Path(str(record)).name) if _is_bare_name(record) else None
-        if stored is not None:
-            check_sample(sample, stored["n_samples"], stored["name"])
-            beat_id = self.catalog.nearest_beat(stored["name"], sample)
-            if beat_id is None:
-                raise SampleOutOfRangeError(f"{stored['name']}: the record has no beats")
-            beat = self.catalog.beats(ids=np.array([beat_id]))
-            vector = self.vectors.reconstruct(beat_id)[None, :]
-            info = {key: _plain(beat[key][0]) for key in ("record", "sample", "time", "lead", "symbol", "aami")}
-            exclude_ids = [beat_id]
-        else:
-            loaded = load_record(record, data_dir, lead=lead, fs=MODEL_FS)
-            check_sample(sample, int(rescale_samples(loaded.n_samples, MODEL_FS, loaded.source_fs)), loaded.name)
-            beats = beats_from_record(loaded)
-            row = nearest_beat(beats.samples, int(rescale_samples(sample, loaded.source_fs, MODEL_FS)),
-                               loaded.n_samples, loaded.name)
-            vector = self.encoder.embed(beats.windows[row:row + 1], beats.context[row:row + 1])
-            at_source = int(rescale_samples(beats.samples[row], MODEL_FS, loaded.source_fs))
-            info = {"record": loaded.name, "sample": at_source,
-                    "time": float(beats.samples[row] / MODEL_FS), "lead": loaded.lead,
-                    "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None}
-            exclude_ids = []
-        exclude = [info["record"]] if exclude_record else []
-        return self._answer(vector, info, k, exclude, exclude_ids, classes)
-
-    def query_signal(self, signal: np.ndarray, fs: float, sample: int | None = None, k: int = DEFAULT_K, *,
-                     classes: Sequence[str] | None = None, exclude_records: Sequence[str] = ()) -> QueryResult:
-        """Neighbors of a beat in a raw single-lead signal (physical units) sampled at ``fs``.
-
-        The beat is the one nearest ``sample`` (default: the signal's largest QRS).
-        Its context (RR features, dominant beat) comes from the beats detected in the
-        signal; with fewer than two beats a resting rhythm is assumed and the beat is its
-        own dominant beat, so pass several seconds around it.
-        """
-        from .detection import detect_r_peaks
-
-        signal = np.asarray(signal, dtype=np.float64)
-        check_signal(signal, "query signal")
-        if fs <= 0:
-            raise ValueError("fs must be positive")
-        at_model_fs = resample(signal, fs, MODEL_FS) if fs != MODEL_FS else signal
-        filtered = clean_ecg(at_model_fs, MODEL_FS)
-        peaks = detect_r_peaks(at_model_fs, MODEL_FS) if at_model_fs.size > 2 * MODEL_FS else np.empty(0, int)
-        if sample is not None:
-            target = int(rescale_samples(sample, fs, MODEL_FS))
-            if not 0 <= target < at_model_fs.size:
-                raise SampleOutOfRangeError(f"sample {sample} is outside the signal (0..{signal.size - 1})")
-        else:
-            target = int(np.argmax(np.abs(filtered)))
-        if peaks.size == 0 or np.min(np.abs(peaks - target)) > 0.15 * MODEL_FS:
-            peaks = np.sort(np.append(peaks, target)).astype(np.int64)
-        row = int(np.argmin(np.abs(peaks - target)))
-        windows = segment(filtered, peaks)
-        vector = self.encoder.embed(windows[row:row + 1], beat_context(peaks, windows, MODEL_FS)[row:row + 1])
-        info = {"record": None, "sample": int(rescale_samples(peaks[row], MODEL_FS, fs)),
-                "time": float(peaks[row] / MODEL_FS), "lead": None, "symbol": None, "aami": None}
-        return self._answer(vector, info, k, list(exclude_records), [], classes)
-
-    def _answer(self, vector, info, k, exclude_records, exclude_ids, classes) -> QueryResult:
-        distances, ids = self.search(vector, max(k, self.vote_settings["k"]), exclude_records=exclude_records,
-                                     exclude_ids=exclude_ids, classes=classes)
-        scores = self.vote(distances, ids)[0]
-        distances, ids = distances[:, :k], ids[:, :k]
-        found = ids[0] >= 0
-        rows = self.catalog.beats(ids=ids[0][found])
-        neighbors = [Neighbor(id=int(rows["id"][i]), record=rows["record"][i], sample=int(rows["sample"][i]),
-                              time=float(rows["time"][i]), lead=rows["lead"][i], symbol=rows["symbol"][i],
-                              aami=rows["aami"][i], distance=round(float(d), 4), label_source=rows["label_source"][i])
-                     for i, d in enumerate(distances[0][found])]
-        winner, confidence = vote_winner(scores[None, :])
-        vote = Vote(label=AAMI_CLASSES[int(winner[0])] if scores.sum() > 0 else "",
-                    confidence=round(float(confidence[0]), 4),
-                    scores={c: round(float(s), 4) for c, s in zip(AAMI_CLASSES, scores)})
-        return QueryResult(info, neighbors, vote, vector[0])
+    def class_counts(self) -> np.ndarray:
+        """Labeled beats per AAMI class (5,), the prior a vote corrects for."""
+        _, classes, _ = self.label_table()
+        return np.bincount(classes[classes >= 0], minlength=len(AAMI_CLASSES))
 
     # ---------------------------------------------------------------- describing
     def info(self) -> dict:
@@ -383,13 +270,13 @@ class BeatIndex:
                 "catalog": self.catalog.counts(), "records": [r["name"] for r in self.catalog.records()]}
 
 
-def _is_bare_name(record: str) -> bool:
-    text = str(record)
-    return os.sep not in text and "/" not in text and not text.endswith(".hea")
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
+def _checked(encoder: Encoder, path: Path, expected: str) -> Encoder:
+    """``encoder`` if it is the one whose fingerprint the index at ``path`` records."""
+    if encoder.fingerprint != expected:
+        raise EncoderMismatchError(
+            f"{path} was built with encoder {expected}, not {encoder.fingerprint}: rebuild the index with this "
+            "encoder or open it without one")
+    return encoder
 
 
 def _catalog_url(path: Path, manifest: dict) -> str:

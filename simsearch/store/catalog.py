@@ -12,8 +12,8 @@ from sqlalchemy import Float, ForeignKey, Integer, String, create_engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .beats import Beats, rescale_samples
-from .errors import IndexFormatError, reason
+from ..errors import IndexFormatError, reason
+from ..signal.beats import Beats
 
 class Base(DeclarativeBase):
     pass
@@ -69,19 +69,15 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
-    def replace_record(self, beats: Beats, *, path: str, n_samples: int, source_fs: float | None,
-                       label_source: np.ndarray | str, confidence: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def replace_record(self, beats: Beats, *, path: str, n_samples: int, label_source: np.ndarray | str,
+                       confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Insert a record's beats, replacing any earlier version of the record.
 
-        Samples are stored at the record's own rate ``source_fs`` (what a user's viewer
-        shows), whatever rate the beats were cut at. Returns (new beat ids, ids of the
-        beats removed), for the vector index to follow.
+        Samples are stored at the record's own rate (what a user's viewer shows).
+        Returns (new beat ids, ids of the beats removed), for the vector index to follow.
         """
         n = len(beats)
-        fs = source_fs or beats.fs
-        samples = rescale_samples(beats.samples, beats.fs, fs)
-        n_samples = int(rescale_samples(n_samples, beats.fs, fs))
+        fs, samples = beats.fs, beats.samples
         sources = np.broadcast_to(np.asarray(label_source, dtype=object), (n,))
         with self.engine.begin() as conn:
             old = conn.execute(select(RecordRow.id).where(RecordRow.name == beats.record)).scalar()

@@ -1,14 +1,22 @@
-"""Beats: fixed windows around R-peaks, their RR features, and their labels."""
+"""Beats: fixed windows around R-peaks, their rhythm and shape context, and their labels.
+
+This is where a record's own sampling rate meets the model's: the signal is resampled
+to :data:`MODEL_FS` once, to cut windows, and beat positions stay at the record's rate
+(:func:`rescale_samples` is the one conversion between the two).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy.ndimage import median_filter, percentile_filter, uniform_filter1d
+from scipy.signal import resample_poly
 
-from .aami import SYMBOL_TO_AAMI, to_aami
-from .errors import SampleOutOfRangeError
+from ..aami import SYMBOL_TO_AAMI, to_aami
+from ..errors import SampleOutOfRangeError
+from .detection import detect_r_peaks
 from .filtering import clean_ecg
 from .records import Record
 
@@ -55,7 +63,8 @@ against the patient's dominant beat."""
 class Beats:
     """The beats of one record, row-aligned arrays.
 
-    ``windows`` is (n, WINDOW) from the filtered signal, R-peak at ``WINDOW_BEFORE``;
+    ``samples`` are R-peak positions at the record's own rate ``fs``; ``windows`` is
+    (n, WINDOW), cut at :data:`MODEL_FS` from the filtered signal, R-peak at ``WINDOW_BEFORE``;
     ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
     AAMI classes (``""`` where unlabeled).
@@ -160,18 +169,27 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
                       symbols: np.ndarray | None = None) -> Beats:
     """Filter the record and cut its beats.
 
-    Beat positions come from ``r_peaks`` when given, else from the reference
-    annotations when the record has them, else from the QRS detector.
+    Parameters
+    ----------
+    record : Record
+        At any sampling rate.
+    r_peaks : array of int, optional
+        Beat positions at the record's rate. Default: the reference annotations when
+        the record has them, else the QRS detector's.
+    symbols : array of str, optional
+        MIT-BIH symbols of ``r_peaks`` (default: unlabeled, or the annotations' own).
+
+    Returns
+    -------
+    Beats
+        Sorted by position, positions at the record's rate.
     """
-    if record.fs != MODEL_FS:
-        raise ValueError(f"records must be loaded at {MODEL_FS} Hz (load_record(..., fs=MODEL_FS))")
+    at_model = to_model_rate(record.signal, record.fs)
     if r_peaks is None:
         if record.has_annotations:
             r_peaks, symbols = reference_beats(record)
         else:
-            from .detection import detect_r_peaks
-
-            r_peaks = detect_r_peaks(record.signal, record.fs)
+            r_peaks = _detected(at_model, record.fs)
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     order = np.argsort(r_peaks, kind="stable")
     r_peaks = r_peaks[order]
@@ -183,10 +201,30 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
     else:
         symbols = np.asarray(symbols, dtype="<U1")[order]
         aami = to_aami(symbols)
-    filtered = clean_ecg(record.signal, record.fs)
-    windows = segment(filtered, r_peaks)
-    return Beats(record.name, record.lead, record.fs, r_peaks, windows, beat_context(r_peaks, windows, record.fs),
-                 symbols, aami)
+    filtered = clean_ecg(at_model, MODEL_FS)
+    peaks_at_model = np.clip(rescale_samples(r_peaks, record.fs, MODEL_FS), 0, max(filtered.size - 1, 0))
+    windows = segment(filtered, peaks_at_model)
+    return Beats(record.name, record.lead, record.fs, r_peaks, windows,
+                 beat_context(r_peaks, windows, record.fs), symbols, aami)
+
+
+def detect_beats(record: Record) -> np.ndarray:
+    """R-peak positions (at the record's rate) found by the QRS detector, ignoring any annotations."""
+    return _detected(to_model_rate(record.signal, record.fs), record.fs)
+
+
+def _detected(at_model: np.ndarray, fs: float) -> np.ndarray:
+    # the detector runs at MODEL_FS, where its settings were tuned; positions go out at the record's rate
+    return rescale_samples(detect_r_peaks(at_model, MODEL_FS), MODEL_FS, fs)
+
+
+def to_model_rate(signal: np.ndarray, fs: float) -> np.ndarray:
+    """The signal resampled to :data:`MODEL_FS` (polyphase, ratio rounded to a fraction)."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if abs(fs - MODEL_FS) < 1e-9:
+        return signal
+    ratio = Fraction(MODEL_FS / fs).limit_denominator(1000)
+    return resample_poly(signal, ratio.numerator, ratio.denominator)
 
 
 def normalize_windows(windows: np.ndarray) -> np.ndarray:
@@ -206,14 +244,17 @@ def rescale_samples(samples, from_fs: float, to_fs: float) -> np.ndarray:
     return np.round(np.asarray(samples, dtype=np.float64) * (to_fs / from_fs)).astype(np.int64)
 
 
-def check_sample(sample: int, n_samples: int, record: str) -> None:
+def check_sample(sample, n_samples: int, record: str) -> int:
+    """``sample`` as an int, if it is a whole number inside a record of ``n_samples`` samples."""
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)):
+        raise SampleOutOfRangeError(f"{record}: sample must be a whole number, not {sample!r}")
     if not 0 <= sample < n_samples:
         raise SampleOutOfRangeError(f"{record}: sample {sample} is outside the record (0..{n_samples - 1})")
+    return int(sample)
 
 
-def nearest_beat(samples: np.ndarray, sample: int, n_samples: int, record: str) -> int:
+def nearest_beat(samples: np.ndarray, sample: int, record: str) -> int:
     """Row of the beat whose R-peak is nearest to ``sample``."""
-    check_sample(sample, n_samples, record)
     if samples.size == 0:
         raise SampleOutOfRangeError(f"{record}: the record has no beats")
     return int(np.argmin(np.abs(samples - sample)))

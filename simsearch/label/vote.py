@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .aami import AAMI_CLASSES
+from ..aami import AAMI_CLASSES
 
 DISTANCE_SOFTENING = 0.05
 """Added to distances before inverting them, so a near-duplicate neighbor cannot take
 the whole vote alone."""
-
-
-def ip_to_distance(similarity: np.ndarray) -> np.ndarray:
-    """Euclidean distance between unit vectors from their inner product (0 = same, 2 = opposite)."""
-    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(similarity, dtype=np.float64), 0.0, 4.0))
 
 
 def vote_scores(neighbor_classes: np.ndarray, distances: np.ndarray,
@@ -81,3 +76,10 @@ def class_vote(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts
     """The vote every part of simsearch uses: distance-weighted, corrected for the class
     frequencies ``class_counts`` of the beats that could have answered."""
     return vote_scores(neighbor_classes, distances, prior_weights(class_counts, alpha, boosted))
+
+
+def index_vote(index, distances: np.ndarray, ids: np.ndarray, alpha: float = PRIOR_ALPHA) -> np.ndarray:
+    """Per-class vote scores (n, 5) from ``index.search`` results (ids -1 and infinite
+    distances pad), corrected for the class frequencies of the index's labeled beats."""
+    return class_vote(index.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0),
+                      index.class_counts(), alpha)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .beats import CONTEXT_COLUMNS, RR_COLUMNS, WINDOW, normalize_windows
-from .errors import EncoderMismatchError, RecordNotFoundError, reason
+from ..errors import EncoderMismatchError, RecordNotFoundError, reason
+from ..signal.beats import CONTEXT_COLUMNS, RR_COLUMNS, WINDOW, normalize_windows
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -162,6 +162,11 @@ class Encoder:
 
     def save(self, path: str | os.PathLike) -> None:
         self.model.save(path)
+
+
+def unit_distance(similarity: np.ndarray) -> np.ndarray:
+    """Euclidean distance between unit vectors from their inner product (0 = same, 2 = opposite)."""
+    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(similarity, dtype=np.float64), 0.0, 4.0))
 
 
 def weights_fingerprint(model) -> str:

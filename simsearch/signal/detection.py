@@ -1,4 +1,4 @@
-"""R-peak (QRS) detection for records without annotations, and its evaluation.
+"""R-peak (QRS) detection for records without annotations.
 
 The detector follows Pan & Tompkins (1985) and Hamilton & Tompkins (1986):
 
@@ -18,21 +18,16 @@ Arrhythmia records (beat positions only, never their labels).
 
 from __future__ import annotations
 
-import os
 import statistics
-import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.signal import find_peaks
 
-from .beats import reference_beats
-from .errors import AnnotationError
 from .filtering import bandpass
-from .records import Record, check_signal, load_record
+from .records import check_signal
 
 QRS_BAND_HZ = (5.0, 20.0)
 """Keeps most QRS energy and little of the P/T waves, baseline wander or mains hum."""
@@ -64,8 +59,6 @@ LOCATE_S = 0.075
 """Half-width of the window in which a detection moves to the QRS's largest deflection."""
 MIN_SIGNAL_S = 0.5
 """Shorter signals (less than one RR interval at 120 bpm) hold no beat one could tell from noise."""
-MATCH_TOLERANCE_S = 0.150
-"""AAMI EC57: a detection within 150 ms of a reference beat detects it."""
 
 
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -205,141 +198,6 @@ def locate_r_peaks(located: np.ndarray, beats: np.ndarray, fs: float) -> np.ndar
     windows = np.clip(beats[:, None] + np.arange(-half, half + 1)[None, :], 0, located.shape[0] - 1)
     deepest = np.argmax(np.abs(located[windows]), axis=1)
     return np.unique(windows[np.arange(beats.shape[0]), deepest]).astype(np.int64)
-
-
-def pair_peaks(
-    reference: np.ndarray, detected: np.ndarray, fs: float, tolerance_s: float = MATCH_TOLERANCE_S
-) -> tuple[np.ndarray, np.ndarray]:
-    """Matched (reference, detection) pairs, as indices into the two arrays.
-
-    The AAMI EC57 rule, as PhysioNet's ``bxb`` applies it: both are walked in time
-    order; the earlier of the next reference beat and the next detection is paired
-    with the other when they are within ``tolerance_s`` and no later one is nearer,
-    else it stays unmatched. Each beat and each detection is paired at most once, so a
-    double detection leaves one detection unmatched.
-    """
-    reference, detected = np.asarray(reference, dtype=np.int64), np.asarray(detected, dtype=np.int64)
-    ref_order, det_order = np.argsort(reference, kind="stable"), np.argsort(detected, kind="stable")
-    ref, det = reference[ref_order], detected[det_order]
-    tolerance = tolerance_s * fs
-    pairs: list[tuple[int, int]] = []
-    i = j = 0
-    while i < ref.shape[0] and j < det.shape[0]:
-        if det[j] < ref[i]:
-            gap, rival = ref[i] - det[j], det[j + 1] if j + 1 < det.shape[0] else None
-            nearest = rival is None or gap < abs(ref[i] - rival)
-        else:
-            gap, rival = det[j] - ref[i], ref[i + 1] if i + 1 < ref.shape[0] else None
-            nearest = rival is None or gap < abs(det[j] - rival)
-        if gap <= tolerance and nearest:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif det[j] < ref[i]:
-            j += 1
-        else:
-            i += 1
-    matched = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    return ref_order[matched[:, 0]], det_order[matched[:, 1]]
-
-
-def match_peaks(
-    reference: np.ndarray, detected: np.ndarray, fs: float, tolerance_s: float = MATCH_TOLERANCE_S
-) -> tuple[int, int, int]:
-    """(true positives, false negatives, false positives) of ``detected`` against ``reference``.
-
-    Matched one to one by :func:`pair_peaks`: a detection within ``tolerance_s`` (EC57:
-    150 ms) of a reference beat detects it; a second detection of the same beat is a
-    false positive.
-    """
-    tp = int(pair_peaks(reference, detected, fs, tolerance_s)[0].shape[0])
-    return tp, int(np.size(reference)) - tp, int(np.size(detected)) - tp
-
-
-def vf_episodes(record: Record) -> np.ndarray:
-    """(start, end) samples of the ventricular flutter/fibrillation episodes, ``[`` to ``]``.
-
-    Such episodes hold flutter waves but no beat annotations, so any detection in them
-    is a false positive; AAMI EC57 leaves them out of the beat-by-beat comparison.
-    """
-    episodes, start = [], None
-    for symbol, sample in zip(record.ann_symbols, record.ann_samples):
-        if symbol == "[":
-            start = int(sample)
-        elif symbol == "]" and start is not None:
-            episodes.append((start, int(sample)))
-            start = None
-    if start is not None:
-        episodes.append((start, record.n_samples))
-    return np.asarray(episodes, dtype=np.int64).reshape(-1, 2)
-
-
-def evaluate_detection(
-    records: Sequence[str],
-    data_dir: str | os.PathLike | None,
-    detector: Callable[[np.ndarray, float], np.ndarray] = detect_r_peaks,
-) -> list[dict]:
-    """Run ``detector`` on each annotated record and score it against the beat annotations.
-
-    Every detection that matches no reference beat is a false positive; ``fp_vf`` says
-    how many of them lie in ventricular flutter/fibrillation episodes, where AAMI EC57
-    leaves detections out. ``seconds`` is the detector's own run time, not the reading.
-    """
-    rows = []
-    for name in records:
-        record = load_record(name, data_dir)
-        if not record.has_annotations:
-            raise AnnotationError(f"{record.name}: no reference annotations to evaluate against")
-        reference = reference_beats(record)[0]
-        started = time.perf_counter()
-        detected = np.asarray(detector(record.signal, record.fs), dtype=np.int64)
-        seconds = time.perf_counter() - started
-        tp, fn, fp = match_peaks(reference, detected, record.fs)
-        in_vf = np.zeros(detected.shape[0], dtype=bool)
-        for start, end in vf_episodes(record):
-            in_vf |= (detected >= start) & (detected <= end)
-        fp_outside_vf = match_peaks(reference, detected[~in_vf], record.fs)[2]
-        rows.append(
-            {
-                "record": record.name,
-                "reference": int(reference.shape[0]),
-                "tp": tp,
-                "fn": fn,
-                "fp": fp,
-                "fp_vf": fp - fp_outside_vf,
-                "se": _percent(tp, tp + fn),
-                "ppv": _percent(tp, tp + fp),
-                "seconds": seconds,
-            }
-        )
-    return rows
-
-
-def summarize_detection(rows: Sequence[dict]) -> dict:
-    """Gross totals over records (beats pooled, so long records weigh more), in percent.
-
-    ``ppv_ec57`` leaves out the detections in ventricular flutter/fibrillation episodes,
-    as AAMI EC57 does.
-    """
-    tp, fn, fp = (sum(row[key] for row in rows) for key in ("tp", "fn", "fp"))
-    fp_vf = sum(row.get("fp_vf", 0) for row in rows)
-    seconds = sum(row["seconds"] for row in rows)
-    return {
-        "records": len(rows),
-        "reference": sum(row["reference"] for row in rows),
-        "tp": tp,
-        "fn": fn,
-        "fp": fp,
-        "fp_vf": fp_vf,
-        "se": _percent(tp, tp + fn),
-        "ppv": _percent(tp, tp + fp),
-        "ppv_ec57": _percent(tp, tp + fp - fp_vf),
-        "seconds": seconds,
-        "seconds_per_record": seconds / len(rows) if rows else float("nan"),
-    }
-
-
-def _percent(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else float("nan")
 
 
 def _samples(seconds: float, fs: float) -> int:

@@ -1,0 +1,102 @@
+"""QRS detection scored against reference beat annotations, per record and pooled."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import AnnotationError
+from ..signal.beats import reference_beats
+from ..signal.detection import detect_r_peaks
+from ..signal.records import Record, load_record
+from .matching import match_peaks
+
+
+def vf_episodes(record: Record) -> np.ndarray:
+    """(start, end) samples of the ventricular flutter/fibrillation episodes, ``[`` to ``]``.
+
+    Such episodes hold flutter waves but no beat annotations, so any detection in them
+    is a false positive; AAMI EC57 leaves them out of the beat-by-beat comparison.
+    """
+    episodes, start = [], None
+    for symbol, sample in zip(record.ann_symbols, record.ann_samples):
+        if symbol == "[":
+            start = int(sample)
+        elif symbol == "]" and start is not None:
+            episodes.append((start, int(sample)))
+            start = None
+    if start is not None:
+        episodes.append((start, record.n_samples))
+    return np.asarray(episodes, dtype=np.int64).reshape(-1, 2)
+
+
+def evaluate_detection(
+    records: Sequence[str],
+    data_dir: str | os.PathLike | None,
+    detector: Callable[[np.ndarray, float], np.ndarray] = detect_r_peaks,
+) -> list[dict]:
+    """Run ``detector`` on each annotated record and score it against the beat annotations.
+
+    Every detection that matches no reference beat is a false positive; ``fp_vf`` says
+    how many of them lie in ventricular flutter/fibrillation episodes, where AAMI EC57
+    leaves detections out. ``seconds`` is the detector's own run time, not the reading.
+    """
+    rows = []
+    for name in records:
+        record = load_record(name, data_dir)
+        if not record.has_annotations:
+            raise AnnotationError(f"{record.name}: no reference annotations to evaluate against")
+        reference = reference_beats(record)[0]
+        started = time.perf_counter()
+        detected = np.asarray(detector(record.signal, record.fs), dtype=np.int64)
+        seconds = time.perf_counter() - started
+        tp, fn, fp = match_peaks(reference, detected, record.fs)
+        in_vf = np.zeros(detected.shape[0], dtype=bool)
+        for start, end in vf_episodes(record):
+            in_vf |= (detected >= start) & (detected <= end)
+        fp_outside_vf = match_peaks(reference, detected[~in_vf], record.fs)[2]
+        rows.append(
+            {
+                "record": record.name,
+                "reference": int(reference.shape[0]),
+                "tp": tp,
+                "fn": fn,
+                "fp": fp,
+                "fp_vf": fp - fp_outside_vf,
+                "se": _percent(tp, tp + fn),
+                "ppv": _percent(tp, tp + fp),
+                "seconds": seconds,
+            }
+        )
+    return rows
+
+
+def summarize_detection(rows: Sequence[dict]) -> dict:
+    """Gross totals over records (beats pooled, so long records weigh more), in percent.
+
+    ``ppv_ec57`` leaves out the detections in ventricular flutter/fibrillation episodes,
+    as AAMI EC57 does.
+    """
+    tp, fn, fp = (sum(row[key] for row in rows) for key in ("tp", "fn", "fp"))
+    fp_vf = sum(row.get("fp_vf", 0) for row in rows)
+    seconds = sum(row["seconds"] for row in rows)
+    return {
+        "records": len(rows),
+        "reference": sum(row["reference"] for row in rows),
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "fp_vf": fp_vf,
+        "se": _percent(tp, tp + fn),
+        "ppv": _percent(tp, tp + fp),
+        "ppv_ec57": _percent(tp, tp + fp - fp_vf),
+        "seconds": seconds,
+        "seconds_per_record": seconds / len(rows) if rows else float("nan"),
+    }
+
+
+def _percent(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else float("nan")

@@ -1,0 +1,34 @@
+"""End to end: beats found by the detector, labeled by the index, matched to the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..aami import AAMI_CLASSES, class_index, to_aami
+from ..progress import progress_bar
+from ..label.vote import VOTE_K, index_vote, vote_winner
+from ..signal.beats import beats_from_record, detect_beats, reference_beats
+from ..signal.records import load_record
+from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
+
+
+def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,
+                        progress: bool = False) -> dict:
+    """Detected beats (no reference positions) labeled by the index, scored against the reference."""
+    n = len(AAMI_CLASSES)
+    totals = [np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+    with progress_bar("end-to-end", len(records), enabled=progress) as advance:
+        for name in records:
+            record = load_record(name, data_dir)
+            reference, symbols = reference_beats(record)
+            detected = beats_from_record(record, r_peaks=detect_beats(record))
+            distances, ids = index.search(index.encoder.embed(detected.windows, detected.context), VOTE_K,
+                                          exclude_records=[record.name])
+            pred, _ = vote_winner(index_vote(index, distances, ids))
+            found = match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs,
+                                 tolerance_s)
+            totals = [t + f for t, f in zip(totals, found)]
+            advance(name)
+    return matched_metrics(*totals)

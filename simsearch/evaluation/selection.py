@@ -1,0 +1,114 @@
+"""Model selection: validation scores while training, and cross-validation inside the training records.
+
+Every setting of simsearch is chosen here, on patients held out of the training
+records (DS1); DS2 is never read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ..aami import AAMI_CLASSES
+from ..errors import SimsearchError
+from ..label.vote import PRIOR_ALPHA, VOTE_K
+from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
+from ..model.encoder import Encoder, weights_fingerprint
+from ..model.training import TrainingConfig, save_encoder, train_encoder
+from ..progress import progress_bar
+from .classification import knn_predict, knn_search, nsv_score, vote_predict
+from .metrics import class_metrics, confusion_matrix, precision_at_k
+
+
+def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int = VOTE_K, alpha: float = PRIOR_ALPHA) -> dict:
+    """kNN vote of validation beats against an index of training beats, as `evaluate` does."""
+    encoder = Encoder(encoder_model)
+    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.context), train.labels,
+                                         encoder.embed(val.windows, val.context), k, alpha)
+    metrics = class_metrics(confusion_matrix(val.labels, pred))
+    return {"score": nsv_score(metrics), "p_at_k": precision_at_k(val.labels, neighbor_classes, k)["macro_NSV"],
+            **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
+
+
+def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: Sequence[str] | None = None,
+                   config: TrainingConfig = TrainingConfig(), progress: bool = False) -> dict:
+    """Train on ``records`` (validation: ``val_records``, or a patient-disjoint split when None).
+
+    Writes the encoder to ``out_path`` and a JSON report beside it (``.json``), each
+    written to a temporary file first and renamed, so a failed run leaves nothing.
+    """
+    if val_records is None:
+        train_names, val_names = split_validation(records)
+    else:
+        val_names = list(val_records)
+        train_names = [r for r in records if r not in set(val_names)]
+    if not train_names:
+        raise SimsearchError("no training records left after the validation split")
+    start = time.perf_counter()
+    with progress_bar("reading", len(train_names) + len(val_names), enabled=progress) as advance:
+        train = BeatSet.stack(load_beats(train_names, data_dir, advance))
+        val = BeatSet.stack(load_beats(val_names, data_dir, advance)) if val_names else None
+    with progress_bar("training", config.steps, enabled=progress) as advance:
+        def on_step(i: int, report: dict | None) -> None:
+            advance(f"val score {report['score']:.1f}" if report else "")
+
+        checkpoint = (lambda model: validation_score(model, train, val)) if val is not None else None
+        result = train_encoder(train, config, on_step, checkpoint)
+    report = {
+        "fingerprint": weights_fingerprint(result.model), "train_records": train_names, "val_records": val_names,
+        "train_beats": len(train), "val_beats": len(val) if val else 0,
+        "best_step": result.best_step, "best_score": result.best_score if val else None,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "config": config.__dict__, "history": result.history,
+    }
+    save_encoder(result.model, out_path, report)
+    return report
+
+
+def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
+                   progress: bool = False) -> dict:
+    """Patient-disjoint cross-validation inside the training records.
+
+    Each fold's records are held out in turn; at every checkpoint the held-out beats'
+    ``k_max`` nearest training beats are kept, so any vote setting (k <= k_max,
+    prior strength) can be scored afterwards on all records pooled, by
+    :func:`cv_scores`, without training again.
+    """
+    folds = patient_folds(beats, n_folds)
+    checkpoints: dict[int, dict[str, list]] = {}
+    with progress_bar("cross-validation", n_folds * config.steps, enabled=progress) as advance:
+        for fold in folds:
+            held_out = np.isin(beats.groups, fold)
+            train, val = beats.subset(~held_out), beats.subset(held_out)
+
+            def keep_neighbors(model, train=train, val=val) -> dict:
+                encoder = Encoder(model)
+                distances, nn = knn_search(encoder.embed(train.windows, train.context),
+                                           encoder.embed(val.windows, val.context),
+                                           k_max)
+                return {"score": 0.0, "neighbors": (val.labels, train.labels[nn], distances,
+                                                    np.bincount(train.labels, minlength=len(AAMI_CLASSES)))}
+
+            run = train_encoder(train, replace(config, patience=config.steps), lambda i, r: advance(),
+                                checkpoint=keep_neighbors)
+            for report in run.history:
+                slot = checkpoints.setdefault(report["step"], {"truth": [], "classes": [], "distances": [],
+                                                               "counts": []})
+                for key, value in zip(("truth", "classes", "distances", "counts"), report["neighbors"]):
+                    slot[key].append(value)
+    return {"folds": folds, "checkpoints": checkpoints}
+
+
+def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...]) -> dict[int, dict]:
+    """EC57 figures pooled over all held-out records, per checkpoint step, for one vote setting."""
+    out = {}
+    for step, slot in sorted(cv["checkpoints"].items()):
+        matrix = sum(confusion_matrix(truth, vote_predict(classes, distances, counts, k, alpha, boosted))
+                     for truth, classes, distances, counts in zip(slot["truth"], slot["classes"], slot["distances"],
+                                                                  slot["counts"]))
+        metrics = class_metrics(matrix)
+        out[step] = {"score": nsv_score(metrics), **metrics}
+    return out

@@ -1,0 +1,1 @@
+"""Label stage: neighbors and their vote, expert labels, label spreading, suggestions, annotation."""

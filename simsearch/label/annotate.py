@@ -1,0 +1,239 @@
+"""Label a new record from the index, then adapt to the patient with a few expert labels.
+
+:func:`annotate_record` reads a record, finds its beats (QRS detection, or the
+positions of an existing annotation file whose labels are ignored), embeds them and
+asks the index for a global kNN vote from other patients, then refines it on the
+record's own kNN graph by label spreading (:mod:`simsearch.label.spreading`), in
+which expert labels, clamped, carry their class to the beats that resemble them.
+
+The costly steps (reading, embedding, searching) run once per record
+(:func:`prepare`); everything after is a pure function of the embeddings, the
+global vote scores and the expert labels (:func:`assemble`), which is what lets a
+simulated expert replay many budgets and rounds cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
+from ..errors import AnnotationError, EncoderMismatchError, SignalQualityError
+from ..progress import progress_bar
+from ..signal.beats import Beats, beats_from_record, detect_beats, reference_beats
+from ..signal.records import Record, load_record
+from ..store.index import BeatIndex
+from .expert import expert_rows
+from .spreading import EXPERT_WEIGHT, SPREAD_ALPHA, knn_graph, propagate
+from .suggest import suggest_rows
+from .vote import VOTE_K, index_vote
+
+BEAT_SOURCES = ("detect", "reference")
+"""Where beat positions come from: the QRS detector, or an existing annotation file's
+positions (its labels are never read into the prediction)."""
+LOW_CONFIDENCE = 0.6
+"""Beats whose final label has less than this share of the scores are flagged for review."""
+TOP_NEIGHBORS = 3
+"""Global neighbors kept per beat for the written annotation (which beats it resembles)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A record's beats with everything label spreading needs, computed once."""
+
+    record: str
+    path: str
+    fs: float
+    lead: str
+    n_samples: int
+    beats: Beats
+    embeddings: np.ndarray
+    global_scores: np.ndarray
+    neighbor_ids: np.ndarray
+    neighbor_distances: np.ndarray
+    graph: sp.csr_matrix
+    encoder: str
+
+
+@dataclass
+class Annotation:
+    """A record's beats with their labels, and where each label came from.
+
+    ``samples`` and ``n_samples`` are at the record's own rate ``fs`` (what a viewer
+    shows); ``beats`` holds the beats without labels. ``scores`` are the final per-class scores (rows sum to 1),
+    ``global_scores`` the index's vote before spreading; ``neighbors`` spells the
+    first :data:`TOP_NEIGHBORS` global neighbors as ``record:sample:class``.
+    """
+
+    record: str
+    path: str
+    fs: float
+    lead: str
+    n_samples: int
+    labels: np.ndarray
+    symbols: np.ndarray
+    confidence: np.ndarray
+    label_source: np.ndarray
+    scores: np.ndarray
+    global_scores: np.ndarray
+    neighbor_ids: np.ndarray
+    neighbor_distances: np.ndarray
+    embeddings: np.ndarray = field(repr=False)
+    beats: Beats = field(repr=False)
+    encoder: str = ""
+    neighbors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.beats)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """R-peak positions at the record's rate."""
+        return self.beats.samples
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.samples / self.fs
+
+    @property
+    def expert_mask(self) -> np.ndarray:
+        return self.label_source == "expert"
+
+
+def read_beats(record: str | os.PathLike, data_dir: str | os.PathLike | None = None, *, lead: str | None = None,
+               beats: str = "detect") -> tuple[Record, Beats, np.ndarray]:
+    """(record, its beats without labels, reference AAMI classes or '' per beat)
+
+    The reference classes are returned apart, for scoring only: the Beats carry none,
+    so nothing downstream can read them into a prediction.
+    """
+    check_beat_source(beats)
+    loaded = load_record(record, data_dir, lead=lead, annotations="atr" if beats == "reference" else None)
+    if beats == "reference":
+        if not loaded.has_annotations:
+            raise AnnotationError(f"{loaded.name}: no annotation file ({loaded.name}.atr) to take beat positions "
+                                  "from; use beats='detect'")
+        peaks, symbols = reference_beats(loaded)
+        reference = np.array([SYMBOL_TO_AAMI[s] for s in symbols], dtype="<U1")
+    else:
+        peaks = detect_beats(loaded)
+        reference = np.full(peaks.shape[0], "", dtype="<U1")
+    if peaks.size == 0:
+        raise SignalQualityError(f"{loaded.name}: no beats found")
+    unlabeled = beats_from_record(loaded, r_peaks=peaks)
+    order = np.argsort(peaks, kind="stable")
+    return loaded, unlabeled, reference[order]
+
+
+def check_beat_source(beats: str) -> str:
+    if beats not in BEAT_SOURCES:
+        raise AnnotationError(f"beats must be one of {', '.join(BEAT_SOURCES)}, not {beats!r}")
+    return beats
+
+
+def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10) -> Prepared:
+    """Embed the beats, take the index's global vote (other patients only), build the graph.
+
+    As in :func:`~simsearch.label.query.query_beat`, at least
+    :data:`~simsearch.label.vote.VOTE_K` neighbors vote, whatever smaller ``k`` is asked for.
+    """
+    embeddings = index.encoder.embed(beats.windows, beats.context)
+    distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
+    if not (ids >= 0).any():
+        raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
+    scores = index_vote(index, distances, ids)
+    top = min(TOP_NEIGHBORS, k)
+    return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
+                    ids[:, :top], np.round(distances[:, :top], 4), knn_graph(embeddings), index.fingerprint)
+
+
+def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,
+             alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT) -> Annotation:
+    """The Annotation of a prepared record given expert labels (rows, class positions, symbols)."""
+    scores, winner, confidence = propagate(prepared.graph, prepared.global_scores, rows, classes, alpha=alpha,
+                                           expert_weight=expert_weight)
+    labels = np.array(AAMI_CLASSES, dtype="<U1")[winner]
+    out_symbols = np.array([AAMI_TO_SYMBOL[c] for c in labels], dtype="<U1")
+    source = np.full(labels.shape[0], "propagated", dtype="<U10")
+    labels[rows], out_symbols[rows], source[rows] = np.array(AAMI_CLASSES)[classes], symbols, "expert"
+    confidence = confidence.copy()
+    confidence[rows] = 1.0
+    return Annotation(prepared.record, prepared.path, prepared.fs, prepared.lead, prepared.n_samples,
+                      labels, out_symbols, confidence, source,
+                      scores, prepared.global_scores, prepared.neighbor_ids, prepared.neighbor_distances,
+                      prepared.embeddings, prepared.beats, prepared.encoder)
+
+
+def neighbor_refs(index: BeatIndex, ids: np.ndarray) -> np.ndarray:
+    """``record:sample:class`` of each beat id (same shape; '' for -1 padding)."""
+    wanted = np.unique(ids[ids >= 0])
+    rows = index.catalog.beats(ids=wanted)
+    spelled = {int(i): f"{r}:{s}:{a or '-'}" for i, r, s, a in zip(rows["id"], rows["record"], rows["sample"],
+                                                                      rows["aami"])}
+    return np.array([spelled.get(int(i), "") for i in ids.ravel()], dtype=object).reshape(ids.shape)
+
+
+def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
+                    lead: str | None = None, beats: str = "detect", expert_labels: Mapping[int, str] | None = None,
+                    k: int = 10, progress: bool = False) -> Annotation:
+    """Label every beat of ``record`` from ``index`` and the expert's labels (sample → label).
+
+    Expert labels (AAMI classes or MIT-BIH symbols, samples at the record's own rate)
+    name the beat within 150 ms; they are checked before any embedding is done.
+    """
+    with progress_bar("annotating", 3, enabled=progress) as advance:
+        loaded, found, _ = read_beats(record, data_dir, lead=lead, beats=beats)
+        rows, classes, symbols = expert_rows(found, expert_labels)
+        advance(f"{loaded.name}: {len(found)} beats")
+        prepared = prepare(index, loaded, found, k)
+        advance("embedded and searched")
+        annotation = assemble(prepared, rows, classes, symbols)
+        annotation.neighbors = neighbor_refs(index, prepared.neighbor_ids)
+        advance("propagated")
+    return annotation
+
+
+def suggest_beats(annotation: Annotation, n: int) -> np.ndarray:
+    """Samples (record's rate) of the ``n`` beats the expert should label next, best first.
+
+    Never a beat the expert already labeled; deterministic (see :func:`suggest_rows`).
+    """
+    rows = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, n)
+    return annotation.samples[rows]
+
+
+def summary(annotation: Annotation) -> dict:
+    """Beats per class and per label source, and the low-confidence beats to review."""
+    low = annotation.confidence < LOW_CONFIDENCE
+    return {
+        "record": annotation.record,
+        "beats": len(annotation),
+        "by_class": {c: int((annotation.labels == c).sum()) for c in AAMI_CLASSES},
+        "by_label_source": {s: int((annotation.label_source == s).sum()) for s in ("expert", "propagated")},
+        "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum()),
+                           "samples": [int(s) for s in annotation.samples[low]]},
+    }
+
+
+def add_to_index(index: BeatIndex, annotation: Annotation) -> np.ndarray:
+    """Add the annotated record's beats to ``index`` (open it with ``BeatIndex.updating``).
+
+    Expert beats are stored with source 'expert', the rest 'propagated' with their
+    confidence, so later searches can tell a checked label from a guessed one.
+    Returns the new beat ids.
+    """
+    if annotation.encoder and annotation.encoder != index.fingerprint:
+        raise EncoderMismatchError(f"{annotation.record} was embedded with encoder {annotation.encoder}, the index "
+                                   f"uses {index.fingerprint}: annotate it again with this index")
+    b = annotation.beats
+    labeled = Beats(b.record, b.lead, b.fs, b.samples, b.windows, b.context, annotation.symbols.astype("<U1"),
+                    annotation.labels.astype("<U1"))
+    expert = annotation.expert_mask
+    confidence = np.where(expert, 1.0, annotation.confidence)
+    return index.add_beats(labeled, annotation.embeddings, record_path=annotation.path,
+                           n_samples=annotation.n_samples, label_source=np.where(expert, "expert", "propagated"),
+                           confidence=confidence)

@@ -1,0 +1,108 @@
+"""Writing an annotation: WFDB annotation file, CSV and JSON per beat, the suggestion sheet.
+
+Every file is written under a temporary name and moved into place, so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from ..errors import AnnotationError
+from .annotate import Annotation, summary
+
+RESERVED_EXTENSIONS = frozenset({"atr", "hea", "dat"})
+"""Annotation extensions never written: the reference annotations and the record itself."""
+
+
+def write_annotation(annotation: Annotation, out_dir: str | os.PathLike, ext: str = "pred") -> dict[str, Path]:
+    """Write ``<record>.<ext>`` (WFDB, for any WFDB viewer), ``.csv`` and ``.json`` per beat.
+
+    Each file is written under a temporary name and moved into place, so a reader
+    never sees half a file. Extension ``atr`` is refused: a reference annotation file
+    is never overwritten.
+    """
+    ext = check_extension(ext)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / f"{annotation.record}.{ext}"
+    paths = {"wfdb": base, "csv": base.with_name(base.name + ".csv"), "json": base.with_name(base.name + ".json")}
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{annotation.record}.{ext}.tmp-") as tmp:
+        wfdb.wrann(annotation.record, ext, np.asarray(annotation.samples, dtype=np.int64),
+                   symbol=[str(s) for s in annotation.symbols], fs=annotation.fs, write_dir=tmp)
+        os.replace(Path(tmp) / base.name, paths["wfdb"])
+    rows = beat_rows(annotation)
+    _atomic_write(paths["csv"], _csv_text(rows))
+    document = {"record": annotation.record, "path": annotation.path, "fs": annotation.fs, "lead": annotation.lead,
+                "encoder": annotation.encoder, "summary": summary(annotation), "beats": rows}
+    _atomic_write(paths["json"], json.dumps(document) + "\n")
+    return paths
+
+
+def beat_rows(annotation: Annotation) -> list[dict]:
+    """One plain dict per beat, the content of the CSV and JSON files."""
+    neighbors = annotation.neighbors
+    out = []
+    for i in range(len(annotation)):
+        refs = [] if neighbors is None else [r for r in neighbors[i] if r]
+        out.append({"sample": int(annotation.samples[i]), "time": round(float(annotation.times[i]), 3),
+                    "label": str(annotation.labels[i]), "symbol": str(annotation.symbols[i]),
+                    "confidence": round(float(annotation.confidence[i]), 4),
+                    "label_source": str(annotation.label_source[i]), "neighbors": " ".join(refs)})
+    return out
+
+
+def write_suggestions(annotation: Annotation, samples: np.ndarray, out_dir: str | os.PathLike) -> Path:
+    """``<record>.suggest.csv``: the suggested samples with an empty label column for the expert.
+
+    It is in the format :func:`read_labels` reads (sample, label, then context
+    columns it ignores), so the filled-in file goes straight back to ``--labels``.
+    """
+    rows = np.searchsorted(annotation.samples, samples)
+    lines = [{"sample": int(annotation.samples[r]), "label": "", "time": round(float(annotation.times[r]), 3),
+              "current_label": str(annotation.labels[r]), "confidence": round(float(annotation.confidence[r]), 4)}
+             for r in rows]
+    path = Path(out_dir) / f"{annotation.record}.suggest.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, _csv_text(lines, ("sample", "label", "time", "current_label", "confidence")))
+    return path
+
+
+def check_extension(ext: str) -> str:
+    """The extension without a leading dot; refuses names that could clobber the record or its reference."""
+    ext = str(ext).strip().lstrip(".")
+    if not ext.isalnum():
+        raise AnnotationError(f"annotation extension must be letters and digits, not {ext!r}")
+    if ext.lower() in RESERVED_EXTENSIONS:
+        raise AnnotationError(f"refusing extension {ext!r}: it would overwrite the record or its reference "
+                              "annotations; choose another (e.g. pred)")
+    return ext
+
+
+def _csv_text(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    columns = list(columns or (rows[0].keys() if rows else ()))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,64 @@
+"""Which beats an expert should label next: representatives of uncertain clusters."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from .spreading import single_thread
+
+SUGGEST_SEED = 1234
+"""k-means seed of :func:`suggest_rows`: the same annotation always gets the same suggestions."""
+MIN_CLUSTERS = 16
+"""Fewest k-means clusters suggestions are drawn from; more as labels accumulate
+(twice the labels there will be), so later rounds look at finer structure."""
+
+
+def margins(scores: np.ndarray) -> np.ndarray:
+    """Top score minus runner-up per beat: small where the label is a close call."""
+    if scores.shape[0] == 0:
+        return np.empty(0)
+    top2 = -np.sort(-scores, axis=1)[:, :2]
+    return top2[:, 0] - top2[:, 1]
+
+
+def suggest_rows(embeddings: np.ndarray, scores: np.ndarray, expert_mask: np.ndarray, n: int,
+                 seed: int = SUGGEST_SEED) -> np.ndarray:
+    """Rows of the ``n`` beats whose expert label should help most, best first.
+
+    The record's beats are clustered (k-means on the embeddings, seeded, so the same
+    input gives the same answer); each cluster is worth its expected number of wrong
+    labels (the sum of ``1 − margin`` over its beats), discounted by the expert labels
+    it already holds. The unlabeled beat nearest each of the best clusters' centroids
+    stands for it: spreading carries its answer to the rest of the cluster. If clusters
+    run out, the closest calls among the remaining beats fill the list.
+    """
+    expert_mask = np.asarray(expert_mask, dtype=bool)
+    candidates = np.flatnonzero(~expert_mask)
+    n = min(int(n), candidates.size)
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    uncertainty = 1.0 - margins(scores)
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n_clusters = int(min(x.shape[0], max(MIN_CLUSTERS, 2 * (n + int(expert_mask.sum())))))
+    kmeans = faiss.Kmeans(x.shape[1], n_clusters, niter=20, seed=seed, min_points_per_centroid=1,
+                          max_points_per_centroid=1_000_000, verbose=False)
+    with single_thread():
+        kmeans.train(x)
+        _, assign = kmeans.index.search(x, 1)
+    assign = assign.ravel()
+    centroid_sim = np.einsum("ij,ij->i", x, kmeans.centroids[assign])
+    worth = np.bincount(assign, weights=uncertainty, minlength=n_clusters)
+    worth /= 1.0 + np.bincount(assign, weights=expert_mask.astype(float), minlength=n_clusters)
+    chosen: list[int] = []
+    for cluster in np.argsort(-worth, kind="stable"):
+        members = candidates[assign[candidates] == cluster]
+        if members.size and worth[cluster] > 0:
+            chosen.append(int(members[np.argmax(centroid_sim[members])]))
+        if len(chosen) == n:
+            break
+    if len(chosen) < n:
+        rest = np.setdiff1d(candidates, chosen)
+        rest = rest[np.argsort(-uncertainty[rest], kind="stable")]
+        chosen += [int(r) for r in rest[: n - len(chosen)]]
+    return np.array(chosen, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Model stage: the beat encoder (beats in, unit vectors out), its datasets and its training loop."""

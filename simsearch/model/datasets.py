@@ -1,0 +1,87 @@
+"""Labeled beats of many records, stacked for training and model selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..aami import AAMI_CLASSES, class_index
+from ..errors import AnnotationError
+from ..signal.beats import Beats, beats_from_record
+from ..signal.records import load_record
+
+DS1_VALIDATION = ("106", "112", "209", "220")
+"""DS1 records held out for early stopping: they hold half of DS1's SVEB and a
+quarter of its VEB, from patients the training batches never see."""
+
+
+@dataclass
+class BeatSet:
+    """Beats of many records stacked: windows, context, class positions, record names."""
+
+    windows: np.ndarray
+    context: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+
+    @classmethod
+    def stack(cls, beats: Sequence[Beats]) -> "BeatSet":
+        labeled = [b.take(np.flatnonzero(b.aami != "")) for b in beats]
+        if not sum(len(b) for b in labeled):
+            raise AnnotationError("no labeled beats to learn from: the records need reference annotations")
+        return cls(
+            np.concatenate([b.windows for b in labeled]),
+            np.concatenate([b.context for b in labeled]),
+            np.concatenate([class_index(b.aami) for b in labeled]),
+            np.concatenate([np.full(len(b), b.record) for b in labeled]),
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, rows: np.ndarray) -> "BeatSet":
+        return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows])
+
+
+def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None) -> list[Beats]:
+    """Reference-annotated beats of each record, at the model's rate."""
+    out = []
+    for name in records:
+        out.append(beats_from_record(load_record(name, data_dir)))
+        if progress:
+            progress(name)
+    return out
+
+
+def split_validation(records: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Patient-disjoint train/validation split of the training records.
+
+    DS1 uses :data:`DS1_VALIDATION`; other lists hold out every fifth record (none
+    when fewer than five records are given).
+    """
+    records = list(records)
+    if set(DS1_VALIDATION) <= set(records):
+        val = [r for r in records if r in DS1_VALIDATION]
+    else:
+        val = records[4::5] if len(records) >= 5 else []
+    return [r for r in records if r not in val], val
+
+
+def patient_folds(beats: BeatSet, n_folds: int) -> list[list[str]]:
+    """Deal records into ``n_folds`` folds, stratified by their share of the rare classes.
+
+    Records are ranked by their summed share of all S, V and F beats and dealt in a
+    snake order (0, 1, ..., n-1, n-1, ..., 0, ...), so every fold gets some of the
+    records rich in rare beats and as many records as the others. Deterministic.
+    """
+    records = list(dict.fromkeys(str(g) for g in beats.groups))
+    rare = [AAMI_CLASSES.index(c) for c in ("S", "V", "F")]
+    counts = np.array([[np.sum((beats.groups == r) & (beats.labels == c)) for c in rare] for r in records], float)
+    richness = (counts / np.maximum(counts.sum(axis=0), 1.0)).sum(axis=1)
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    for rank, row in enumerate(np.argsort(-richness, kind="stable")):
+        turn, position = divmod(rank, n_folds)
+        folds[position if turn % 2 == 0 else n_folds - 1 - position].append(records[row])
+    return folds

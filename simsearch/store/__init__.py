@@ -1,0 +1,1 @@
+"""Store stage: embeddings in FAISS, beat metadata in the catalog, one index directory on disk."""
