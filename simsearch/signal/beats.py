@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.ndimage import median_filter, percentile_filter, uniform_filter1d
-from scipy.signal import resample_poly
 
 from ..aami import SYMBOL_TO_AAMI, to_aami
 from ..errors import SampleOutOfRangeError
 from .detection import detect_r_peaks
-from .filtering import clean_ecg
+from .filtering import clean_ecg, median_filter, percentile_filter, resample_poly, uniform_filter1d  # SciPy, lazily
 from .records import Record
 
 MODEL_FS = 360.0

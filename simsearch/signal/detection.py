@@ -23,10 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, uniform_filter1d
-from scipy.signal import find_peaks
 
-from .filtering import bandpass
+from .filtering import bandpass, find_peaks, maximum_filter1d, uniform_filter1d  # SciPy, imported on first use
 from .records import check_signal
 
 QRS_BAND_HZ = (5.0, 20.0)

@@ -1,9 +1,15 @@
-"""Noise removal before segmentation: zero-phase so R-peaks do not move."""
+"""Noise removal before segmentation (zero-phase, so R-peaks do not move), and the other
+SciPy filters the signal stages use.
+
+SciPy is imported on first use, not with this module: ``scipy.signal`` and
+``scipy.ndimage`` take about a second to import on a small machine, and commands that
+never touch a signal (``simsearch info``, a query of a stored beat) should not pay it.
+The thin wrappers below are the signal stages' only way to SciPy's filters.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 BASELINE_CUTOFF_HZ = 0.5
 """Below this: baseline wander (breathing, electrode motion)."""
@@ -14,6 +20,8 @@ NOISE_CUTOFF_HZ = 40.0
 def bandpass(signal: np.ndarray, fs: float, low_hz: float = BASELINE_CUTOFF_HZ, high_hz: float = NOISE_CUTOFF_HZ,
              order: int = 2) -> np.ndarray:
     """Zero-phase Butterworth band-pass (forward-backward, so the effective order doubles)."""
+    from scipy.signal import butter, sosfiltfilt  # lazy: see the module docstring
+
     high_hz = min(high_hz, 0.45 * fs)
     sos = butter(order, [low_hz, high_hz], btype="bandpass", fs=fs, output="sos")
     return sosfiltfilt(sos, np.asarray(signal, dtype=np.float64))
@@ -22,3 +30,45 @@ def bandpass(signal: np.ndarray, fs: float, low_hz: float = BASELINE_CUTOFF_HZ, 
 def clean_ecg(signal: np.ndarray, fs: float) -> np.ndarray:
     """The filtered signal every beat is cut from: baseline wander and HF noise removed."""
     return bandpass(signal, fs)
+
+
+def resample_poly(x, up, down, **kwargs) -> np.ndarray:
+    """:func:`scipy.signal.resample_poly`, SciPy imported on the first call."""
+    from scipy.signal import resample_poly as resample  # lazy: see the module docstring
+
+    return resample(x, up, down, **kwargs)
+
+
+def find_peaks(x, **kwargs):
+    """:func:`scipy.signal.find_peaks`, SciPy imported on the first call."""
+    from scipy.signal import find_peaks as peaks  # lazy: see the module docstring
+
+    return peaks(x, **kwargs)
+
+
+def median_filter(x, **kwargs) -> np.ndarray:
+    """:func:`scipy.ndimage.median_filter`, SciPy imported on the first call."""
+    from scipy.ndimage import median_filter as median  # lazy: see the module docstring
+
+    return median(x, **kwargs)
+
+
+def percentile_filter(x, percentile, **kwargs) -> np.ndarray:
+    """:func:`scipy.ndimage.percentile_filter`, SciPy imported on the first call."""
+    from scipy.ndimage import percentile_filter as percentile_of  # lazy: see the module docstring
+
+    return percentile_of(x, percentile, **kwargs)
+
+
+def uniform_filter1d(x, **kwargs) -> np.ndarray:
+    """:func:`scipy.ndimage.uniform_filter1d`, SciPy imported on the first call."""
+    from scipy.ndimage import uniform_filter1d as uniform  # lazy: see the module docstring
+
+    return uniform(x, **kwargs)
+
+
+def maximum_filter1d(x, **kwargs) -> np.ndarray:
+    """:func:`scipy.ndimage.maximum_filter1d`, SciPy imported on the first call."""
+    from scipy.ndimage import maximum_filter1d as maximum  # lazy: see the module docstring
+
+    return maximum(x, **kwargs)
