@@ -283,8 +283,9 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         rows = evaluate_detection(test, data_dir)
         report = {"task": task, "records": rows, "total": summarize_detection(rows)}
         return _print_detection(report, as_json)
-    if set(test) & set(DS1):
-        raise SimsearchError(f"test records overlap DS1, the index's records: {sorted(set(test) & set(DS1))}")
+    from .evaluation.leakage import check_disjoint
+
+    check_disjoint(DS1, test, "DS1, the index's records")  # by name: a path to a DS1 record is refused too
     enc = Encoder.load(encoder)
     if task == "classification":
         from .evaluation.classification import evaluate_classification
