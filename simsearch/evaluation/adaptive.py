@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from ..store.index import BeatIndex
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA
 from ..label.suggest import suggest_rows
 from ..progress import progress_bar
+from ..signal.records import record_name
 from .metrics import class_metrics, confusion_matrix
 
 ROUNDS = 3
@@ -61,7 +61,7 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
                 per_record[key][loaded.name] = class_metrics(matrix)
             advance(f"{loaded.name}: {len(found)} beats")
     return {
-        "records": [Path(str(r)).name for r in records],
+        "records": [record_name(r) for r in records],
         "k": k, "rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K,
         "wall_s": round(time.perf_counter() - start, 1),
         "budgets": {key: {"expert_labels": labeled[key], **class_metrics(pooled[key]),

@@ -18,6 +18,7 @@ from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_
 from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
 from ..progress import progress_bar
+from .leakage import check_disjoint
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 
 RAW_RR_WEIGHT = 3.0
@@ -94,9 +95,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
                             test_records: Sequence[str] = DS2, k: int = VOTE_K, alpha: float = PRIOR_ALPHA,
                             progress: bool = False) -> dict:
     """Every test beat queries an index of the training beats; each system voted the same way."""
-    overlap = set(train_records) & set(test_records)
-    if overlap:
-        raise ValueError(f"train and test records overlap: {sorted(overlap)}")
+    check_disjoint(train_records, test_records)
     start = time.perf_counter()
     with progress_bar("reading", len(train_records) + len(test_records), enabled=progress) as advance:
         train = BeatSet.stack(load_beats(train_records, data_dir, advance))
