@@ -17,6 +17,7 @@ from ..errors import SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
 from ..model.encoder import Encoder, weights_fingerprint
+from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
@@ -49,7 +50,9 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
         raise SimsearchError("no training records left after the validation split")
     start = time.perf_counter()
     with progress_bar("reading", len(train_names) + len(val_names), enabled=progress) as advance:
-        train = BeatSet.stack(load_beats(train_names, data_dir, advance))
+        train_beats = load_beats(train_names, data_dir, advance)
+        train = BeatSet.stack(train_beats + (simulate_rhythms(train_beats, seed=config.seed)
+                                             if config.simulated_rhythms else []))
         val = BeatSet.stack(load_beats(val_names, data_dir, advance)) if val_names else None
     with progress_bar("training", config.steps, enabled=progress) as advance:
         def on_step(i: int, report: dict | None) -> None:
@@ -69,46 +72,79 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
 
 
 def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, simulated: BeatSet | None = None) -> dict:
     """Patient-disjoint cross-validation inside the training records.
 
     Each fold's records are held out in turn; at every checkpoint the held-out beats'
     ``k_max`` nearest training beats are kept, so any vote setting (k <= k_max,
     prior strength) can be scored afterwards on all records pooled, by
     :func:`cv_scores`, without training again.
+
+    ``simulated`` holds synthetic rhythms (:mod:`simsearch.model.rhythms`) built from the
+    same patients' beats: each fold scores those of its held-out patients beside their
+    real records, and, with ``config.simulated_rhythms``, trains on those of the others.
+    No synthetic record ever crosses from a held-out patient into training.
     """
     folds = patient_folds(beats, n_folds)
     checkpoints: dict[int, dict[str, list]] = {}
+    sources = np.array([source_record(g) for g in simulated.groups]) if simulated is not None else None
     with progress_bar("cross-validation", n_folds * config.steps, enabled=progress) as advance:
         for fold in folds:
             held_out = np.isin(beats.groups, fold)
             train, val = beats.subset(~held_out), beats.subset(held_out)
+            if simulated is not None:
+                sim_held_out = np.isin(sources, fold)
+                val = concatenate(val, simulated.subset(sim_held_out))
+                if config.simulated_rhythms:
+                    train = concatenate(train, simulated.subset(~sim_held_out))
+            counts = np.bincount(train.labels[~np.array([is_simulated(g) for g in train.groups])],
+                                 minlength=len(AAMI_CLASSES))
 
-            def keep_neighbors(model, train=train, val=val) -> dict:
+            def keep_neighbors(model, train=train, val=val, counts=counts) -> dict:
                 encoder = Encoder(model)
-                distances, nn = knn_search(encoder.embed(train.windows, train.context),
+                # the index holds real beats only, as a deployed index does
+                real = np.flatnonzero(~np.array([is_simulated(g) for g in train.groups]))
+                distances, nn = knn_search(encoder.embed(train.windows[real], train.context[real]),
                                            encoder.embed(val.windows, val.context),
                                            k_max)
-                return {"score": 0.0, "neighbors": (val.labels, train.labels[nn], distances,
-                                                    np.bincount(train.labels, minlength=len(AAMI_CLASSES)))}
+                return {"score": 0.0, "neighbors": (val.labels, train.labels[real][nn], distances, counts,
+                                                    val.groups)}
 
             run = train_encoder(train, replace(config, patience=config.steps), lambda i, r: advance(),
                                 checkpoint=keep_neighbors)
             for report in run.history:
-                slot = checkpoints.setdefault(report["step"], {"truth": [], "classes": [], "distances": [],
-                                                               "counts": []})
-                for key, value in zip(("truth", "classes", "distances", "counts"), report["neighbors"]):
+                slot = checkpoints.setdefault(report["step"], {key: [] for key in CV_KEYS})
+                for key, value in zip(CV_KEYS, report["neighbors"]):
                     slot[key].append(value)
     return {"folds": folds, "checkpoints": checkpoints}
 
 
-def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...]) -> dict[int, dict]:
-    """EC57 figures pooled over all held-out records, per checkpoint step, for one vote setting."""
+CV_KEYS = ("truth", "classes", "distances", "counts", "groups")
+
+
+def concatenate(a: BeatSet, b: BeatSet) -> BeatSet:
+    return BeatSet(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("windows", "context", "labels",
+                                                                             "groups")))
+
+
+def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...], subset: str = "real",
+              records: Sequence[str] | None = None) -> dict[int, dict]:
+    """EC57 figures pooled over held-out records, per checkpoint step, for one vote setting.
+
+    ``subset``: "real" records, "simulated" ones, or "all"; ``records`` narrows to those
+    record names (real or synthetic).
+    """
     out = {}
     for step, slot in sorted(cv["checkpoints"].items()):
-        matrix = sum(confusion_matrix(truth, vote_predict(classes, distances, counts, k, alpha, boosted))
-                     for truth, classes, distances, counts in zip(slot["truth"], slot["classes"], slot["distances"],
-                                                                  slot["counts"]))
+        matrix = np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64)
+        for truth, classes, distances, counts, groups in zip(*(slot[key] for key in CV_KEYS)):
+            simulated = np.array([is_simulated(g) for g in groups], dtype=bool)
+            keep = {"real": ~simulated, "simulated": simulated, "all": np.ones_like(simulated)}[subset]
+            if records is not None:
+                keep &= np.isin(groups, list(records))
+            if keep.any():
+                matrix += confusion_matrix(truth[keep], vote_predict(classes[keep], distances[keep], counts, k,
+                                                                     alpha, boosted))
         metrics = class_metrics(matrix)
         out[step] = {"score": nsv_score(metrics), **metrics}
     return out

@@ -59,6 +59,9 @@ class TrainingConfig:
     """Its weight while training: lower, so the triplet loss still asks the learned shape
     part to separate classes that timing alone would already pull apart."""
     context_inputs: int = CONTEXT_INPUTS
+    simulated_rhythms: bool = False
+    """Train also on synthetic rhythms re-sequenced from the training patients' beats
+    (:mod:`simsearch.model.rhythms`); the callers that load the records add them."""
     seed: int = 0
 
 

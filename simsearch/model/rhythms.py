@@ -1,0 +1,152 @@
+"""Synthetic rhythms: one real patient's beats re-sequenced with synthetic R-peak times.
+
+DS1 holds no patient whose rhythm is mostly premature beats (DS2's record 232 is one:
+sinus bradycardia with frequent premature atrial beats and long pauses), so
+cross-validation inside DS1 cannot see what a rhythm feature does to such patients.
+These records supply them: the beat *shapes* are one real patient's (their normal
+beats for sinus beats, their supraventricular beats for premature atrial ones where
+they have some, else a normal-shaped beat placed early: most SVEBs look like their
+patient's normal beats; their ventricular beats for VEBs), the *timing* is
+synthetic, and the context features (RR ratios, running medians, dominant beat) are
+recomputed from the synthetic sequence by :func:`simsearch.signal.beats.beat_context`.
+
+Everything is seeded and deterministic. A synthetic record is named
+``"<patient>~<scenario>"`` (:func:`source_record` gives the patient back), so
+patient-disjoint cross-validation can give each held-out fold the synthetic records
+of its own held-out patients only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..signal.beats import Beats, beat_context
+
+SCENARIOS = ("frequent_apc", "apc_runs", "atrial_bigeminy", "atrial_trigeminy", "brady_apc",
+             "atrial_fibrillation", "ventricular_bigeminy", "ventricular_couplets")
+"""Rhythms DS1 lacks or holds in one patient only: frequent premature atrial beats
+(30-70 % of beats, single and in short runs), runs of 3-10 of them, atrial bigeminy and
+trigeminy, sinus bradycardia with mostly premature atrial beats and long pauses after
+them (record 232's pattern), atrial fibrillation (irregular, all normal), and
+ventricular bigeminy and couplets (only for patients with ventricular beats)."""
+SEPARATOR = "~"
+SIMULATED_BEATS = 300
+"""Beats per synthetic record: one long-term RR window (301 beats) and dominant-beat window."""
+MIN_SHAPES = 5
+"""A patient needs this many beats of a class for their shapes to be used as that class."""
+NEEDS_VEB = ("ventricular_bigeminy", "ventricular_couplets")
+
+SINUS, APC, VEB = "N", "A", "V"
+
+
+def source_record(name: str) -> str:
+    """The real record a synthetic record's shapes come from (a real name is its own source)."""
+    return str(name).split(SEPARATOR, 1)[0]
+
+
+def is_simulated(name: str) -> bool:
+    return SEPARATOR in str(name)
+
+
+def _kinds(scenario: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The beat sequence: sinus, premature atrial and ventricular beats."""
+    kinds = np.full(n, SINUS, dtype="<U1")
+    if scenario in ("frequent_apc", "brady_apc"):
+        share = rng.uniform(0.3, 0.7) if scenario == "frequent_apc" else rng.uniform(0.55, 0.8)
+        stay = rng.uniform(0.0, 0.5)  # chance that a premature beat is followed by another one
+        start = min(1.0, share * (1 - stay) / (1 - share))
+        if start >= 1.0:  # a larger share needs longer runs
+            stay = 1 - (1 - share) / share
+        current = SINUS
+        for i in range(1, n):
+            p = stay if current == APC else start
+            current = APC if rng.random() < p else SINUS
+            kinds[i] = current
+    elif scenario == "apc_runs":
+        i = int(rng.integers(3, 10))
+        while i < n:
+            run = int(rng.integers(3, 11))
+            kinds[i:i + run] = APC
+            i += run + int(rng.integers(5, 21))
+    elif scenario in ("atrial_bigeminy", "atrial_trigeminy", "ventricular_bigeminy"):
+        period = 3 if scenario == "atrial_trigeminy" else 2
+        kind = VEB if scenario == "ventricular_bigeminy" else APC
+        kinds[period - 1::period] = kind
+        kinds[rng.random(n) < 0.05] = SINUS  # an occasional missed ectopic beat
+    elif scenario == "ventricular_couplets":
+        i = int(rng.integers(3, 10))
+        while i + 1 < n:
+            kinds[i:i + 2] = VEB
+            i += 2 + int(rng.integers(3, 11))
+    kinds[0] = SINUS
+    return kinds
+
+
+def _intervals(scenario: str, kinds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RR interval (s) before each beat, from a drifting sinus cycle."""
+    n = kinds.size
+    if scenario == "atrial_fibrillation":
+        mean, spread = rng.uniform(0.45, 0.9), rng.uniform(0.15, 0.3)
+        return np.clip(mean * np.exp(rng.normal(0.0, spread, n)), 0.3, 2.0)
+    base = rng.uniform(1.4, 2.0) if scenario == "brady_apc" else rng.uniform(0.6, 1.1)
+    drift = np.cumsum(rng.normal(0.0, 0.004, n))  # slow change of the sinus rate
+    cycle = base * np.exp(drift - drift.mean()) * (1 + np.clip(0.03 * rng.normal(size=n), -0.06, 0.06))
+    if scenario == "brady_apc":  # premature beats at an absolute rate that looks normal
+        coupling = rng.uniform(0.6, 0.85) / base * (1 + np.clip(0.03 * rng.normal(size=n), -0.06, 0.06))
+        pause = rng.uniform(1.0, 1.4, n)
+    else:
+        coupling = rng.uniform(0.55, 0.8) * (1 + np.clip(0.04 * rng.normal(size=n), -0.08, 0.08))
+        pause = rng.uniform(1.0, 1.25, n)
+    rr = cycle.copy()
+    for i in range(1, n):
+        if kinds[i] == APC:
+            rr[i] = coupling[i] * cycle[i]
+        elif kinds[i] == VEB:
+            rr[i] = coupling[i] * cycle[i]
+        elif kinds[i - 1] == APC:  # the sinus node reset: a pause, not fully compensatory
+            rr[i] = pause[i] * cycle[i]
+        elif kinds[i - 1] == VEB:  # fully compensatory pause after a ventricular beat
+            rr[i] = max(2 * cycle[i] - rr[i - 1], 1.05 * cycle[i])
+    return rr
+
+
+def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS, seed: int = 0) -> Beats | None:
+    """A synthetic record of ``scenario`` from the beat shapes of ``beats`` (one labeled real record).
+
+    Returns None when the patient lacks what the scenario needs (normal beats; ventricular
+    beats for the ventricular scenarios). Symbols are ``N``, ``A`` and ``V``.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown rhythm {scenario!r}; one of {', '.join(SCENARIOS)}")
+    pools = {c: np.flatnonzero(beats.aami == c) for c in ("N", "S", "V")}
+    if pools["N"].size < MIN_SHAPES or (scenario in NEEDS_VEB and pools["V"].size < MIN_SHAPES):
+        return None
+    rng = np.random.default_rng([seed, zlib.crc32(f"{beats.record}{SEPARATOR}{scenario}".encode())])
+    kinds = _kinds(scenario, n_beats, rng)
+    rr = _intervals(scenario, kinds, rng)
+    apc_pool = pools["S"] if pools["S"].size >= MIN_SHAPES else pools["N"]
+    rows = np.empty(n_beats, dtype=np.int64)
+    for kind, pool in ((SINUS, pools["N"]), (APC, apc_pool), (VEB, pools["V"])):
+        where = np.flatnonzero(kinds == kind)
+        if where.size:
+            rows[where] = rng.choice(pool, size=where.size)
+    samples = np.round((1.0 + np.cumsum(rr)) * beats.fs).astype(np.int64)
+    windows = beats.windows[rows]
+    aami = np.where(kinds == APC, "S", np.where(kinds == VEB, "V", "N")).astype("<U1")
+    return Beats(f"{beats.record}{SEPARATOR}{scenario}", beats.lead, beats.fs, samples, windows,
+                 beat_context(samples, windows, beats.fs), kinds.copy(), aami)
+
+
+def simulate_rhythms(records: Sequence[Beats], scenarios: Sequence[str] = SCENARIOS,
+                     n_beats: int = SIMULATED_BEATS, seed: int = 0) -> list[Beats]:
+    """Every scenario a patient's beats allow, for each record in ``records``."""
+    out = []
+    for beats in records:
+        for scenario in scenarios:
+            simulated = simulate_rhythm(beats, scenario, n_beats, seed)
+            if simulated is not None:
+                out.append(simulated)
+    return out

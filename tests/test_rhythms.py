@@ -1,0 +1,85 @@
+"""Synthetic rhythms re-sequenced from one real patient's beats (cross-validation tooling)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simsearch.model.rhythms import (SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms,
+                                     source_record)
+from simsearch.signal.beats import CONTEXT_COLUMNS, beat_context, beats_from_record
+from simsearch.signal.records import load_record
+
+
+@pytest.fixture(scope="module")
+def beats_119(data_dir):
+    """Normal and ventricular beats, no supraventricular ones."""
+    return beats_from_record(load_record("119", data_dir))
+
+
+@pytest.fixture(scope="module")
+def beats_209(data_dir):
+    """Many supraventricular beats."""
+    return beats_from_record(load_record("209", data_dir))
+
+
+def test_simulation_is_deterministic(beats_209):
+    for scenario in SCENARIOS[:6]:
+        a, b = simulate_rhythm(beats_209, scenario, seed=3), simulate_rhythm(beats_209, scenario, seed=3)
+        assert np.array_equal(a.samples, b.samples) and np.array_equal(a.windows, b.windows)
+        assert np.array_equal(a.aami, b.aami) and np.array_equal(a.context, b.context)
+    other = simulate_rhythm(beats_209, "frequent_apc", seed=4)
+    assert not np.array_equal(other.samples, simulate_rhythm(beats_209, "frequent_apc", seed=3).samples)
+
+
+def test_labels_positions_and_context_are_consistent(beats_119):
+    for simulated in simulate_rhythms([beats_119], seed=1):
+        n = len(simulated)
+        assert simulated.windows.shape[0] == simulated.symbols.size == simulated.aami.size == n
+        assert np.all(np.diff(simulated.samples) > 0)
+        assert simulated.context.shape == (n, len(CONTEXT_COLUMNS))
+        # the context is the synthetic sequence's, recomputed
+        assert np.allclose(simulated.context, beat_context(simulated.samples, simulated.windows, simulated.fs))
+        assert set(simulated.aami) <= {"N", "S", "V"}
+        assert np.array_equal(simulated.aami == "S", simulated.symbols == "A")
+        assert is_simulated(simulated.record) and source_record(simulated.record) == "119"
+        assert simulated.record == f"119{SEPARATOR}{simulated.record.split(SEPARATOR)[1]}"
+        # every window is one of the patient's own beats of the class it stands for
+        normal_shapes = {w.tobytes() for w in beats_119.windows[beats_119.aami == "N"]}
+        assert all(w.tobytes() in normal_shapes for w in simulated.windows[simulated.aami != "V"])
+
+
+def test_premature_beats_are_premature(beats_209):
+    for scenario in ("frequent_apc", "apc_runs", "atrial_bigeminy", "atrial_trigeminy", "brady_apc"):
+        simulated = simulate_rhythm(beats_209, scenario, seed=0)
+        rr = np.diff(simulated.samples) / simulated.fs
+        prev = np.concatenate([[rr[0]], rr])
+        apc = simulated.aami == "S"
+        first = apc & np.concatenate([[False], simulated.aami[:-1] == "N"])  # premature beat after a sinus one
+        first[:2] = False  # the first beat has no interval of its own
+        assert 0.2 < apc.mean() < 0.85
+        assert np.all(prev[first] < 0.95 * prev[np.roll(first, -1)])  # earlier than the sinus cycle before it
+        assert np.median(prev[apc]) < 0.8 * np.median(prev[~apc])
+    brady = simulate_rhythm(beats_209, "brady_apc", seed=0)
+    prev = np.diff(brady.samples, prepend=brady.samples[0]) / brady.fs
+    # record 232's pattern: mostly premature beats at a rate that looks normal, sinus beats after long pauses
+    assert (brady.aami == "S").mean() > 0.5
+    assert 0.5 < np.median(prev[brady.aami == "S"]) < 0.95 and np.median(prev[brady.aami == "N"][1:]) > 1.3
+
+
+def test_atrial_fibrillation_stays_normal(beats_209):
+    simulated = simulate_rhythm(beats_209, "atrial_fibrillation", seed=0)
+    assert set(simulated.aami) == {"N"}
+    rr = np.diff(simulated.samples) / simulated.fs
+    assert np.std(np.diff(rr)) / np.mean(rr) > 0.15  # irregularly irregular
+
+
+def test_ventricular_rhythms_need_ventricular_beats(beats_119, beats_209):
+    couplets = simulate_rhythm(beats_119, "ventricular_couplets", seed=0)
+    assert (couplets.aami == "V").any()
+    v = np.flatnonzero(couplets.aami == "V")
+    assert np.any(np.diff(v) == 1)  # pairs
+    if (beats_209.aami == "V").sum() < 5:
+        assert simulate_rhythm(beats_209, "ventricular_bigeminy") is None
+    with pytest.raises(ValueError):
+        simulate_rhythm(beats_119, "torsades")
