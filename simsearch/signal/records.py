@@ -6,18 +6,39 @@ looked up in the data directory (``--data-dir`` or ``SIMSEARCH_DATA``).
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import wfdb
 
 from ..aami import check_symbols
 from ..errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
 
 DATA_ENV = "SIMSEARCH_DATA"
 PREFERRED_LEAD = "MLII"
+
+MIN_FS = 50.0
+"""Lowest sampling rate accepted, in Hz. Below it the Nyquist frequency falls into the
+5-20 Hz band where the QRS detector works and a QRS complex (about 100 ms) is a handful
+of samples; a header claiming less (1 Hz, 0) is wrong, and reading it would resample a
+record up to the model's 360 Hz by an absurd factor (gigabytes from a small file).
+Holter recorders (125-128 Hz) and 100 Hz devices are well above it."""
+MAX_FS = 10_000.0
+"""Highest sampling rate accepted, in Hz. Diagnostic ECGs are recorded at 250-1000 Hz and
+high-resolution ECG (late potentials, pacemaker spikes) at up to 10 kHz; a header
+claiming more is more likely wrong than a real ECG."""
+DEFAULT_FS = 250.0
+"""The WFDB format's sampling rate when a header gives none."""
+MAX_HEADER_BYTES = 1 << 20
+"""A header is a few lines of text; a larger .hea file is not one."""
+BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3,
+                    "311": 4 / 3}
+"""Bytes one sample of one signal takes in each WFDB signal format whose size is fixed;
+a signal file is checked against its header's length before it is read (other formats,
+e.g. FLAC-compressed ones, are not checked)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +74,9 @@ def data_dir_from(data_dir: str | os.PathLike | None) -> Path | None:
     chosen = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
     if chosen is None or str(chosen) == "":
         return None
-    path = Path(chosen).expanduser()
-    if not path.is_dir():
-        raise RecordNotFoundError(f"data directory not found: {path}")
+    path = _user_path(chosen)
+    if path is None or not _is(path, "dir"):
+        raise RecordNotFoundError(f"data directory not found: {chosen}")
     return path
 
 
@@ -63,24 +84,41 @@ def record_name(record: str | os.PathLike) -> str:
     """The name a record is known by (``data/100.hea`` -> ``100``): records are compared by name."""
     text = str(record).strip()
     name = Path(text[: -len(".hea")] if text.endswith(".hea") else text).name
-    if not name:
+    if not name or name in (".", "..") or "\x00" in text:
         raise RecordNotFoundError(f"not a record name: {str(record)!r}")
     return name
 
 
 def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
     """Find ``<record>.hea``: as a path first, then inside the data directory."""
+    name = record_name(record)  # refuses '', '.', '..', '/', NUL bytes
     text = str(record)
     if text.endswith(".hea"):
         text = text[: -len(".hea")]
-    candidate = Path(text).expanduser()
-    if candidate.with_name(candidate.name + ".hea").is_file():
+    candidate = _user_path(text)
+    if candidate is not None and candidate.name == name and _is(candidate.with_name(name + ".hea"), "file"):
         return candidate.resolve()  # absolute: indexes and annotations outlive the working directory
     base = data_dir_from(data_dir)
-    if base is not None and (base / (candidate.name + ".hea")).is_file() and candidate.parent == Path("."):
-        return (base / candidate.name).resolve()
+    if base is not None and Path(text).parent == Path(".") and _is(base / (name + ".hea"), "file"):
+        return (base / name).resolve()
     where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
     raise RecordNotFoundError(f"record not found: {record}{where}")
+
+
+def _user_path(text: str | os.PathLike) -> Path | None:
+    """``text`` as a path, ``~`` expanded; None when it cannot name a file (NUL byte, unknown user)."""
+    try:
+        return Path(text).expanduser()
+    except (RuntimeError, ValueError):  # '~nobody/x': no such home directory
+        return None
+
+
+def _is(path: Path, kind: str) -> bool:
+    """``path.is_file()`` / ``is_dir()``, False for names the system refuses (too long, NUL byte)."""
+    try:
+        return path.is_file() if kind == "file" else path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def load_record(
@@ -112,15 +150,21 @@ def load_record(
     ------
     RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError, AnnotationError
     """
+    import wfdb  # lazy: wfdb (and pandas under it) takes ~0.4 s to import; stored-beat queries never read a record
+
     path = resolve_record_path(record, data_dir)
     name = path.name
+    fs, n_signals, sig_len = read_record_line(path)
     try:
         header = wfdb.rdheader(str(path))
     except Exception as exc:  # wfdb raises many types for one cause: a bad header
         raise RecordFormatError(f"{path}.hea: malformed header ({reason(exc)})") from None
-    leads = list(header.sig_name or [])
-    if not leads:
-        raise RecordFormatError(f"{path}.hea: the header names no signal")
+    leads = [str(lead) for lead in (header.sig_name or [])]
+    if len(leads) != n_signals or header.sig_len != sig_len or not math.isclose(float(header.fs), fs):
+        raise RecordFormatError(f"{path}.hea: malformed header (the record line announces {n_signals} signal(s), "
+                                f"{len(leads)} signal line(s) follow)" if len(leads) != n_signals else
+                                f"{path}.hea: malformed header (unreadable record line)")
+    check_signal_files(path, header)
     chosen = _choose_lead(leads, lead, name)
     channel = leads.index(chosen)
     try:
@@ -129,24 +173,133 @@ def load_record(
         raise RecordNotFoundError(f"{name}: signal file missing ({reason(exc)})") from None
     except Exception as exc:
         raise RecordFormatError(f"{name}: signal file cannot be read ({reason(exc)})") from None
+    if raw.p_signal is None or raw.p_signal.ndim != 2 or raw.p_signal.shape[1] != 1:
+        raise RecordFormatError(f"{name}: signal file cannot be read (no samples of lead {chosen})")
     signal = np.asarray(raw.p_signal[:, 0], dtype=np.float64)
-    if header.sig_len and signal.shape[0] < header.sig_len:
-        raise RecordFormatError(
-            f"{name}: signal file is truncated ({signal.shape[0]} of {header.sig_len} samples)"
-        )
+    if sig_len and signal.shape[0] < sig_len:
+        raise RecordFormatError(f"{name}: signal file is truncated ({signal.shape[0]} of {sig_len} samples)")
     check_signal(signal, f"{name} lead {chosen}")
-    fs = float(header.fs)
 
     ann_samples = ann_symbols = None
-    if annotations and path.with_name(f"{name}.{annotations}").is_file():
-        try:
-            ann = wfdb.rdann(str(path), annotations)
-        except Exception as exc:
-            raise RecordFormatError(f"{name}.{annotations}: annotation file cannot be read ({reason(exc)})") from None
-        ann_symbols = np.asarray(ann.symbol, dtype=object)
-        check_symbols(ann_symbols, f"{name}.{annotations}")
-        ann_samples = np.asarray(ann.sample, dtype=np.int64)
+    if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
+        ann_samples, ann_symbols = read_annotations(path, annotations)
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+
+
+_FS_FIELD = re.compile(r"(?P<fs>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:/[^\s(]+(?:\([^\s)]*\))?)?")
+
+
+def read_record_line(path: Path) -> tuple[float, int, int | None]:
+    """(sampling rate, number of signals, signal length or None) from the record line of
+    ``<path>.hea``, read strictly: wfdb's own parser reads ``1e9`` Hz as 1 Hz and a
+    negative rate as the default 250 Hz without a word.
+
+    Raises :class:`RecordFormatError` for anything but a single-segment record line
+    with a whole number of signals (at least one), a rate from :data:`MIN_FS` to
+    :data:`MAX_FS` and a whole, non-negative length.
+    """
+    where = f"{path}.hea"
+    try:
+        with open(f"{path}.hea", "rb") as file:
+            data = file.read(MAX_HEADER_BYTES + 1)
+    except OSError as exc:
+        raise RecordNotFoundError(f"{where}: cannot be read ({exc.strerror or reason(exc)})") from None
+    if len(data) > MAX_HEADER_BYTES:
+        raise RecordFormatError(f"{where}: malformed header (over {MAX_HEADER_BYTES} bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordFormatError(f"{where}: malformed header (not text)") from None
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise RecordFormatError(f"{where}: malformed header (empty)")
+    fields = lines[0].split()
+    if "/" in fields[0]:
+        raise RecordFormatError(f"{where}: multi-segment records are not supported")
+    if len(fields) < 2 or not fields[1].isascii() or not fields[1].isdigit():
+        raise RecordFormatError(f"{where}: malformed header (record line {lines[0]!r})")
+    n_signals = int(fields[1])
+    if n_signals == 0:
+        raise RecordFormatError(f"{where}: the header names no signal")
+    fs = DEFAULT_FS
+    if len(fields) > 2:
+        match = _FS_FIELD.fullmatch(fields[2])
+        if match is None:
+            raise RecordFormatError(f"{where}: malformed header (sampling rate {fields[2]!r})")
+        fs = float(match["fs"])
+    check_sampling_rate(fs, where)
+    sig_len = None
+    if len(fields) > 3:
+        if not fields[3].isascii() or not fields[3].isdigit():
+            raise RecordFormatError(f"{where}: malformed header (signal length {fields[3]!r})")
+        sig_len = int(fields[3])
+    return fs, n_signals, sig_len
+
+
+def check_sampling_rate(fs: float, what: str) -> float:
+    """``fs`` if it is a sampling rate an ECG is recorded at (:data:`MIN_FS` to :data:`MAX_FS` Hz)."""
+    if not isinstance(fs, (int, float, np.integer, np.floating)) or not math.isfinite(fs) \
+            or not MIN_FS <= fs <= MAX_FS:
+        raise RecordFormatError(f"{what}: sampling rate {fs!r} Hz is not that of an ECG "
+                                f"(accepted: {MIN_FS:g} to {MAX_FS:g} Hz)")
+    return float(fs)
+
+
+def check_signal_files(path: Path, header) -> None:
+    """Refuse a missing signal file, or one shorter than its header says, before reading it
+    (a header's length is believed otherwise, and reading allocates what it announces)."""
+    files: dict[str, list[int]] = {}
+    for i, file_name in enumerate(header.file_name or []):
+        files.setdefault(str(file_name), []).append(i)
+    for file_name, signals in files.items():
+        data = path.parent / file_name
+        if not _is(data, "file"):
+            if data.exists():
+                raise RecordFormatError(f"{path.name}: signal file {file_name} is not a file")
+            raise RecordNotFoundError(f"{path.name}: signal file missing ({file_name})")
+        formats = [str(header.fmt[i]) for i in signals]
+        if header.sig_len is None or not all(f in BYTES_PER_SAMPLE for f in formats):
+            continue
+        frames = header.samps_per_frame or [1] * len(header.file_name)
+        offsets = header.byte_offset or [0] * len(header.file_name)
+        per_frame = sum(BYTES_PER_SAMPLE[str(header.fmt[i])] * int(frames[i] or 1) for i in signals)
+        expected = max(int(offsets[i] or 0) for i in signals) + math.ceil(header.sig_len * per_frame - 1e-9)
+        size = data.stat().st_size
+        if size < expected:
+            raise RecordFormatError(f"{path.name}: signal file is truncated ({file_name} holds {size} bytes, "
+                                    f"its header announces {header.sig_len} samples: {expected} bytes)")
+
+
+def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, symbols) of every annotation in ``<path>.<extension>``; empty arrays for an
+    empty file (a record without annotations of that kind).
+
+    Raises :class:`RecordFormatError` for a truncated or corrupt file, and
+    :class:`~simsearch.errors.AnnotationError` for symbols no MIT-BIH table defines.
+    """
+    import wfdb  # lazy, as in load_record
+
+    name = path.name
+    file = path.with_name(f"{name}.{extension}")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise RecordFormatError(f"{file.name}: annotation file cannot be read ({exc.strerror or reason(exc)})") from None
+    if len(data) % 2 or (data and not data.endswith(b"\0\0")):  # MIT format: 16-bit words, ending in a zero word
+        raise RecordFormatError(f"{file.name}: annotation file is truncated (no end-of-file mark)")
+    if len(data) <= 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    try:
+        ann = wfdb.rdann(str(path), extension)
+    except Exception as exc:  # wfdb fails with IndexError, ValueError... on corrupt files
+        raise RecordFormatError(f"{file.name}: annotation file cannot be read ({reason(exc)})") from None
+    symbols = np.asarray(ann.symbol, dtype=object)
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    if samples.shape != symbols.shape or (samples.size and samples.min() < 0):
+        raise RecordFormatError(f"{file.name}: annotation file cannot be read (corrupt sample numbers)")
+    check_symbols(symbols, file.name)
+    return samples, symbols
 
 
 MIN_SAMPLES = 64
