@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from simsearch.aami import class_index
+from simsearch.aami import class_index, to_aami
 from simsearch.model.encoder import Encoder
 from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.label.vote import prior_weights, vote_scores, vote_winner
+from simsearch.signal.records import load_record
 
 
 def test_class_metrics_follow_ec57():
@@ -70,12 +71,18 @@ def test_classification_protocol_on_a_few_records(data_dir):
     assert encoder_row["classes"]["V"]["se"] > 50
     with pytest.raises(ValueError, match="overlap"):
         evaluate_classification(data_dir, Encoder.load(), train_records=["100"], test_records=["100"])
+    with pytest.raises(ValueError, match=r"overlap.*\['100'\]"):  # by name, whatever the spelling
+        evaluate_classification(data_dir, Encoder.load(), train_records=["119", str(data_dir / "100.hea")],
+                                test_records=["100"])
 
 
-def test_cli_refuses_test_records_from_ds1(data_dir):
-    proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--data-dir", str(data_dir),
-                           "--records", "101,100"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "overlap DS1" in proc.stderr and "Traceback" not in proc.stderr
+def test_cli_refuses_test_records_from_ds1_named_or_by_path(data_dir):
+    """101 is a DS1 record: a path to it names it as surely as its bare name does."""
+    for records in ("101,100", f"100,{data_dir / '101'}"):
+        proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--data-dir", str(data_dir),
+                               "--records", records], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "overlap DS1" in proc.stderr and "['101']" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_detection_task_json(data_dir):
@@ -99,3 +106,108 @@ def test_beat_by_beat_matching_counts_missed_and_extra_beats():
     m = matched_metrics(matrix, missed, extra)
     assert m["classes"]["N"]["tp"] == 1 and m["classes"]["N"]["fn"] == 1 and m["classes"]["N"]["fp"] == 2
     assert m["classes"]["V"]["se"] == 100.0 and m["classes"]["S"]["se"] == 0.0
+
+
+# ---------------------------------------------------------------- leak guards (records compared by name)
+
+def test_check_disjoint_compares_records_by_name(data_dir):
+    from simsearch.errors import SimsearchError
+    from simsearch.evaluation.leakage import check_disjoint, shared_records
+
+    for spelling in ("101", "101.hea", str(data_dir / "101"), str(data_dir / "101.hea"), "../elsewhere/101"):
+        assert shared_records(["106", "101"], [spelling, "100"]) == ["101"], spelling
+        with pytest.raises(SimsearchError, match=r"overlap the index: \['101'\]"):
+            check_disjoint(["101"], ["100", spelling], "the index")
+    check_disjoint(["101", "106"], ["100", str(data_dir / "1010"), "10"])  # other names pass
+
+
+class SearchSpy:
+    """An index whose searches are recorded: what each excluded, and which records answered."""
+
+    def __init__(self, index):
+        self.index = index
+        self.calls: list[tuple[set, set]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.index, name)
+
+    def search(self, vectors, k=10, **kwargs):
+        distances, ids = self.index.search(vectors, k, **kwargs)
+        table_ids, _, records = self.index.label_table()
+        answered = set(records[np.searchsorted(table_ids, ids[ids >= 0])])
+        self.calls.append((set(kwargs.get("exclude_records", ())), answered))
+        return distances, ids
+
+
+def test_query_by_path_never_returns_the_query_beat(small_index, data_dir):
+    """119 is in the index: named by path, with its extension or in another lead, the
+    query beat (or the same heartbeat stored in MLII) never answers for itself."""
+    from simsearch import query_beat
+
+    rec = load_record("119", data_dir)
+    sample = int(rec.ann_samples[rec.ann_symbols == "V"][7])
+    for record, lead in (("119", None), (str(data_dir / "119"), None), (str(data_dir / "119.hea"), None),
+                         (str(data_dir / "119"), "V1")):
+        result = query_beat(small_index, record, sample, k=100, lead=lead)
+        assert result.query["record"] == "119" and abs(result.query["sample"] - sample) <= 2
+        assert not [n for n in result.neighbors if n.record == "119" and abs(n.sample - sample) <= 54], record
+        assert result.neighbors[0].distance > 0
+        excluded = query_beat(small_index, record, sample, k=20, lead=lead, exclude_record=True)
+        assert all(n.record != "119" for n in excluded.neighbors)
+
+
+def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_record(small_index, data_dir):
+    """100 is in the index and is named by path: its own beats never vote for it; every
+    reference beat is matched or missed, every detection matched or extra, as the detector scores."""
+    from simsearch.aami import AAMI_CLASSES
+    from simsearch.evaluation.end_to_end import evaluate_end_to_end
+    from simsearch.evaluation.matching import match_peaks
+    from simsearch.signal.beats import detect_beats, reference_beats
+
+    spy = SearchSpy(small_index)
+    report = evaluate_end_to_end(spy, [str(data_dir / "100")], data_dir)
+    assert spy.calls and all("100" in excluded and "100" not in answered for excluded, answered in spy.calls)
+    assert set().union(*(answered for _, answered in spy.calls)) <= {"119", "208", "209"}
+
+    record = load_record("100", data_dir)
+    reference, symbols = reference_beats(record)
+    tp, fn, fp = match_peaks(reference, detect_beats(record), record.fs)
+    confusion = np.array(report["confusion"])
+    assert confusion.sum() == tp and report["missed_reference_beats"] == fn and report["extra_beats"] == fp
+    reference_counts = np.bincount(class_index(to_aami(symbols)), minlength=len(AAMI_CLASSES))
+    assert (confusion.sum(axis=1) <= reference_counts).all()
+    assert (reference_counts - confusion.sum(axis=1)).sum() == fn
+    for i, c in enumerate(AAMI_CLASSES[:4]):
+        assert report["classes"][c]["tp"] == confusion[i, i]
+    assert report["classes"]["N"]["se"] > 95  # 100 is almost all normal beats, found and called N
+
+
+def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_index, data_dir):
+    """232 (DS2, not in the index): 1,382 SVEBs the index mostly calls N. Ten beats
+    chosen by the suggestions and labeled from the reference lift S sensitivity."""
+    from simsearch.evaluation.adaptive import evaluate_adaptive, round_sizes
+
+    spy = SearchSpy(small_index)
+    records = [str(data_dir / "232"), "100"]
+    report = evaluate_adaptive(spy, records, budgets=(0, 10), data_dir=data_dir)
+    assert report["records"] == ["232", "100"]
+    assert {excluded for call in spy.calls for excluded in call[0]} == {"232", "100"}
+    assert all(not excluded & answered for excluded, answered in spy.calls)
+    budgets = report["budgets"]
+    assert list(budgets) == ["global", "0", "10"]
+    assert [budgets[b]["expert_labels"] for b in budgets] == [0, 0, 20]  # ten per record
+
+    def scored(per_record):
+        return sum(c["n"] for c in per_record["classes"].values()) + per_record["q_beats"]["n"]
+
+    from simsearch.signal.beats import reference_beats
+
+    n_232 = len(reference_beats(load_record("232", data_dir))[0])
+    assert scored(budgets["0"]["per_record"]["232"]) == n_232
+    assert scored(budgets["10"]["per_record"]["232"]) == n_232 - 10  # the expert's beats are not scored
+    before, after = (budgets[b]["per_record"]["232"]["classes"]["S"]["se"] for b in ("0", "10"))
+    print(f"232 S Se: {before} with no expert label, {after} with 10")
+    assert after >= before + 30 and after > 60
+    again = evaluate_adaptive(small_index, records, budgets=(10,), data_dir=data_dir)
+    assert again["budgets"]["10"]["per_record"] == budgets["10"]["per_record"]  # deterministic
+    assert round_sizes(10, 3) == [4, 3, 3] and round_sizes(2, 3) == [1, 1] and round_sizes(0, 3) == []
