@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -72,34 +73,66 @@ def expert_rows(beats: Beats, expert_labels: Mapping[int, str] | None) -> tuple[
             np.array([chosen[r][1] for r in order], dtype="<U1"))
 
 
+MAX_LABEL_SAMPLE = 10**12
+"""Largest sample number a labels file may give: a month of ECG at 10 kHz is 2.6e10
+samples; longer numbers are typos or garbage (and overflow the 64-bit positions beats
+are matched with)."""
+MAX_LABELS_BYTES = 64 << 20
+"""A labels file holds a line per labeled beat: tens of megabytes is already millions."""
+_WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
 def read_labels(path: str | os.PathLike) -> dict[int, str]:
     """Expert labels from a CSV file: rows ``sample,label`` (header optional, more columns ignored).
 
     Rows with an empty label are skipped, so a filled-in suggestion file
-    (:func:`write_suggestions`) can be read back as it is, even half done.
+    (:func:`write_suggestions`) can be read back as it is, even half done. A sample
+    must be a whole number (``100.5`` and ``1e3`` are refused, not rounded) from 0 to
+    :data:`MAX_LABEL_SAMPLE`; the first row is a header when its sample holds no digit.
+    The file must be UTF-8 text.
     """
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"labels file {path} cannot be read ({getattr(exc, 'strerror', None) or reason(exc)})") from None
+        size = path.stat().st_size if path.is_file() else None  # not a device, a FIFO or a directory
+        if size is not None and size <= MAX_LABELS_BYTES:
+            text = path.read_text(encoding="utf-8-sig")
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL byte in the name
+        what = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else \
+            f"cannot be read ({getattr(exc, 'strerror', None) or reason(exc)})"
+        raise AnnotationError(f"labels file {path} {what}") from None
+    if size is None:
+        raise AnnotationError(f"labels file {path} is not a file" if path.exists() else
+                              f"labels file not found: {path}")
+    if size > MAX_LABELS_BYTES:
+        raise AnnotationError(f"labels file {path} is over {MAX_LABELS_BYTES >> 20} MB: not a labels file")
+    if "\0" in text:
+        raise AnnotationError(f"labels file {path} is not text (it holds NUL bytes)")
     labels: dict[int, str] = {}
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), 1):
+    first = True
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise AnnotationError(f"labels file {path} is not CSV ({reason(exc)})") from None
+    for line_no, row in enumerate(rows, 1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
+        header, first = first, False
         if len(row) < 2:
-            raise AnnotationError(f"{path}:{line_no}: expected 'sample,label', got {','.join(row)!r}")
+            raise AnnotationError(f"{path}:{line_no}: expected 'sample,label', got {_shown(','.join(row))}")
         sample, label = row[0].strip(), row[1].strip()
-        if not sample.lstrip("-").isdigit():
-            if line_no == 1:
-                continue  # header
-            raise AnnotationError(f"{path}:{line_no}: sample {sample!r} is not a whole number")
+        if not _WHOLE.fullmatch(sample):
+            if header and not re.search(r"[0-9]", sample):
+                continue  # a header row
+            raise AnnotationError(f"{path}:{line_no}: sample {_shown(sample)} is not a whole number")
         if not label:
             continue
         try:
             parse_label(label)
         except AnnotationError as exc:
             raise AnnotationError(f"{path}:{line_no}: {exc}") from None
+        if len(sample.lstrip("+-")) > len(str(MAX_LABEL_SAMPLE)) or abs(int(sample)) > MAX_LABEL_SAMPLE:
+            raise AnnotationError(f"{path}:{line_no}: sample {_shown(sample)} is out of range "
+                                  f"(0 to {MAX_LABEL_SAMPLE})")
         if int(sample) < 0:
             raise AnnotationError(f"{path}:{line_no}: negative sample {sample}")
         if int(sample) in labels and labels[int(sample)] != label:
@@ -107,3 +140,8 @@ def read_labels(path: str | os.PathLike) -> dict[int, str]:
                                   f"({labels[int(sample)]!r} and {label!r})")
         labels[int(sample)] = label
     return labels
+
+
+def _shown(text: str, limit: int = 24) -> str:
+    """``text`` quoted for an error line, cut short."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
