@@ -53,3 +53,15 @@ class EncoderMismatchError(SimsearchError):
 
 class IndexFormatError(SimsearchError):
     """An index directory is missing, incomplete or from an unknown version."""
+
+
+class IndexBusyError(SimsearchError):
+    """Another process has been writing the index for longer than a writer waits."""
+
+
+class IndexWriteError(SimsearchError):
+    """The index cannot be written (a read-only directory, a full disk); it is left as it was."""
+
+
+class BeatNotFoundError(SimsearchError, LookupError):
+    """Beat ids that the index does not hold (never stored, or their record was replaced)."""
