@@ -25,17 +25,26 @@ def test_default_encoder_gives_deterministic_unit_vectors(beat_set):
     np.testing.assert_array_equal(vectors, encoder.embed(beat_set.windows[:300], beat_set.context[:300]))
 
 
-def test_default_encoder_separates_classes_better_than_chance(beat_set):
-    """Leave-one-out 1-NN within two records: the packaged model must beat the majority rate."""
-    vectors = Encoder.load().embed(beat_set.windows, beat_set.context)
-    sim = vectors @ vectors.T
-    np.fill_diagonal(sim, -np.inf)
-    nearest = beat_set.labels[np.argmax(sim, axis=1)]
-    per_class = [np.mean(nearest[beat_set.labels == c] == c) for c in np.unique(beat_set.labels)
-                 if (beat_set.labels == c).sum() >= 50]
-    chance = np.bincount(beat_set.labels).max() / len(beat_set)
-    assert len(per_class) >= 3  # N, S (209) and V (119)
-    assert min(per_class) > 0.6 and np.mean(nearest == beat_set.labels) > chance
+def test_default_encoder_finds_the_class_in_patients_it_never_saw(data_dir):
+    """The packaged encoder was trained on DS1; 233 and 200 are DS2. Each record's beats
+    look for their nearest beat in the other patient: the encoder finds a beat of the same
+    class for nearly every normal and ventricular beat, far more often than the raw
+    z-normalised beats do (0.63 balanced, against 0.99, when this test was written)."""
+    from simsearch.evaluation.classification import raw_vectors
+
+    encoder = Encoder.load()
+    first, second = (BeatSet.stack(load_beats([r], data_dir)) for r in ("233", "200"))
+    n, v = 0, 2  # class positions of N and V
+    hits = {}
+    for name, vectors in (("encoder", encoder.embed), ("raw", raw_vectors)):
+        recalls = []
+        for query, base in ((first, second), (second, first)):
+            q, b = vectors(query.windows, query.context), vectors(base.windows, base.context)
+            nearest = base.labels[np.argmin((b ** 2).sum(axis=1)[None, :] - 2 * q @ b.T, axis=1)]
+            recalls += [np.mean(nearest[query.labels == c] == c) for c in (n, v)]
+        hits[name] = recalls
+    assert min(hits["encoder"]) > 0.9, hits
+    assert np.mean(hits["encoder"]) > np.mean(hits["raw"]) + 0.2, hits
 
 
 def test_fingerprint_survives_save_and_load_and_tracks_weights(tmp_path):
@@ -80,13 +89,30 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     assert scales == [pytest.approx(config.context_weight)]
 
 
-def test_patient_folds_are_disjoint_stratified_and_deterministic(data_dir):
+def test_patient_folds_are_disjoint_cover_every_record_and_are_balanced():
+    """Cross-validation folds on a synthetic training set shaped like DS1: 22 patients, the
+    rare beats held by a few of them."""
     from simsearch.model.datasets import patient_folds
 
-    beats = BeatSet.stack(load_beats(["119", "209", "118", "100", "208", "101"], data_dir))
-    folds = patient_folds(beats, 3)
-    assert folds == patient_folds(beats, 3)
-    names = [r for fold in folds for r in fold]
-    assert sorted(names) == sorted(set(beats.groups)) and len(names) == len(set(names))
-    # the three records richest in rare beats (208, 209, 119) open three different folds
-    assert {fold[0] for fold in folds} == {"208", "209", "119"}
+    rng = np.random.default_rng(0)
+    records = [f"r{i:02d}" for i in range(22)]
+    rare = {"r03": (1, 400), "r07": (2, 300), "r11": (1, 250), "r15": (3, 200), "r19": (2, 120)}
+    labels, groups = [], []
+    for name in records:
+        cls, count = rare.get(name, (0, 0))
+        stray = int(rng.integers(0, 5))  # every patient has a few rare beats
+        mine = [0] * int(rng.integers(500, 1500)) + [cls] * count + [int(rng.integers(1, 4))] * stray
+        labels += mine
+        groups += [name] * len(mine)
+    labels, groups = np.array(labels), np.array(groups)
+    beats = BeatSet(np.zeros((labels.size, 1), np.float32), np.zeros((labels.size, 1), np.float32), labels, groups)
+    for n_folds in (2, 4, 5):
+        folds = patient_folds(beats, n_folds)
+        assert len(folds) == n_folds and folds == patient_folds(beats, n_folds)  # deterministic
+        names = [r for fold in folds for r in fold]
+        assert sorted(names) == records and len(set(names)) == len(names)  # disjoint, and every record once
+        sizes = [len(fold) for fold in folds]
+        assert max(sizes) - min(sizes) <= 1, sizes  # as many patients in each fold as can be
+        # the patients rich in rare beats are spread: no fold takes two before every fold has one
+        rich = [sum(r in rare for r in fold) for fold in folds]
+        assert max(rich) - min(rich) <= 1, (n_folds, folds)
