@@ -1,35 +1,68 @@
 """Beat metadata in SQL (SQLAlchemy 2): records, beats, labels and their provenance.
 
 A beat's primary key is also its FAISS id, so a search hit maps to its row directly.
+Ids come from a counter in the ``simsearch_meta`` table that only grows: a replaced
+record's beats get new ids and the old ones are never handed out again, so an id a
+user saved either names the same beat or is reported missing.
+
+Rows are versioned by index generation (:mod:`simsearch.store.layout`): a record row
+carries the generation that added it and, once replaced, the one that removed it; a
+catalog opened at generation *g* sees only the records alive at *g*. A catalog shared
+by every generation (an external ``--catalog-url``) thereby keeps answering readers of
+the published generation while a writer prepares the next one, and what a writer that
+died had written is seen by no reader and dropped by the next writer (:meth:`Catalog.recover`).
 """
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Float, ForeignKey, Integer, String, create_engine, delete, func, insert, select
+from sqlalchemy import (Float, ForeignKey, Integer, String, create_engine, delete, func, insert, inspect, or_, select,
+                        update)
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..errors import IndexFormatError, reason
+from ..errors import BeatNotFoundError, IndexFormatError, IndexWriteError, reason
 from ..signal.beats import Beats
+
+CATALOG_FORMAT = 2
+"""Version of the schema below; a catalog of another version is refused, never migrated in place."""
+SQL_BATCH = 500
+"""Ids per ``IN (...)`` clause: under every database's parameter limit."""
+
 
 class Base(DeclarativeBase):
     pass
+
+
+class MetaRow(Base):
+    """The catalog's own facts: format, owner, id counter, generations (see :class:`Catalog`)."""
+
+    __tablename__ = "simsearch_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1024))
 
 
 class RecordRow(Base):
     __tablename__ = "records"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    """Unique among the records alive at a generation (a replaced record's row stays until collected)."""
     path: Mapped[str] = mapped_column(String(1024))
     lead: Mapped[str] = mapped_column(String(64))
     fs: Mapped[float] = mapped_column(Float)
     n_samples: Mapped[int] = mapped_column(Integer)
     n_beats: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[str] = mapped_column(String(32))
+    added_gen: Mapped[int] = mapped_column(Integer, index=True)
+    removed_gen: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class BeatRow(Base):
@@ -53,104 +86,344 @@ class BeatRow(Base):
 
 BEAT_FIELDS = ("id", "record", "sample", "time", "lead", "symbol", "aami", "rr_prev", "rr_next", "rr_local",
                "label_source", "confidence")
+RECORD_FIELDS = ("id", "name", "path", "lead", "fs", "n_samples", "n_beats", "added_at")
+
+
+def _reading(method):
+    """SQL errors of a query become one IndexFormatError line naming the catalog."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise IndexFormatError(f"catalog {self.name}: {_sql_reason(exc)}") from None
+
+    return wrapped
+
+
+def _writing(method):
+    """SQL errors of a change (a full disk, a read-only database) become one IndexWriteError line."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise IndexWriteError(f"cannot write catalog {self.name}: {_sql_reason(exc)}") from None
+
+    return wrapped
+
+
+def _sql_reason(exc: SQLAlchemyError) -> str:
+    return reason(getattr(exc, "orig", None) or exc)
 
 
 class Catalog:
-    """Records and beats in any SQLAlchemy database (SQLite file by default)."""
+    """Records and beats in any SQLAlchemy database (SQLite file by default), as seen at one generation.
 
-    def __init__(self, url: str):
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL of a catalog made by :meth:`create`.
+    generation : int
+        The index generation this catalog serves: only records alive at it are seen,
+        and a writer's changes are tagged with it.
+    immutable : bool
+        ``url`` is a SQLite file that nothing will change (a published generation's
+        own catalog): open it read-only, without locking, so readers need no write access.
+
+    Raises
+    ------
+    IndexFormatError
+        The database cannot be opened, or holds no simsearch catalog of this format.
+    """
+
+    def __init__(self, url: str, generation: int, *, immutable: bool = False):
         self.url = url
+        self.generation = int(generation)
+        self.name = _printable(url)
         try:
-            self.engine = create_engine(url)
-            Base.metadata.create_all(self.engine)
+            if immutable:
+                uri = Path(make_url(url).database).resolve().as_uri() + "?mode=ro&immutable=1"
+                self.engine = create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True,
+                                                                                  check_same_thread=False))
+            else:
+                self.engine = create_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:  # ImportError: a URL whose driver is not installed
+            raise IndexFormatError(f"catalog {self.name}: {reason(exc)}") from None
+        self.meta = self._read_meta()
+
+    @classmethod
+    def create(cls, url: str, generation: int, *, index_uid: str, owner: str, next_id: int = 1) -> "Catalog":
+        """Create the tables (where missing) and, in a database without one, a new catalog.
+
+        A database that already holds a catalog keeps it (its owner and counter): the
+        caller checks :attr:`owner` before writing to it.
+        """
+        name = _printable(url)
+        try:
+            engine = create_engine(url)
+            try:
+                Base.metadata.create_all(engine)
+                with engine.begin() as conn:
+                    if conn.execute(select(func.count()).select_from(MetaRow)).scalar() == 0:
+                        conn.execute(insert(MetaRow), [
+                            {"key": key, "value": str(value)} for key, value in (
+                                ("format", CATALOG_FORMAT), ("index_uid", index_uid), ("owner", owner),
+                                ("next_beat_id", next_id), ("written", 0), ("oldest", 0))])
+            finally:
+                engine.dispose()
         except SQLAlchemyError as exc:
-            raise IndexFormatError(f"catalog {url}: {reason(exc)}") from None
+            raise IndexWriteError(f"cannot create catalog {name}: {_sql_reason(exc)}") from None
+        except (ImportError, ValueError) as exc:
+            raise IndexFormatError(f"catalog {name}: {reason(exc)}") from None
+        return cls(url, generation)
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # ---------------------------------------------------------------- the catalog's own facts
+    @_reading
+    def _read_meta(self) -> dict[str, str]:
+        if not inspect(self.engine).has_table(MetaRow.__tablename__):
+            raise IndexFormatError(f"catalog {self.name} is not a simsearch catalog (no {MetaRow.__tablename__} "
+                                   "table)")
+        with self.engine.connect() as conn:
+            meta = dict(conn.execute(select(MetaRow.key, MetaRow.value)).all())
+        if meta.get("format") != str(CATALOG_FORMAT):
+            raise IndexFormatError(f"catalog {self.name} has format {meta.get('format')}, this simsearch reads "
+                                   f"{CATALOG_FORMAT}: rebuild the index")
+        for key in ("next_beat_id", "written", "oldest"):
+            if not meta.get(key, "").isdigit():
+                raise IndexFormatError(f"catalog {self.name} is corrupt ({key} is {meta.get(key)!r})")
+        return meta
+
+    @property
+    def index_uid(self) -> str:
+        """Identity of the index the catalog belongs to (also in the index's manifest)."""
+        return self.meta.get("index_uid", "")
+
+    @property
+    def owner(self) -> str:
+        """Absolute path of the index directory the catalog was created for."""
+        return self.meta.get("owner", "")
+
+    @property
+    def next_id(self) -> int:
+        """The id the next stored beat gets; only ever grows."""
+        return int(self.meta["next_beat_id"])
+
+    @property
+    def generations(self) -> tuple[int, int]:
+        """(oldest, newest) generation whose view the catalog holds intact.
+
+        A writer's rows are tagged with its generation before it publishes, so the
+        newest may be ahead of the index's published generation; rows collected after
+        a later publication make generations before the oldest unreadable.
+        """
+        return int(self.meta["oldest"]), int(self.meta["written"])
+
+    def _set_meta(self, conn, **values) -> None:
+        for key, value in values.items():
+            conn.execute(update(MetaRow).where(MetaRow.key == key).values(value=str(value)))
+            self.meta[key] = str(value)
+
+    def _alive(self):
+        g = self.generation
+        return (RecordRow.added_gen <= g) & or_(RecordRow.removed_gen.is_(None), RecordRow.removed_gen > g)
+
+    # ---------------------------------------------------------------- a writer's generation
+    @_writing
+    def recover(self, published: int | None) -> None:
+        """Drop what a writer that died before publishing left: rows newer than ``published``."""
+        published = published or 0
+        with self.engine.begin() as conn:
+            newer = select(RecordRow.id).where(RecordRow.added_gen > published)
+            conn.execute(delete(BeatRow).where(BeatRow.record_id.in_(newer)))
+            conn.execute(delete(RecordRow).where(RecordRow.added_gen > published))
+            conn.execute(update(RecordRow).where(RecordRow.removed_gen > published).values(removed_gen=None))
+            self._set_meta(conn, written=min(int(self.meta["written"]), published))
+
+    @_writing
+    def advance_ids(self, next_id: int) -> None:
+        """Never hand out an id below ``next_id`` (ids an index replaced by this one has used)."""
+        if next_id > self.next_id:
+            with self.engine.begin() as conn:
+                self._set_meta(conn, next_beat_id=next_id)
+
+    @_writing
+    def mark_written(self) -> None:
+        """Record that this generation's rows are complete (just before it is published)."""
+        with self.engine.begin() as conn:
+            self._set_meta(conn, written=self.generation)
+
+    @_writing
+    def collect(self, keep_from: int) -> None:
+        """Delete the rows of records removed at or before generation ``keep_from``.
+
+        Readers of ``keep_from`` and later generations never see them; readers of
+        earlier generations can no longer open the catalog.
+        """
+        with self.engine.begin() as conn:
+            gone = select(RecordRow.id).where(RecordRow.removed_gen <= keep_from)
+            conn.execute(delete(BeatRow).where(BeatRow.record_id.in_(gone)))
+            conn.execute(delete(RecordRow).where(RecordRow.removed_gen <= keep_from))
+            self._set_meta(conn, oldest=max(int(self.meta["oldest"]), keep_from))
+
+    @_writing
+    def remove_all(self) -> np.ndarray:
+        """Remove every record from this generation on (a rebuild); returns the removed beat ids."""
+        with self.engine.begin() as conn:
+            return self._remove(conn, self._alive())
+
+    def _remove(self, conn, where) -> np.ndarray:
+        """Remove the alive records matching ``where`` at this generation; their beat ids.
+
+        Rows another generation may read are only marked removed; rows this write
+        added itself were never seen by anyone and go at once.
+        """
+        records = conn.execute(select(RecordRow.id, RecordRow.added_gen).where(self._alive() & where)).all()
+        if not records:
+            return np.empty(0, dtype=np.int64)
+        ids = [r.id for r in records]
+        removed = np.array(conn.execute(select(BeatRow.id).where(BeatRow.record_id.in_(ids))).scalars().all(),
+                           dtype=np.int64)
+        own = [r.id for r in records if r.added_gen >= self.generation]
+        if own:
+            conn.execute(delete(BeatRow).where(BeatRow.record_id.in_(own)))
+            conn.execute(delete(RecordRow).where(RecordRow.id.in_(own)))
+        shared = [r.id for r in records if r.added_gen < self.generation]
+        if shared:
+            conn.execute(update(RecordRow).where(RecordRow.id.in_(shared)).values(removed_gen=self.generation))
+        return removed
+
+    @_writing
     def replace_record(self, beats: Beats, *, path: str, n_samples: int, label_source: np.ndarray | str,
                        confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Insert a record's beats, replacing any earlier version of the record.
 
-        Samples are stored at the record's own rate (what a user's viewer shows).
-        Returns (new beat ids, ids of the beats removed), for the vector index to follow.
+        Samples are stored at the record's own rate (what a user's viewer shows). New
+        beats get fresh ids from the counter, never those of the beats they replace.
+
+        Returns
+        -------
+        ids, removed : array of int64
+            The new beats' ids, and the ids of the beats removed, for the vector index to follow.
         """
         n = len(beats)
-        fs, samples = beats.fs, beats.samples
         sources = np.broadcast_to(np.asarray(label_source, dtype=object), (n,))
         with self.engine.begin() as conn:
-            old = conn.execute(select(RecordRow.id).where(RecordRow.name == beats.record)).scalar()
-            removed = np.empty(0, dtype=np.int64)
-            if old is not None:
-                removed = np.array(conn.execute(select(BeatRow.id).where(BeatRow.record_id == old)).scalars().all(),
-                                   dtype=np.int64)
-                conn.execute(delete(BeatRow).where(BeatRow.record_id == old))
-                conn.execute(delete(RecordRow).where(RecordRow.id == old))
+            removed = self._remove(conn, RecordRow.name == beats.record)
             record_id = conn.execute(insert(RecordRow).values(
-                name=beats.record, path=path, lead=beats.lead, fs=fs, n_samples=n_samples, n_beats=n,
-                added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))).inserted_primary_key[0]
-            first = (conn.execute(select(func.max(BeatRow.id))).scalar() or 0) + 1
+                name=beats.record, path=path, lead=beats.lead, fs=beats.fs, n_samples=n_samples, n_beats=n,
+                added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), added_gen=self.generation,
+                removed_gen=None)).inserted_primary_key[0]
+            first = int(conn.execute(select(MetaRow.value).where(MetaRow.key == "next_beat_id")).scalar())
             ids = np.arange(first, first + n, dtype=np.int64)
             if n:
                 conn.execute(insert(BeatRow), [
-                    {"id": int(ids[i]), "record_id": record_id, "sample": int(samples[i]),
+                    {"id": int(ids[i]), "record_id": record_id, "sample": int(beats.samples[i]),
                      "time": float(beats.samples[i] / beats.fs), "lead": beats.lead,
                      "symbol": beats.symbols[i] or None, "aami": beats.aami[i] or None,
                      "rr_prev": float(beats.context[i, 0]), "rr_next": float(beats.context[i, 1]),
                      "rr_local": float(beats.context[i, 2]), "label_source": str(sources[i]),
                      "confidence": None if confidence is None else float(confidence[i])}
                     for i in range(n)])
+            self._set_meta(conn, next_beat_id=first + n)
         return ids, removed
 
+    # ---------------------------------------------------------------- reading
+    @_reading
     def record(self, name: str) -> dict | None:
+        """A record's row (name, path, lead, fs, n_samples, n_beats, added_at), or None."""
+        query = select(*(getattr(RecordRow, f) for f in RECORD_FIELDS)).where(self._alive() & (RecordRow.name == name))
         with self.engine.connect() as conn:
-            row = conn.execute(select(RecordRow).where(RecordRow.name == name)).mappings().first()
+            row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
+    @_reading
     def records(self) -> list[dict]:
+        """Every record's row, by name."""
+        query = select(*(getattr(RecordRow, f) for f in RECORD_FIELDS)).where(self._alive()).order_by(RecordRow.name)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(RecordRow).order_by(RecordRow.name)).mappings()]
+            return [dict(r) for r in conn.execute(query).mappings()]
 
+    @_reading
     def nearest_beat(self, record: str, sample: int) -> int | None:
         """Id of the record's beat whose R-peak is nearest ``sample`` (None: no beats)."""
-        query = (select(BeatRow.id).join(RecordRow).where(RecordRow.name == record)
+        query = (select(BeatRow.id).join(RecordRow).where(self._alive() & (RecordRow.name == record))
                  .order_by(func.abs(BeatRow.sample - int(sample))).limit(1))
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
+    @_reading
+    def ids(self) -> np.ndarray:
+        """Every beat id, sorted (one query: what opening an index checks against the vectors)."""
+        query = select(BeatRow.id).join(RecordRow).where(self._alive()).order_by(BeatRow.id)
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    @_reading
     def beats(self, *, ids: np.ndarray | None = None, record: str | None = None) -> dict[str, np.ndarray]:
-        """Beat columns as arrays, for the given ids (in that order) or for one record."""
-        query = select(BeatRow.id, RecordRow.name.label("record"), BeatRow.sample, BeatRow.time, BeatRow.lead,
-                       BeatRow.symbol, BeatRow.aami, BeatRow.rr_prev, BeatRow.rr_next, BeatRow.rr_local,
-                       BeatRow.label_source, BeatRow.confidence).join(RecordRow)
+        """Beat columns as arrays, for the given ids (in that order) or for one record.
+
+        Raises
+        ------
+        BeatNotFoundError
+            Some of ``ids`` name no beat: never stored, or their record was replaced
+            (ids are never reused, so a saved id never names another beat).
+        """
+        query = (select(BeatRow.id, RecordRow.name.label("record"), BeatRow.sample, BeatRow.time, BeatRow.lead,
+                        BeatRow.symbol, BeatRow.aami, BeatRow.rr_prev, BeatRow.rr_next, BeatRow.rr_local,
+                        BeatRow.label_source, BeatRow.confidence).join(RecordRow).where(self._alive()))
         if record is not None:
             query = query.where(RecordRow.name == record).order_by(BeatRow.sample)
         if ids is not None:
-            wanted = [int(i) for i in np.unique(ids)]
+            wanted = [int(i) for i in np.unique(np.asarray(ids, dtype=np.int64))]
             rows = []
             with self.engine.connect() as conn:
-                for start in range(0, len(wanted), 500):  # SQL parameter limits
-                    rows += conn.execute(query.where(BeatRow.id.in_(wanted[start:start + 500]))).all()
+                for start in range(0, len(wanted), SQL_BATCH):
+                    rows += conn.execute(query.where(BeatRow.id.in_(wanted[start:start + SQL_BATCH]))).all()
             by_id = {r.id: r for r in rows}
-            rows = [by_id[int(i)] for i in ids if int(i) in by_id]
+            missing = [i for i in wanted if i not in by_id]
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                                            else "")
+                raise BeatNotFoundError(f"no beat with id {shown} in the index (never stored, or its record was "
+                                        "replaced)")
+            rows = [by_id[int(i)] for i in ids]
         else:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
         return {name: np.array([getattr(r, name) for r in rows], dtype=object) for name in BEAT_FIELDS}
 
+    @_reading
     def labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(beat ids, AAMI letters with '' where unlabeled, record names) of every beat."""
+        query = select(BeatRow.id, BeatRow.aami, RecordRow.name).join(RecordRow).where(self._alive())
         with self.engine.connect() as conn:
-            rows = conn.execute(select(BeatRow.id, BeatRow.aami, RecordRow.name).join(RecordRow)).all()
+            rows = conn.execute(query).all()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, np.array([r[1] or "" for r in rows], dtype="<U1"), np.array([r[2] for r in rows], dtype=object)
 
+    @_reading
     def counts(self) -> dict:
+        """Records, beats, beats per class and per label source."""
+        alive = select(BeatRow.aami, BeatRow.label_source).join(RecordRow).where(self._alive()).subquery()
         with self.engine.connect() as conn:
-            by_class = dict(conn.execute(select(BeatRow.aami, func.count()).group_by(BeatRow.aami)).all())
-            by_source = dict(conn.execute(select(BeatRow.label_source, func.count()).group_by(BeatRow.label_source)).all())
-            n_records = conn.execute(select(func.count()).select_from(RecordRow)).scalar()
+            by_class = dict(conn.execute(select(alive.c.aami, func.count()).group_by(alive.c.aami)).all())
+            by_source = dict(conn.execute(select(alive.c.label_source, func.count())
+                                          .group_by(alive.c.label_source)).all())
+            n_records = conn.execute(select(func.count()).select_from(RecordRow).where(self._alive())).scalar()
         return {"records": n_records, "beats": sum(by_class.values()),
                 "by_class": {(k or "unlabeled"): v for k, v in sorted(by_class.items(), key=lambda kv: kv[0] or "~")},
                 "by_label_source": by_source}
+
+
+def _printable(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as given: it holds no parsed password to hide
+        return url

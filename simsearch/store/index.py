@@ -1,9 +1,16 @@
 """BeatIndex: embeddings in FAISS, metadata in the catalog, one directory on disk.
 
-The directory holds ``manifest.json`` (format, encoder fingerprint, build figures),
-``vectors.faiss`` (inner-product index whose ids are catalog beat ids),
-``catalog.sqlite`` (unless another SQLAlchemy URL was given) and ``encoder.keras``,
-a copy of the encoder, so the index answers queries on its own.
+An index directory holds generations (:mod:`simsearch.store.layout`); ``CURRENT``
+names the published one, whose directory holds ``manifest.json`` (format,
+generation, encoder fingerprint, build figures), ``vectors.faiss`` (inner-product
+index whose ids are catalog beat ids), ``catalog.sqlite`` (unless another SQLAlchemy
+URL was given) and ``encoder.keras``, a copy of the encoder, so the index answers
+queries on its own.
+
+Every change (:meth:`BeatIndex.build`, :meth:`BeatIndex.updating`) writes a new
+generation under the writer lock and publishes it in one atomic step, so readers never
+lock and never see half an index, a crash leaves the old index or the new one, and two
+writers run one after the other instead of losing each other's records.
 """
 
 from __future__ import annotations
@@ -21,21 +28,30 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ..aami import AAMI_CLASSES, class_index
-from ..errors import EncoderMismatchError, IndexFormatError
+from ..errors import EncoderMismatchError, IndexFormatError, IndexWriteError, ParameterError, SimsearchError, reason
 from ..model.encoder import Encoder, unit_distance
 from ..progress import progress_bar
 from ..signal.beats import MODEL_FS, Beats, beats_from_record
 from ..signal.records import load_record
+from . import layout
 from .catalog import Catalog
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version of the on-disk layout. 2: generations behind a ``CURRENT`` pointer, versioned
+catalog rows and a beat-id counter; an index of format 1 (flat) is refused: rebuild it."""
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CATALOG = "catalog.sqlite"
 ENCODER_FILE = "encoder.keras"
 DEFAULT_K = 10
+OPEN_ATTEMPTS = 3
+"""Times :meth:`BeatIndex.open` reads ``CURRENT`` again when the generation it named was
+removed under it (writers keep one previous generation, so this takes two writes
+landing between reading the pointer and opening the files)."""
 
 
 @dataclass
@@ -58,20 +74,25 @@ class BeatIndex:
     """Search labeled beats by similarity; vote on a query's class.
 
     Use :meth:`build` to create one from records, :meth:`open` to load one,
-    :meth:`search` for the nearest labeled beats of embeddings; queries by record or
-    signal, with their vote, are :func:`simsearch.label.query.query_beat` and
-    :func:`~simsearch.label.query.query_signal`.
+    :meth:`updating` to change one, :meth:`search` for the nearest labeled beats of
+    embeddings; queries by record or signal, with their vote, are
+    :func:`simsearch.label.query.query_beat` and :func:`~simsearch.label.query.query_signal`.
 
-    The encoder is loaded on first use (it costs TensorFlow's start-up), so opening an
-    index and searching stored beats stays fast.
+    ``path`` is the index directory a user names; ``directory`` the generation inside
+    it that this object reads. The encoder is loaded on first use (it costs
+    TensorFlow's start-up), so opening an index and searching stored beats stays fast.
     """
 
-    def __init__(self, path: Path, vectors, catalog: Catalog, manifest: dict, encoder: Encoder | None = None):
+    def __init__(self, path: Path, directory: Path, vectors, catalog: Catalog, manifest: dict,
+                 encoder: Encoder | None = None):
         self.path = path
+        self.directory = directory
         self.vectors = vectors
         self.catalog = catalog
         self.manifest = manifest
         self._encoder = encoder
+        self.writable = False
+        """True inside :meth:`build` and :meth:`updating`, the only places beats are added."""
         self._labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
@@ -80,86 +101,238 @@ class BeatIndex:
         return self.manifest["encoder"]["fingerprint"]
 
     @property
+    def generation(self) -> int:
+        """The generation this object reads (or, inside :meth:`updating`, writes)."""
+        return self.manifest["generation"]
+
+    @property
     def encoder(self) -> Encoder:
         """The index's own encoder (``encoder.keras``), loaded and checked on first use."""
         if self._encoder is None:
-            self._encoder = _checked(Encoder.load(self.path / ENCODER_FILE), self.path, self.fingerprint)
+            if not (self.directory / ENCODER_FILE).is_file():
+                raise IndexFormatError(f"{self.path}: generation {self.generation} was removed by later writes since "
+                                       "it was opened: open the index again")
+            self._encoder = _checked(Encoder.load(self.directory / ENCODER_FILE), self.path, self.fingerprint)
         return self._encoder
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
     def build(cls, path: str | os.PathLike, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
-              lead: str | None = None, progress: bool = False) -> "BeatIndex":
+              lead: str | None = None, progress: bool = False, lock_timeout: float | None = None) -> "BeatIndex":
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
-        Built in a temporary directory beside ``path`` and moved into place only when
-        complete, so a failure leaves ``path`` as it was.
+        The index is written as a new generation and published in one step (see
+        :mod:`simsearch.store.layout`), so a failure or a crash leaves ``path`` as it
+        was. Beat ids continue from the replaced index's: an id never names two beats.
+
+        Parameters
+        ----------
+        path : path
+            The index directory: missing, empty, or an index to replace.
+        records : sequence of str
+            Record names (in ``data_dir``) or paths.
+        encoder : Encoder or path, optional
+            Default: the packaged model.
+        catalog_url : str, optional
+            SQLAlchemy URL of a catalog outside the index directory (a relative SQLite
+            path is made absolute here, once). Default: SQLite inside each generation.
+        lock_timeout : float, optional
+            Seconds to wait for another writer (default
+            :data:`~simsearch.store.layout.WRITE_LOCK_TIMEOUT_S`).
+
+        Raises
+        ------
+        IndexFormatError
+            ``path`` holds something other than an index, or ``catalog_url`` holds another index's catalog.
+        IndexBusyError
+            Another writer held the index for longer than ``lock_timeout``.
+        IndexWriteError
+            The directory or the catalog cannot be written (read-only, full disk).
         """
-        path = Path(path)
-        if path.exists() and not (path / MANIFEST).is_file() and any(path.iterdir()):
-            raise IndexFormatError(f"{path} exists and is not a simsearch index: refusing to overwrite it")
-        encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
-        with _staging(path, copy_from=None) as tmp:
-            index = cls._create(tmp, encoder, catalog_url)
-            stats = index.add_records(records, data_dir, lead=lead, progress=progress)
-            index.manifest["build"] = {**asdict(stats), "embed_beats_per_s": round(stats.embed_beats_per_s, 1)}
-            index.save()
-            index.close()
-        return cls.open(path)
+        root = Path(os.path.abspath(path))
+        layout.refuse_foreign(root)
+        url = absolute_catalog_url(catalog_url)
+        with layout.Writer(root, lock_timeout) as writer:  # before the encoder: an unwritable path fails at once
+            old = _old_manifest(root, writer.previous)
+            encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
+            index = cls._create(writer, encoder, url, old)
+            try:
+                stats = index.add_records(records, data_dir, lead=lead, progress=progress)
+                index.manifest["build"] = {**asdict(stats), "embed_beats_per_s": round(stats.embed_beats_per_s, 1)}
+                index._publish(writer)
+            finally:
+                index.close()
+        return cls.open(root)
 
     @classmethod
     def open(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None) -> "BeatIndex":
-        """Open an index; with ``encoder``, refuse it unless it is the one the index was built with."""
-        path = Path(path)
-        manifest = _read_manifest(path)
-        for needed in (VECTORS, ENCODER_FILE) + (() if manifest.get("catalog_url") else (CATALOG,)):
-            if not (path / needed).is_file():
-                raise IndexFormatError(f"{path} is incomplete: {needed} is missing")
-        if encoder is not None:
-            loaded = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
-            encoder = _checked(loaded, path, manifest["encoder"]["fingerprint"])
-        try:
-            vectors = faiss.read_index(str(path / VECTORS))
-        except RuntimeError:
-            raise IndexFormatError(f"{path}: {VECTORS} is missing or unreadable") from None
-        if vectors.d != manifest["encoder"]["dim"]:
-            raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives "
-                                   f"{manifest['encoder']['dim']}")
-        return cls(path, vectors, Catalog(_catalog_url(path, manifest)), manifest, encoder)
+        """Open the published generation of an index; never locks, never waits for a writer.
+
+        Opening checks the whole pairing: manifest, vectors of the encoder's dimension,
+        a catalog of the same generation, and the same beat ids in FAISS and in the
+        catalog. It does not load TensorFlow (the encoder loads on first use). When no
+        writer is at work it also removes what crashed writers left in the directory.
+
+        Parameters
+        ----------
+        encoder : Encoder or path, optional
+            Refuse the index unless it was built with this encoder.
+
+        Raises
+        ------
+        IndexFormatError
+            No index at ``path``, an older format, or files that are missing, corrupt
+            or do not belong together (one line saying which).
+        EncoderMismatchError
+            ``encoder`` is not the index's.
+        """
+        root = Path(os.path.abspath(path))
+        number = layout.current_generation(root)
+        layout.tidy(root)
+        if encoder is not None and not isinstance(encoder, Encoder):
+            encoder = Encoder.load(encoder)
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                return cls._open_generation(root, number, encoder)
+            except IndexFormatError:
+                # two writes may have landed since CURRENT was read, removing that generation: read it again
+                latest = layout.read_pointer(root)
+                if attempt == OPEN_ATTEMPTS or latest in (None, number):
+                    raise
+                number = latest
+        raise AssertionError("unreachable")
 
     @classmethod
     @contextmanager
-    def updating(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None
-                 ) -> Iterator["BeatIndex"]:
-        """Change an index as one step: work on a copy, swap it in only on success."""
-        path = Path(path)
-        _read_manifest(path)
-        with _staging(path, copy_from=path) as tmp:
-            index = cls.open(tmp, encoder)
-            yield index
-            index.save()
-            index.close()
+    def updating(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None, *,
+                 lock_timeout: float | None = None) -> Iterator["BeatIndex"]:
+        """Change an index as one step: work on a new generation, publish it only on success.
+
+        Holds the writer lock for the whole block, so a second writer waits (up to
+        ``lock_timeout`` seconds, default
+        :data:`~simsearch.store.layout.WRITE_LOCK_TIMEOUT_S`) and then works on this
+        one's result: no record is lost. Readers keep reading the published generation
+        until the block ends; an exception in the block, or a crash, leaves it current.
+
+        Raises
+        ------
+        IndexFormatError, EncoderMismatchError
+            As :meth:`open`.
+        IndexBusyError, IndexWriteError
+            As :meth:`build`.
+        """
+        root = Path(os.path.abspath(path))
+        layout.current_generation(root)  # no index here: say why before creating anything
+        with layout.Writer(root, lock_timeout) as writer:
+            if writer.previous is None:
+                layout.current_generation(root)  # removed or corrupted meanwhile: say why
+            if encoder is not None and not isinstance(encoder, Encoder):
+                encoder = Encoder.load(encoder)
+            base = cls._open_generation(root, writer.previous, encoder)
+            base.catalog.close()
+            staging = writer.staging
+            with layout.storage_errors(root, "write"):
+                layout.link_or_copy(base.directory / ENCODER_FILE, staging / ENCODER_FILE)
+                if base.manifest["catalog_url"] is None:
+                    shutil.copyfile(base.directory / CATALOG, staging / CATALOG)
+            manifest = {**base.manifest, "generation": writer.number}
+            catalog = Catalog(_catalog_url(staging, manifest), writer.number)
+            index = cls(root, staging, base.vectors, catalog, manifest, base._encoder)
+            index.writable = True
+            try:
+                if manifest["catalog_url"] is not None:
+                    catalog.recover(writer.previous)
+                yield index
+                index._publish(writer)
+            finally:
+                index.close()
 
     @classmethod
-    def _create(cls, path: Path, encoder: Encoder, catalog_url: str | None) -> "BeatIndex":
-        path.mkdir(parents=True, exist_ok=True)
-        encoder.save(path / ENCODER_FILE)
+    def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None
+                ) -> "BeatIndex":
+        """An empty index in the writer's staging directory, its ids continuing ``old``'s."""
+        staging = writer.staging
+        uid = (old or {}).get("index_uid") or uuid.uuid4().hex
+        next_id = int((old or {}).get("next_beat_id", 1))
+        with layout.storage_errors(writer.root, "write"):
+            encoder.save(staging / ENCODER_FILE)
         manifest = {
             "format": FORMAT_VERSION,
+            "generation": writer.number,
+            "index_uid": uid,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "encoder": {"fingerprint": encoder.fingerprint, "dim": encoder.dim, "source": encoder.path},
             "model_fs": MODEL_FS,
             "metric": "inner_product",
             "catalog_url": catalog_url,
         }
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
-        return cls(path, vectors, Catalog(_catalog_url(path, manifest)), manifest, encoder)
+        url = _catalog_url(staging, manifest)
+        catalog = Catalog.create(url, writer.number, index_uid=uid, owner=str(writer.root), next_id=next_id)
+        if catalog_url is not None:
+            try:
+                if catalog.owner != str(writer.root):
+                    raise IndexFormatError(f"catalog {catalog.name} belongs to the index at {catalog.owner}: give "
+                                           "each index its own catalog URL")
+                manifest["index_uid"] = catalog.index_uid
+                catalog.advance_ids(next_id)
+                catalog.recover(writer.previous if old and old.get("catalog_url") == catalog_url else None)
+                catalog.remove_all()
+            except BaseException:
+                catalog.close()
+                raise
+        index = cls(writer.root, staging, faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim)), catalog, manifest, encoder)
+        index.writable = True
+        return index
 
-    def save(self) -> None:
-        faiss.write_index(self.vectors, str(self.path / VECTORS))
+    @classmethod
+    def _open_generation(cls, root: Path, number: int, encoder: Encoder | None) -> "BeatIndex":
+        """Open generation ``number`` of the index at ``root`` read-only, checking that its parts pair up."""
+        directory = root / layout.generation_name(number)
+        if not directory.is_dir():
+            raise IndexFormatError(f"{root}: {layout.POINTER} names {directory.name}, which is missing: rebuild the "
+                                   "index")
+        manifest = _read_manifest(directory, number)
+        for needed in (VECTORS, ENCODER_FILE) + (() if manifest["catalog_url"] else (CATALOG,)):
+            if not (directory / needed).is_file():
+                raise IndexFormatError(f"{root} is incomplete: {needed} is missing from {directory.name}")
+        if encoder is not None:
+            encoder = _checked(encoder, root, manifest["encoder"]["fingerprint"])
+        vectors = _read_vectors(directory, manifest)
+        catalog = Catalog(_catalog_url(directory, manifest), number, immutable=manifest["catalog_url"] is None)
+        try:
+            _check_pair(directory, manifest, vectors, catalog)
+        except BaseException:
+            catalog.close()
+            raise
+        return cls(root, directory, vectors, catalog, manifest, encoder)
+
+    def _publish(self, writer: layout.Writer) -> None:
+        """Write the vectors, the catalog's generation and the manifest into staging, then publish them."""
+        root = writer.root
+        with layout.storage_errors(root, "write"):
+            layout.write_file(self.directory / VECTORS, faiss.serialize_index(self.vectors).tobytes())
+        layout.fault_point("vectors-written")
+        self.catalog.mark_written()
+        external = self.manifest["catalog_url"] is not None
+        if not external:
+            self.catalog.collect(writer.number)  # a private copy: what no one will read again goes now
+            self.catalog.close()
+        layout.fault_point("catalog-written")
         self.manifest["n_vectors"] = int(self.vectors.ntotal)
-        (self.path / MANIFEST).write_text(json.dumps(self.manifest, indent=2))
+        self.manifest["next_beat_id"] = self.catalog.next_id
+        self.manifest["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with layout.storage_errors(root, "write"):
+            layout.write_file(self.directory / MANIFEST, json.dumps(self.manifest, indent=2).encode())
+        layout.fault_point("manifest-written")
+        writer.publish()
+        self.directory, self.writable = writer.final, False
+        if external and writer.previous is not None:
+            try:  # readers of the previous generation still read these rows; older ones go
+                self.catalog.collect(writer.previous)
+            except SimsearchError:
+                pass  # the new generation is published; the next writer collects
+        writer.cleanup()
 
     def close(self) -> None:
         self.catalog.close()
@@ -198,14 +371,28 @@ class BeatIndex:
                   label_source: np.ndarray | str, confidence: np.ndarray | None = None) -> np.ndarray:
         """Add one record's beats and embeddings (replacing the record if present); returns their ids.
 
-        ``n_samples`` is the record's length at its own rate ``beats.fs``.
+        ``n_samples`` is the record's length at its own rate ``beats.fs``. Only an
+        index being written (:meth:`build`, :meth:`updating`) takes beats.
+
+        Raises
+        ------
+        IndexWriteError
+            The index was opened for reading.
+        ParameterError
+            ``vectors`` is not one row of the index's dimension per beat.
         """
+        if not self.writable:
+            raise IndexWriteError(f"{self.path} is open for reading: add beats inside BeatIndex.updating(path)")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(beats), self.vectors.d):
+            raise ParameterError(f"{len(beats)} beats need vectors of shape ({len(beats)}, {self.vectors.d}), "
+                                 f"not {vectors.shape}")
         ids, removed = self.catalog.replace_record(beats, path=record_path, n_samples=n_samples,
                                                    label_source=label_source, confidence=confidence)
         if removed.size:
             self.vectors.remove_ids(removed)
         if ids.size:
-            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self.vectors.add_with_ids(vectors, ids)
         self._labels = None
         return ids
 
@@ -256,7 +443,10 @@ class BeatIndex:
                 selectors.append(faiss.IDSelectorNot(selectors[0]))
         params = faiss.SearchParameters(sel=selectors[-1]) if selectors else None
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
-        similarity, ids = self.vectors.search(vectors, k, params=params)
+        try:
+            similarity, ids = self.vectors.search(vectors, k, params=params)
+        except RuntimeError as exc:  # FAISS checks (a vector of another dimension) raise RuntimeError
+            raise ParameterError(f"search: {reason(exc)[:200]}") from None
         return np.where(ids >= 0, unit_distance(similarity), np.inf), ids
 
     def class_counts(self) -> np.ndarray:
@@ -270,6 +460,30 @@ class BeatIndex:
                 "catalog": self.catalog.counts(), "records": [r["name"] for r in self.catalog.records()]}
 
 
+def absolute_catalog_url(url: str | None) -> str | None:
+    """``url`` with a relative SQLite path made absolute (stored so, it means the same from any directory).
+
+    Raises
+    ------
+    ParameterError
+        ``url`` is not an SQLAlchemy URL, or names an in-memory database (gone with the process).
+    """
+    if url is None:
+        return None
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ParameterError(f"catalog URL {url!r} is not an SQLAlchemy URL (e.g. sqlite:///path/catalog.db)") from None
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    database = parsed.database or ""
+    if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        raise ParameterError(f"catalog URL {url!r} names an in-memory database: an index needs one on disk")
+    if database.startswith("file:") or os.path.isabs(database):
+        return url
+    return parsed.set(database=os.path.abspath(database)).render_as_string(hide_password=False)
+
+
 def _checked(encoder: Encoder, path: Path, expected: str) -> Encoder:
     """``encoder`` if it is the one whose fingerprint the index at ``path`` records."""
     if encoder.fingerprint != expected:
@@ -279,39 +493,97 @@ def _checked(encoder: Encoder, path: Path, expected: str) -> Encoder:
     return encoder
 
 
-def _catalog_url(path: Path, manifest: dict) -> str:
-    return manifest.get("catalog_url") or f"sqlite:///{(path / CATALOG).resolve()}"
+def _catalog_url(directory: Path, manifest: dict) -> str:
+    return manifest["catalog_url"] or f"sqlite:///{directory / CATALOG}"
 
 
-def _read_manifest(path: Path) -> dict:
-    if not path.is_dir():
-        raise IndexFormatError(f"index not found: {path}")
+def _read_manifest(directory: Path, number: int) -> dict:
+    """The manifest of generation ``number``, checked field by field (one clear line per defect)."""
+    where = f"{directory}/{MANIFEST}"
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = json.loads((directory / MANIFEST).read_bytes())
     except FileNotFoundError:
-        raise IndexFormatError(f"{path} is not a simsearch index (no {MANIFEST})") from None
-    except json.JSONDecodeError as exc:
-        raise IndexFormatError(f"{path}/{MANIFEST} is corrupt ({exc.msg})") from None
+        raise IndexFormatError(f"{directory.parent} is incomplete: {MANIFEST} is missing from {directory.name}") from None
+    except OSError as exc:
+        raise IndexFormatError(f"{where} is unreadable ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise IndexFormatError(f"{where} is corrupt ({getattr(exc, 'msg', None) or reason(exc)})") from None
+    if not isinstance(manifest, dict):
+        raise IndexFormatError(f"{where} is not a manifest (a JSON {type(manifest).__name__}, not an object)")
     if manifest.get("format") != FORMAT_VERSION:
-        raise IndexFormatError(f"{path}: index format {manifest.get('format')!r}, this simsearch reads {FORMAT_VERSION}")
+        raise IndexFormatError(f"{where}: index format {manifest.get('format')!r}, this simsearch reads "
+                               f"{FORMAT_VERSION}: rebuild the index")
+    encoder = manifest.get("encoder")
+    checks = {
+        "generation": manifest.get("generation") == number,
+        "index_uid": isinstance(manifest.get("index_uid"), str),
+        "encoder": isinstance(encoder, dict),
+        "encoder.fingerprint": isinstance(encoder, dict) and isinstance(encoder.get("fingerprint"), str),
+        "encoder.dim": isinstance(encoder, dict) and _positive_int(encoder.get("dim")),
+        "catalog_url": manifest.get("catalog_url") is None or isinstance(manifest.get("catalog_url"), str),
+        "n_vectors": isinstance(manifest.get("n_vectors"), int) and not isinstance(manifest.get("n_vectors"), bool),
+    }
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise IndexFormatError(f"{where} is corrupt: {bad[0]} is missing or wrong ({_shown(manifest, bad[0])}): "
+                               "rebuild the index")
     return manifest
 
 
-@contextmanager
-def _staging(path: Path, copy_from: Path | None) -> Iterator[Path]:
-    """A temporary directory beside ``path`` that replaces it only if the block succeeds."""
-    path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    if copy_from is not None:
-        shutil.copytree(copy_from, tmp)
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _shown(manifest: dict, key: str) -> str:
+    value = manifest
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return repr(value)[:40]
+
+
+def _read_vectors(directory: Path, manifest: dict):
+    """The generation's FAISS index, refused unless it is what simsearch writes, of the encoder's dimension."""
+    path = directory / VECTORS
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+        vectors = faiss.read_index(str(path))
+    except (RuntimeError, MemoryError) as exc:  # FAISS reports a foreign or truncated file as RuntimeError
+        raise IndexFormatError(f"{path} is not a FAISS index or is truncated ({reason(exc)[:120]})") from None
+    if not isinstance(vectors, faiss.IndexIDMap2) or vectors.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexFormatError(f"{path} holds a {type(vectors).__name__}, not the inner-product IndexIDMap2 "
+                               "simsearch writes: rebuild the index")
+    dim = manifest["encoder"]["dim"]
+    if vectors.d != dim:
+        raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {dim}: rebuild the "
+                               "index")
+    if vectors.ntotal != manifest["n_vectors"]:
+        raise IndexFormatError(f"{path} holds {vectors.ntotal} vectors, the manifest says {manifest['n_vectors']}")
+    return vectors
+
+
+def _check_pair(directory: Path, manifest: dict, vectors, catalog: Catalog) -> None:
+    """Refuse vectors and a catalog that do not belong together: same index, same generation, same beat ids."""
+    number = manifest["generation"]
+    if catalog.index_uid != manifest["index_uid"]:
+        raise IndexFormatError(f"catalog {catalog.name} belongs to another index than {directory.parent}")
+    oldest, newest = catalog.generations
+    if not oldest <= number <= newest:
+        raise IndexFormatError(f"catalog {catalog.name} holds generations {oldest} to {newest}, the vectors in "
+                               f"{directory.name} are generation {number}: they do not belong together")
+    stored = np.sort(faiss.vector_to_array(vectors.id_map).astype(np.int64))
+    listed = catalog.ids()
+    if not np.array_equal(stored, listed):
+        only_vectors = np.setdiff1d(stored, listed).size
+        only_catalog = np.setdiff1d(listed, stored).size
+        raise IndexFormatError(f"{directory.parent}: the vectors ({stored.size} ids) and the catalog ({listed.size} "
+                               f"beats) do not hold the same beats ({only_vectors} only in the vectors, {only_catalog} "
+                               "only in the catalog): rebuild the index")
+
+
+def _old_manifest(root: Path, previous: int | None) -> dict | None:
+    """The manifest of the generation a build replaces, if it is readable (ids continue from it)."""
+    if previous is None:
+        return None
+    try:
+        return _read_manifest(root / layout.generation_name(previous), previous)
+    except IndexFormatError:
+        return None  # a corrupt index is replaced whole
