@@ -11,6 +11,7 @@ from simsearch import BeatIndex, Encoder
 from simsearch.model.encoder import build_encoder
 from simsearch.errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError, SampleOutOfRangeError
 from simsearch.store.index import CATALOG, ENCODER_FILE, MANIFEST, VECTORS
+from simsearch.store.layout import POINTER
 from simsearch.label.query import query_beat, query_signal
 from simsearch.signal.records import load_record
 
@@ -25,15 +26,17 @@ def _v_samples(data_dir, record, n):
 
 
 def test_build_lays_out_the_index_directory(small_index):
+    assert (small_index.path / POINTER).read_text().strip() == small_index.directory.name == "gen-000001"
     for name in (MANIFEST, VECTORS, CATALOG, ENCODER_FILE):
-        assert (small_index.path / name).is_file()
-    manifest = json.loads((small_index.path / MANIFEST).read_text())
+        assert (small_index.directory / name).is_file()
+    manifest = json.loads((small_index.directory / MANIFEST).read_text())
+    assert manifest["generation"] == 1 and manifest["next_beat_id"] == len(small_index) + 1
     assert manifest["encoder"]["fingerprint"] == Encoder.load().fingerprint
     counts = small_index.catalog.counts()
     assert counts["records"] == len(INDEX_RECORDS)
     assert counts["beats"] == len(small_index) == manifest["n_vectors"]
     assert counts["by_label_source"] == {"reference": counts["beats"]}
-    assert not list(small_index.path.parent.glob(".*tmp-*"))  # nothing left of the staging directory
+    assert not [p for p in small_index.path.rglob("*") if ".tmp-" in p.name]  # nothing left of the staging directory
 
 
 def test_catalog_rows_match_the_annotations(small_index, data_dir):
@@ -143,7 +146,7 @@ def test_refuses_to_overwrite_a_foreign_directory(data_dir, tmp_path):
 def test_catalog_in_any_sqlalchemy_database(data_dir, tmp_path):
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     index = BeatIndex.build(tmp_path / "idx", ["101"], data_dir, catalog_url=url)
-    assert not (tmp_path / "idx" / CATALOG).exists() and (tmp_path / "elsewhere.db").is_file()
+    assert not (index.directory / CATALOG).exists() and (tmp_path / "elsewhere.db").is_file()
     reopened = BeatIndex.open(tmp_path / "idx")
     assert reopened.manifest["catalog_url"] == url
     assert reopened.catalog.counts()["beats"] == len(reopened) == len(index) > 1000
@@ -154,7 +157,7 @@ def test_incomplete_index_directory_is_refused(small_index, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(small_index.path, copy)
-    (copy / CATALOG).unlink()
+    (copy / small_index.directory.name / CATALOG).unlink()
     with pytest.raises(IndexFormatError, match="catalog.sqlite is missing"):
         BeatIndex.open(copy)
-    assert not (copy / CATALOG).exists()  # opening did not create an empty catalog
+    assert not (copy / small_index.directory.name / CATALOG).exists()  # opening did not create an empty catalog
