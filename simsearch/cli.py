@@ -1,11 +1,24 @@
-"""The `simsearch` command line."""
+"""The `simsearch` command line.
+
+Start-up is kept to typer, rich, NumPy and the cheap simsearch modules: each command
+imports the stages it needs (index, queries, plots, evaluation) in its body, so ``--help``,
+``info`` and a query of a stored beat never import TensorFlow, SciPy or wfdb, and bad
+input (a missing record, a malformed header, an out-of-range ``-k``, an unknown class) is
+refused before anything heavy loads.
+
+Every bad input, typer's own usage errors included, ends in one ``error: ...`` line on
+stderr and exit code 2 (:func:`main`).
+"""
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sys
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,13 +26,32 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import SimsearchError
+from . import __version__
+from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, parse_record_list
+from .errors import ParameterError, RecordNotFoundError, SimsearchError
 from .model.training import TrainingConfig
+from .signal.records import check_record, data_dir_from, record_name
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
 out = Console(width=None if sys.stdout.isatty() else 160)  # wide tables stay readable in logs
-err = Console(stderr=True)
+
+
+class Task(str, enum.Enum):
+    """What ``simsearch evaluate`` measures."""
+
+    classification = "classification"
+    detection = "detection"
+    adaptive = "adaptive"
+    end_to_end = "end-to-end"
+
+
+class BeatPositions(str, enum.Enum):
+    """Where ``simsearch annotate`` takes beats from."""
+
+    detect = "detect"
+    reference = "reference"
+
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Directory of WFDB records "
                                                  "[default: $SIMSEARCH_DATA]", show_default=False)]
@@ -31,6 +63,18 @@ Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default:
                                              show_default=False)]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"simsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit")] = False) -> None:
+    """Similarity search over ECG heartbeats: build an index, query it, label records."""
+
+
 @app.command()
 def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", encoder: EncoderPath = None,
           lead: Lead = None,
@@ -38,10 +82,11 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
                                                              "[default: SQLite inside INDEX_DIR]")] = None,
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
-    from .aami import parse_record_list
+    names = _checked_records(records, data_dir, lead)
+    _check_file(encoder, "encoder model")
+    _check_output_dir(index_dir, "index directory")
     from .store.index import BeatIndex
 
-    names = parse_record_list(records)
     start = time.perf_counter()
     index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
                             progress=not as_json)
@@ -65,19 +110,21 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
 def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead: Lead = None,
         as_json: Json = False) -> None:
     """Add records to an index; a record already there is replaced, never duplicated."""
-    from .aami import parse_record_list
+    names = _checked_records(records, data_dir, lead)
     from .store.index import BeatIndex
 
     with BeatIndex.updating(index_dir) as index:
-        stats = index.add_records(parse_record_list(records), data_dir, lead=lead, progress=not as_json)
+        stats = index.add_records(names, data_dir, lead=lead, progress=not as_json)
     report = {"index": str(index_dir), "records": stats.records, "beats": stats.beats}
     print(json.dumps(report)) if as_json else out.print(f"added {stats.beats} beats from {stats.records} record(s)")
 
 
 @app.command()
 def query(index_dir: Path,
-          record: Annotated[str, typer.Option("--record", help="Record name in the index, or a WFDB path/name")],
-          sample: Annotated[int, typer.Option("--sample", help="Sample of the beat (the nearest beat is taken)")],
+          record: Annotated[str, typer.Option("--record", help="Record name in the index, or a WFDB path/name",
+                                              show_default=False)],
+          sample: Annotated[int, typer.Option("--sample", min=0, help="Sample of the beat, at the record's own "
+                                              "rate (the nearest beat is taken)", show_default=False)],
           k: Annotated[int, typer.Option("-k", min=1, help="Neighbors to return")] = 10,
           exclude_record: Annotated[bool, typer.Option("--exclude-record",
                                                        help="Answer only from other records (patients)")] = False,
@@ -88,11 +135,18 @@ def query(index_dir: Path,
                                                        show_default=False)] = None,
           as_json: Json = False) -> None:
     """Nearest labeled beats of one beat, and their kNN vote."""
-    from .label.query import query_beat
+    wanted = _class_list(classes)
+    name = record_name(record)
+    data_dir_from(data_dir)  # a wrong --data-dir is refused even when the record is stored
+    _check_file(encoder, "encoder model")
+    _check_output_file(plot, "--plot")
+    from .label.query import MAX_K, query_beat
     from .store.index import BeatIndex
 
+    _check_k(k, MAX_K)
     index = BeatIndex.open(index_dir, encoder)
-    wanted = _class_list(classes)
+    if index.catalog.record(name) is None:
+        check_record(record, data_dir, lead)  # not stored: it must be readable, checked before TensorFlow loads
     result = query_beat(index, record, sample, k, exclude_record=exclude_record, classes=wanted, data_dir=data_dir,
                         lead=lead)
     if plot is not None:
@@ -104,7 +158,7 @@ def query(index_dir: Path,
         return
     q = result.query
     out.print(f"query: record {q['record']} sample {q['sample']} ({q['time']:.2f} s, lead {q['lead']}) "
-              f"symbol {q['symbol'] or '-'} class {q['aami'] or '-'}")
+              f"symbol {q['symbol'] or '-'} class {q['aami'] or '-'}", markup=False, highlight=False)
     table = Table()
     for col in ("#", "record", "sample", "time (s)", "symbol", "AAMI", "distance", "label"):
         table.add_column(col, justify="right" if col in ("#", "sample", "time (s)", "distance") else "left")
@@ -115,7 +169,7 @@ def query(index_dir: Path,
     scores = ", ".join(f"{c} {s:.2f}" for c, s in result.vote.scores.items() if s > 0)
     out.print(f"vote: [bold]{result.vote.label}[/bold] (confidence {result.vote.confidence:.2f}; {scores})")
     if plot is not None:
-        out.print(f"plot: {plot}")
+        out.print(f"plot: {plot}", markup=False, highlight=False)
 
 
 @app.command()
@@ -147,7 +201,8 @@ def info(index_dir: Path, as_json: Json = False) -> None:
 
 
 @app.command()
-def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write the .keras encoder")],
+def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write the .keras encoder",
+                                                 show_default=False)],
           data_dir: DataDir = None, records: Records = "DS1",
           val_records: Annotated[str, typer.Option(help="auto (patient-disjoint split of --records), none, "
                                                         "or a comma list")] = "auto",
@@ -155,16 +210,18 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
           seed: Annotated[int, typer.Option(help="Seed for weights, sampling and augmentation")] = 0,
           as_json: Json = False) -> None:
     """Train the Siamese encoder (triplet loss) on reference-labeled records; never on DS2 by default."""
-    from .aami import parse_record_list
-    from .evaluation.selection import train_and_save
-
-    names = parse_record_list(records)
+    if out_path.suffix != ".keras":
+        raise ParameterError(f"--out must name a .keras file, not {str(out_path)!r}")
+    _check_output_file(out_path, "--out")
+    names = _checked_records(records, data_dir, None)
     if val_records == "auto":
         val = None
-    elif val_records.lower() == "none":
+    elif val_records.strip().lower() == "none":
         val = []
     else:
-        val = parse_record_list(val_records)
+        val = _checked_records(val_records, data_dir, None)
+    from .evaluation.selection import train_and_save
+
     report = train_and_save(out_path, names, data_dir, val_records=val, config=TrainingConfig(steps=steps, seed=seed),
                             progress=not as_json)
     if as_json:
@@ -172,17 +229,20 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
         return
     out.print(f"encoder {report['fingerprint']} written to {out_path} "
               f"(best step {report['best_step']}, validation score {report['best_score']}, "
-              f"{report['train_seconds']:.0f} s)")
+              f"{report['train_seconds']:.0f} s)", markup=False, highlight=False)
 
 
 @app.command()
 def annotate(index_dir: Path,
-             record_path: Annotated[str, typer.Argument(help="WFDB record: a path, or a name in --data-dir")],
-             out_dir: Annotated[Path, typer.Option("--out", help="Directory for the annotation files")],
+             record_path: Annotated[str, typer.Argument(help="WFDB record: a path, or a name in --data-dir",
+                                                        show_default=False)],
+             out_dir: Annotated[Path, typer.Option("--out", help="Directory for the annotation files",
+                                                   show_default=False)],
              ext: Annotated[str, typer.Option("--ext", help="Extension of the WFDB annotation file (never atr)")]
              = "pred",
-             beats: Annotated[str, typer.Option("--beats", help="Beat positions: detect (QRS detector) or reference "
-                                                "(positions of RECORD.atr; its labels are ignored)")] = "detect",
+             beats: Annotated[BeatPositions, typer.Option("--beats", help="Beat positions: detect (QRS detector) or "
+                                                          "reference (positions of RECORD.atr; its labels are "
+                                                          "ignored)")] = BeatPositions.detect,
              labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of expert labels, rows sample,label "
                                                             "(AAMI class or MIT-BIH symbol; header optional)",
                                                             show_default=False)] = None,
@@ -195,18 +255,21 @@ def annotate(index_dir: Path,
                                                 "vote k)")] = 10,
              data_dir: DataDir = None, lead: Lead = None, as_json: Json = False) -> None:
     """Label every beat of a record from the index, adapted to the patient with expert labels."""
+    path = check_record(record_path, data_dir, lead)  # bad input fails here, before the model loads
+    _check_output_dir(out_dir, "--out")
     from .label.annotate import add_to_index, annotate_record, check_beat_source, suggest_beats, summary
     from .label.expert import read_labels
     from .label.export import check_extension, write_annotation, write_suggestions
-    from .signal.records import resolve_record_path
+    from .label.query import MAX_K
     from .store.index import BeatIndex
 
-    path = resolve_record_path(record_path, data_dir)  # bad input fails here, before the model loads
-    ext, beats = check_extension(ext), check_beat_source(beats)
+    _check_k(k, MAX_K)
+    _check_k(suggest, MAX_K, "--suggest", low=0)
+    ext, beat_source = check_extension(ext), check_beat_source(beats.value)
     expert = read_labels(labels) if labels is not None else None
     index = BeatIndex.open(index_dir)
-    annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beats, expert_labels=expert, k=k,
-                                 progress=not as_json)
+    annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beat_source, expert_labels=expert,
+                                 k=k, progress=not as_json)
     files = {kind: str(p) for kind, p in write_annotation(annotation, out_dir, ext).items()}
     suggested = suggest_beats(annotation, suggest) if suggest else []
     if suggest:
@@ -228,7 +291,8 @@ def annotate(index_dir: Path,
     if as_json:
         print(json.dumps({**report, "files": files, "suggestions": suggestions, "added_to_index": added}))
         return
-    table = Table(title=f"{annotation.record}: {report['beats']} beats ({beats} positions, lead {annotation.lead})")
+    table = Table(title=f"{annotation.record}: {report['beats']} beats ({beat_source} positions, "
+                        f"lead {annotation.lead})")
     for col in ("class", "beats", "expert", "propagated", f"confidence < {report['low_confidence']['threshold']}"):
         table.add_column(col, justify="left" if col == "class" else "right")
     low = annotation.confidence < report["low_confidence"]["threshold"]
@@ -249,16 +313,16 @@ def annotate(index_dir: Path,
             table.add_row(str(rank), str(s["sample"]), f"{s['time']:.2f}", s["label"], f"{s['confidence']:.2f}")
         out.print(table)
     for kind, where in files.items():
-        out.print(f"{kind}: {where}")
+        out.print(f"{kind}: {where}", markup=False, highlight=False)
     if added is not None:
-        out.print(f"added {added} beats of {annotation.record} to {index_dir}")
+        out.print(f"added {added} beats of {annotation.record} to {index_dir}", markup=False, highlight=False)
 
 
 @app.command()
 def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
-             task: Annotated[str, typer.Option(help="classification (DS1 index, DS2 queries, baselines), detection "
-                                                    "(QRS Se/+P on all records), adaptive (expert budgets on DS2), "
-                                                    "end-to-end (detected beats, DS2)")] = "classification",
+             task: Annotated[Task, typer.Option(help="classification (DS1 index, DS2 queries, baselines), detection "
+                                                     "(QRS Se/+P on all records), adaptive (expert budgets on DS2), "
+                                                     "end-to-end (detected beats, DS2)")] = Task.classification,
              records: Annotated[Optional[str], typer.Option("--records", help="Test records [default: DS2; all "
                                                             "48 for detection]", show_default=False)] = None,
              budgets: Annotated[str, typer.Option(help="Expert beats per record (adaptive)")] = "0,5,10,20,50",
@@ -266,31 +330,33 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
                  "confusion.png"),
              as_json: Json = False) -> None:
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
-    from .aami import ALL_RECORDS, DS1, DS2, parse_record_list
-    from .model.encoder import Encoder
+    task_name = task.value
+    budget_list = _whole_numbers(budgets, "--budgets")
+    test = parse_record_list(records) if records else list(ALL_RECORDS if task_name == "detection" else DS2)
+    data_dir_from(data_dir)
+    _check_file(encoder, "encoder model")
+    if task_name == "classification":
+        _check_output_file(plot, "--plot")
+    if task_name != "detection":
+        from .evaluation.leakage import check_disjoint
 
-    tasks = ("classification", "detection", "adaptive", "end-to-end")
-    if task not in tasks:
-        raise SimsearchError(f"--task must be one of {', '.join(tasks)}")
-    try:
-        budget_list = [int(b) for b in budgets.split(",")]
-    except ValueError:
-        raise SimsearchError(f"--budgets must be a comma list of integers, not {budgets!r}") from None
-    test = parse_record_list(records) if records else list(ALL_RECORDS if task == "detection" else DS2)
-    if task == "detection":
+        check_disjoint(DS1, test, "DS1, the index's records")  # by name: a path to a DS1 record is refused too
+    for name in test:
+        check_record(name, data_dir)
+    if task_name == "detection":
         from .evaluation.detection import evaluate_detection, summarize_detection
 
         rows = evaluate_detection(test, data_dir)
-        report = {"task": task, "records": rows, "total": summarize_detection(rows)}
+        report = {"task": task_name, "records": rows, "total": summarize_detection(rows)}
         return _print_detection(report, as_json)
-    from .evaluation.leakage import check_disjoint
+    from .model.encoder import Encoder
 
-    check_disjoint(DS1, test, "DS1, the index's records")  # by name: a path to a DS1 record is refused too
     enc = Encoder.load(encoder)
-    if task == "classification":
+    if task_name == "classification":
         from .evaluation.classification import evaluate_classification
 
-        report = {"task": task, **evaluate_classification(data_dir, enc, test_records=test, progress=not as_json)}
+        report = {"task": task_name, **evaluate_classification(data_dir, enc, test_records=test,
+                                                               progress=not as_json)}
         from .plots import plot_confusion
 
         encoder_row = report["systems"][-1]
@@ -304,22 +370,23 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
 
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as tmp:
         index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json)
-        if task == "adaptive":
+        if task_name == "adaptive":
             from .evaluation.adaptive import evaluate_adaptive
 
-            report = {"task": task, **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
+            report = {"task": task_name, **evaluate_adaptive(index, test, budget_list, data_dir,
+                                                             progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
             from .evaluation.end_to_end import evaluate_end_to_end
 
-            report = {"task": task, **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
+            report = {"task": task_name, **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
             rows = {"end-to-end": report}
         index.close()
     if as_json:
         print(json.dumps(report))
         return
-    first = "expert labels per record" if task == "adaptive" else "system"
-    out.print(_ec57_table(f"{task}: {len(test)} records, DS1 index", rows, first))
+    first = "expert labels per record" if task_name == "adaptive" else "system"
+    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index", rows, first))
 
 
 def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
@@ -395,16 +462,111 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def _class_list(classes: str | None) -> list[str] | None:
+    """The AAMI classes of ``--classes`` (a comma list), refused when empty or unknown."""
     if classes is None:
         return None
-    return [c.strip().upper() for c in classes.split(",") if c.strip()]
+    wanted = list(dict.fromkeys(c.strip().upper() for c in classes.split(",") if c.strip()))
+    unknown = [c for c in wanted if c not in AAMI_CLASSES]
+    if not wanted or unknown:
+        what = f"unknown class(es) {', '.join(map(repr, unknown))}" if unknown else "no class"
+        raise ParameterError(f"--classes {classes!r}: {what}; expected a comma list of {', '.join(AAMI_CLASSES)}")
+    return wanted
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+def _check_k(value: int, maximum: int, option: str = "-k", low: int = 1) -> None:
+    if not low <= value <= maximum:
+        shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:12]}... ({len(str(value))} digits)"
+        raise ParameterError(f"{option} must be from {low} to {maximum}, not {shown}")
+
+
+def _whole_numbers(text: str, option: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
+        raise ParameterError(f"{option} must be a comma list of whole numbers, not {text!r}")
+    return [int(p) for p in parts]
+
+
+def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list[str]:
+    """The records of a ``--records`` list, each found and its header read (a bad one is
+    refused before any record is read or the encoder loads)."""
+    names = parse_record_list(spec)
+    data_dir_from(data_dir)
+    for name in names:
+        check_record(name, data_dir, lead)
+    return names
+
+
+def _check_file(path: Path | None, what: str) -> None:
+    if path is not None and not path.is_file():
+        raise RecordNotFoundError(f"{what} not found: {path}")
+
+
+def _check_output_file(path: Path | None, option: str) -> None:
+    """Refuse an output file that could not be written at the end of the work."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ParameterError(f"{option} {path} is a directory, not a file")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ParameterError(f"{option} {path}: {parent} is not a directory")
+
+
+def _check_output_dir(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"{option} {path} is not a directory")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ParameterError(f"{option} {path}: {parent} is not a directory")
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line: control characters and line breaks (also the
+    Unicode ones) escaped, so a hostile file or record name cannot add lines."""
+    text = " ".join(part.strip() for part in str(text).strip().splitlines())
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
+def _fail(message: str) -> None:
+    """One ``error:`` line on stderr, exit code 2."""
+    sys.stdout.flush()
+    prefix = "\x1b[31merror:\x1b[0m" if sys.stderr.isatty() and not os.environ.get("NO_COLOR") else "error:"
+    print(f"{prefix} {_one_line(message) or 'bad input'}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point; ``argv`` defaults to the command line.
+
+    Bad input of any kind (a simsearch error, an unwritable output, or one of typer's
+    usage errors: unknown option or command, missing option, a value of the wrong type)
+    becomes one ``error: ...`` line on stderr and exit code 2; no traceback, no usage
+    box. Python warnings stay off stderr unless asked for (``-W``, ``PYTHONWARNINGS``).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        app()
-    except (SimsearchError, OSError) as exc:  # OSError: an unwritable --out or --plot, a full disk
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    click = sys.modules[typer.BadParameter.__module__]  # click, or the copy typer ships (typer >= 0.16)
+    no_args = getattr(click, "NoArgsIsHelpError", ())
+    command = typer.main.get_command(app)
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.simplefilter("ignore")
+        try:
+            code = command.main(args=None if argv is None else [str(a) for a in argv], prog_name="simsearch",
+                                standalone_mode=False)
+        except no_args as exc:  # bare `simsearch`: the help on stdout, and it is still a usage error
+            print(exc.ctx.get_help())
+            _fail(f"missing command (one of: {', '.join(command.list_commands(exc.ctx))})")
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "simsearch"
+            _fail(f"{exc.format_message()} (see '{where} --help')")
+        except click.ClickException as exc:
+            _fail(exc.format_message())
+        except (typer.Abort, getattr(click, "Abort", typer.Abort)):  # Ctrl-C, or end of input at a prompt
+            _fail("aborted")
+        except (SimsearchError, OSError) as exc:  # OSError: an unwritable --out or --plot, a full disk
+            _fail(str(exc))
+        except MemoryError:
+            _fail("out of memory")
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -154,17 +154,8 @@ def load_record(
 
     path = resolve_record_path(record, data_dir)
     name = path.name
-    fs, n_signals, sig_len = read_record_line(path)
-    try:
-        header = wfdb.rdheader(str(path))
-    except Exception as exc:  # wfdb raises many types for one cause: a bad header
-        raise RecordFormatError(f"{path}.hea: malformed header ({reason(exc)})") from None
-    leads = [str(lead) for lead in (header.sig_name or [])]
-    if len(leads) != n_signals or header.sig_len != sig_len or not math.isclose(float(header.fs), fs):
-        raise RecordFormatError(f"{path}.hea: malformed header (the record line announces {n_signals} signal(s), "
-                                f"{len(leads)} signal line(s) follow)" if len(leads) != n_signals else
-                                f"{path}.hea: malformed header (unreadable record line)")
-    check_signal_files(path, header)
+    header, fs, sig_len = _checked_header(path)
+    leads = [str(lead) for lead in header.sig_name]
     chosen = _choose_lead(leads, lead, name)
     channel = leads.index(chosen)
     try:
@@ -186,7 +177,7 @@ def load_record(
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
 
 
-_FS_FIELD = re.compile(r"(?P<fs>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:/[^\s(]+(?:\([^\s)]*\))?)?")
+_FS_FIELD = re.compile(r"(?P<fs>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)(?:/[^\s(]+(?:\([^\s)]*\))?)?")
 
 
 def read_record_line(path: Path) -> tuple[float, int, int | None]:
@@ -315,6 +306,43 @@ def check_signal(signal: np.ndarray, what: str) -> None:
         raise SignalQualityError(f"{what}: {int(bad.sum())} NaN or infinite samples")
     if float(np.ptp(signal)) < 1e-6:
         raise SignalQualityError(f"{what}: flat signal (no variation)")
+
+
+def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                 lead: str | None = None) -> Path:
+    """The path of ``record`` (see :func:`resolve_record_path`) once its header is read and
+    checked, its signal files found and long enough, and ``lead`` found in it: what can be
+    known of a record without reading its signal, so a command can refuse a bad record
+    before anything heavy (the encoder, the other records) loads.
+
+    Raises
+    ------
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError
+    """
+    path = resolve_record_path(record, data_dir)
+    header, _, _ = _checked_header(path)
+    _choose_lead([str(name) for name in header.sig_name], lead, path.name)
+    return path
+
+
+def _checked_header(path: Path):
+    """(wfdb header, sampling rate, signal length or None) of a record whose header and
+    signal files pass :func:`read_record_line` and :func:`check_signal_files`."""
+    import wfdb  # lazy, as in load_record
+
+    fs, n_signals, sig_len = read_record_line(path)
+    try:
+        header = wfdb.rdheader(str(path))
+    except Exception as exc:  # wfdb raises many types for one cause: a bad header
+        raise RecordFormatError(f"{path}.hea: malformed header ({reason(exc)})") from None
+    n_leads = len(header.sig_name or [])
+    if n_leads != n_signals:
+        raise RecordFormatError(f"{path}.hea: malformed header (the record line announces {n_signals} signal(s), "
+                                f"{n_leads} signal line(s) follow)")
+    if header.sig_len != sig_len or not math.isclose(float(header.fs), fs):
+        raise RecordFormatError(f"{path}.hea: malformed header (unreadable record line)")
+    check_signal_files(path, header)
+    return header, fs, sig_len
 
 
 def _choose_lead(leads: list[str], lead: str | None, name: str) -> str:
