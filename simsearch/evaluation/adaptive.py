@@ -32,7 +32,30 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
     asks for, revealing their reference class only; the record is re-propagated after
     each round. Beats the expert labeled are left out of the score, which is pooled
     over records (gross statistics). Each record is embedded and searched once.
-    ``global`` is the index's vote alone, without spreading, for comparison.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        The labeled beats that vote; a record's own beats never do (excluded by name).
+    records : sequence of str
+        Test records (names or paths) with reference annotations.
+    budgets : sequence of int
+        Expert labels per record, each budget simulated from scratch.
+    data_dir : str or path, optional
+        Where bare names are looked up.
+    k : int
+        Neighbors of the global vote.
+    progress : bool
+        Show a progress bar on stderr.
+    rounds, alpha, expert_weight
+        Rounds per budget, and the label spreading settings.
+
+    Returns
+    -------
+    dict
+        ``budgets`` maps ``"global"`` (the index's vote alone, without spreading) and
+        each budget to its pooled EC57 figures, ``expert_labels`` (how many were given)
+        and ``per_record`` figures; ``records`` are the records' names.
     """
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]

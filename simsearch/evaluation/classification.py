@@ -94,7 +94,35 @@ def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarr
 def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequence[str] = DS1,
                             test_records: Sequence[str] = DS2, k: int = VOTE_K, alpha: float = PRIOR_ALPHA,
                             progress: bool = False) -> dict:
-    """Every test beat queries an index of the training beats; each system voted the same way."""
+    """Every test beat queries an index of the training beats; each system voted the same way.
+
+    Parameters
+    ----------
+    data_dir : str or path
+        Where the records are.
+    encoder : Encoder
+        The encoder scored, beside the raw and raw+RR kNN baselines.
+    train_records, test_records : sequence of str
+        Index and query records (default: DS1 and DS2); they must share no record (by name).
+    k : int
+        Neighbors that vote.
+    alpha : float
+        Strength of the class-prior correction of the vote.
+    progress : bool
+        Show progress bars on stderr.
+
+    Returns
+    -------
+    dict
+        ``protocol`` (records, beat counts, settings, encoder fingerprint) and, per
+        system, EC57 figures, the confusion matrix, precision@1/@10 and each test
+        record's confusion matrix.
+
+    Raises
+    ------
+    ParameterError
+        The training and test records share a record.
+    """
     check_disjoint(train_records, test_records)
     start = time.perf_counter()
     with progress_bar("reading", len(train_records) + len(test_records), enabled=progress) as advance:

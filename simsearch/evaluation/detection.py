@@ -40,9 +40,27 @@ def evaluate_detection(
 ) -> list[dict]:
     """Run ``detector`` on each annotated record and score it against the beat annotations.
 
-    Every detection that matches no reference beat is a false positive; ``fp_vf`` says
-    how many of them lie in ventricular flutter/fibrillation episodes, where AAMI EC57
-    leaves detections out. ``seconds`` is the detector's own run time, not the reading.
+    Parameters
+    ----------
+    records : sequence of str
+        Record names or paths, with reference annotations.
+    data_dir : str or path, optional
+        Where bare names are looked up.
+    detector : callable
+        ``detector(signal, fs)`` -> R-peak samples at ``fs``; default the simsearch detector.
+
+    Returns
+    -------
+    list of dict
+        Per record: ``reference`` beats, ``tp``, ``fn``, ``fp``, ``fp_vf`` (the false
+        positives inside ventricular flutter/fibrillation episodes, which AAMI EC57
+        leaves out), ``se`` and ``ppv`` in percent, and ``seconds``, the detector's own
+        run time (not the reading).
+
+    Raises
+    ------
+    AnnotationError
+        A record has no reference annotations.
     """
     rows = []
     for name in records:

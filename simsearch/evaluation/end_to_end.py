@@ -16,7 +16,30 @@ from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
 
 def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,
                         progress: bool = False) -> dict:
-    """Detected beats (no reference positions) labeled by the index, scored against the reference."""
+    """Detected beats (no reference positions) labeled by the index, scored against the reference.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        The labeled beats that vote; a test record's own beats never do (excluded by name,
+        however the record is spelled).
+    records : sequence of str
+        Test records (names or paths) with reference annotations.
+    data_dir : str or path, optional
+        Where bare names are looked up.
+    tolerance_s : float
+        A detection within this of a reference beat is that beat (EC57: 150 ms).
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        EC57 figures (:func:`~simsearch.evaluation.matching.matched_metrics`), pooled over
+        records: the confusion matrix of matched beats, ``missed_reference_beats``
+        (counted against their class's Se) and ``extra_beats`` (against the +P of the
+        class they were given).
+    """
     n = len(AAMI_CLASSES)
     totals = [np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
     with progress_bar("end-to-end", len(records), enabled=progress) as advance:

@@ -180,10 +180,45 @@ def neighbor_refs(index: BeatIndex, ids: np.ndarray) -> np.ndarray:
 def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
                     lead: str | None = None, beats: str = "detect", expert_labels: Mapping[int, str] | None = None,
                     k: int = 10, progress: bool = False) -> Annotation:
-    """Label every beat of ``record`` from ``index`` and the expert's labels (sample → label).
+    """Label every beat of ``record`` from ``index`` and the expert's labels.
 
-    Expert labels (AAMI classes or MIT-BIH symbols, samples at the record's own rate)
-    name the beat within 150 ms; they are checked before any embedding is done.
+    Each beat gets the index's kNN vote from other records, refined by label spreading
+    over the record's own kNN graph, in which expert labels are clamped.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        Labeled beats to vote with; beats of a record with the same name never vote.
+    record : str or path
+        A record path, or a name inside ``data_dir``. It needs no annotation file.
+    data_dir : str or path, optional
+        Where a bare name is looked up (default: ``$SIMSEARCH_DATA``).
+    lead : str, optional
+        Lead to read (default: MLII, else the first).
+    beats : {"detect", "reference"}
+        Beat positions from the QRS detector, or those of the record's ``.atr`` (whose
+        labels are ignored).
+    expert_labels : mapping of int to str, optional
+        Sample (at the record's own rate) → AAMI class or MIT-BIH symbol. A label names
+        the beat within 150 ms of its sample; they are checked before anything is embedded.
+    k : int
+        Neighbors in the global vote (at least :data:`~simsearch.label.vote.VOTE_K` vote).
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    Annotation
+        Per beat: sample at the record's rate, label, MIT-BIH symbol, confidence and
+        source (``expert`` or ``propagated``).
+
+    Raises
+    ------
+    AnnotationError
+        An expert label is unknown, names no beat, or two disagree on one beat; or the
+        index has no labeled beats of other records.
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError
+        The record cannot be read, or no beat is found in it.
     """
     with progress_bar("annotating", 3, enabled=progress) as advance:
         loaded, found, _ = read_beats(record, data_dir, lead=lead, beats=beats)
@@ -198,9 +233,20 @@ def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: st
 
 
 def suggest_beats(annotation: Annotation, n: int) -> np.ndarray:
-    """Samples (record's rate) of the ``n`` beats the expert should label next, best first.
+    """The beats the expert should label next, best first.
 
-    Never a beat the expert already labeled; deterministic (see :func:`suggest_rows`).
+    Parameters
+    ----------
+    annotation : Annotation
+    n : int
+        How many (fewer when fewer beats are left unlabeled).
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Samples at the record's rate, distinct, never a beat the expert already
+        labeled; the same annotation always gives the same answer (see
+        :func:`~simsearch.label.suggest.suggest_rows`).
     """
     rows = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, n)
     return annotation.samples[rows]
@@ -220,11 +266,27 @@ def summary(annotation: Annotation) -> dict:
 
 
 def add_to_index(index: BeatIndex, annotation: Annotation) -> np.ndarray:
-    """Add the annotated record's beats to ``index`` (open it with ``BeatIndex.updating``).
+    """Add the annotated record's beats to ``index``, replacing the record if it is there.
 
     Expert beats are stored with source 'expert', the rest 'propagated' with their
     confidence, so later searches can tell a checked label from a guessed one.
-    Returns the new beat ids.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        Opened for writing: ``with BeatIndex.updating(path) as writer: add_to_index(writer, annotation)``.
+    annotation : Annotation
+        From :func:`annotate_record` with an index of the same encoder.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        The new beat ids.
+
+    Raises
+    ------
+    EncoderMismatchError
+        The annotation was embedded with another encoder than the index's.
     """
     if annotation.encoder and annotation.encoder != index.fingerprint:
         raise EncoderMismatchError(f"{annotation.record} was embedded with encoder {annotation.encoder}, the index "

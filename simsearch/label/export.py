@@ -29,8 +29,29 @@ def write_annotation(annotation: Annotation, out_dir: str | os.PathLike, ext: st
     """Write ``<record>.<ext>`` (WFDB, for any WFDB viewer), ``.csv`` and ``.json`` per beat.
 
     Each file is written under a temporary name and moved into place, so a reader
-    never sees half a file. Extension ``atr`` is refused: a reference annotation file
-    is never overwritten.
+    never sees half a file.
+
+    Parameters
+    ----------
+    annotation : Annotation
+    out_dir : str or path
+        Created if missing.
+    ext : str
+        Extension of the WFDB annotation file; ``atr``, ``hea`` and ``dat`` are refused,
+        so a reference annotation file or the record itself is never overwritten.
+
+    Returns
+    -------
+    dict of str to Path
+        ``{"wfdb": ..., "csv": ..., "json": ...}``; samples in every file are at the
+        record's own rate.
+
+    Raises
+    ------
+    AnnotationError
+        A reserved or malformed extension.
+    OSError
+        ``out_dir`` cannot be written.
     """
     ext = check_extension(ext)
     out_dir = Path(out_dir)

@@ -91,11 +91,19 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
     Returns
     -------
     QueryResult
+        The query beat (``query``: record, sample at the record's rate, time, lead,
+        symbol, class), its ``neighbors`` nearest first, the ``vote`` and the query's
+        ``embedding``. The query beat itself (the same heartbeat, in any lead) is never
+        among the neighbors.
 
     Raises
     ------
     SampleOutOfRangeError
         ``sample`` lies outside the record, or the record has no beats.
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError
+        A record outside the index cannot be read.
+    ParameterError
+        ``k`` is not a whole number from 1 to :data:`MAX_K`.
     """
     k = _check_k(k)
     name = record_name(record)
@@ -133,12 +141,28 @@ def query_signal(index: BeatIndex, signal: np.ndarray, fs: float, sample: int | 
     sample : int, optional
         The query is the detected beat nearest ``sample`` (within 150 ms, else the
         query is refused); default: the beat with the largest QRS.
+    k : int
+        Neighbors returned (at least 1).
+    classes : sequence of str, optional
+        Keep only neighbors of these AAMI classes.
     exclude_records : sequence of str
         Record names whose beats may not answer (e.g. the signal's own patient).
 
+    Returns
+    -------
+    QueryResult
+        ``query["sample"]`` is the detected beat's position in ``signal`` (at ``fs``);
+        its ``record`` and ``lead`` are None.
+
     Raises
     ------
-    SignalQualityError, SampleOutOfRangeError
+    SignalQualityError
+        The signal is too short, flat, or holds NaN.
+    SampleOutOfRangeError
+        ``sample`` lies outside the signal or no detected beat is within 150 ms of it,
+        or no beat is found at all.
+    ParameterError
+        ``fs`` or ``k`` is not a valid number.
     """
     k = _check_k(k)
     signal = np.asarray(signal, dtype=np.float64)
