@@ -343,7 +343,25 @@ class BeatIndex:
     # ---------------------------------------------------------------- adding
     def add_records(self, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
                     lead: str | None = None, progress: bool = False) -> BuildStats:
-        """Read, filter, segment, embed and add records; a record already present is replaced."""
+        """Read, filter, segment, embed and add records; a record already present is replaced.
+
+        Parameters
+        ----------
+        records : sequence of str
+            Record names (looked up in ``data_dir``) or paths, at any sampling rate;
+            each is stored at its own rate, under its name.
+        data_dir : str or path, optional
+            Where bare names are looked up (default: ``$SIMSEARCH_DATA``).
+        lead : str, optional
+            Lead to read (default: MLII, else the first).
+        progress : bool
+            Show a progress bar on stderr.
+
+        Returns
+        -------
+        BuildStats
+            Records and beats added, and where the time went.
+        """
         stats = BuildStats()
         with progress_bar("indexing", len(records), enabled=progress) as advance:
             for name in records:
@@ -418,10 +436,26 @@ class BeatIndex:
     def search(self, vectors: np.ndarray, k: int = DEFAULT_K, *, exclude_records: Sequence[str] = (),
                exclude_ids: Sequence[int] = (), classes: Sequence[str] | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest labeled beats of each vector: (distances, ids), both (n, k); id -1 pads.
+        """Nearest labeled beats of each vector.
 
-        Only labeled beats answer; ``exclude_records`` / ``exclude_ids`` remove beats
-        (e.g. the query's own patient), ``classes`` keeps only those AAMI classes.
+        Parameters
+        ----------
+        vectors : array (n, dim) or (dim,)
+            Unit embeddings from the index's encoder.
+        k : int
+            Neighbors per vector.
+        exclude_records : sequence of str
+            Record names whose beats may not answer (e.g. the query's own patient).
+        exclude_ids : sequence of int
+            Beat ids that may not answer (e.g. the query beat itself).
+        classes : sequence of str, optional
+            Keep only beats of these AAMI classes.
+
+        Returns
+        -------
+        distances, ids : arrays (n, k)
+            Euclidean distances between unit vectors (0..2), nearest first, and catalog
+            beat ids; only labeled beats answer, and id -1 (distance inf) pads.
         """
         if k < 1:
             raise ValueError("k must be at least 1")
