@@ -27,10 +27,11 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, parse_record_list
-from .errors import ParameterError, RecordNotFoundError, SimsearchError
+from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
+from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
+from .label.expert import read_labels
 from .model.training import TrainingConfig
-from .signal.records import check_record, data_dir_from, record_name
+from .signal.records import check_record, data_dir_from, read_annotations, record_name
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -257,8 +258,8 @@ def annotate(index_dir: Path,
     """Label every beat of a record from the index, adapted to the patient with expert labels."""
     path = check_record(record_path, data_dir, lead)  # bad input fails here, before the model loads
     _check_output_dir(out_dir, "--out")
+    expert = read_labels(labels) if labels is not None else None
     from .label.annotate import add_to_index, annotate_record, check_beat_source, suggest_beats, summary
-    from .label.expert import read_labels
     from .label.export import check_extension, write_annotation, write_suggestions
     from .label.query import MAX_K
     from .store.index import BeatIndex
@@ -266,7 +267,6 @@ def annotate(index_dir: Path,
     _check_k(k, MAX_K)
     _check_k(suggest, MAX_K, "--suggest", low=0)
     ext, beat_source = check_extension(ext), check_beat_source(beats.value)
-    expert = read_labels(labels) if labels is not None else None
     index = BeatIndex.open(index_dir)
     annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beat_source, expert_labels=expert,
                                  k=k, progress=not as_json)
@@ -487,12 +487,18 @@ def _whole_numbers(text: str, option: str) -> list[int]:
 
 
 def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list[str]:
-    """The records of a ``--records`` list, each found and its header read (a bad one is
-    refused before any record is read or the encoder loads)."""
+    """The records of a ``--records`` list to index or train on, each found, its header and
+    annotations read (a bad one is refused before any signal is read or the encoder
+    loads). A record whose annotation file holds no beat has nothing to index."""
     names = parse_record_list(spec)
     data_dir_from(data_dir)
     for name in names:
-        check_record(name, data_dir, lead)
+        path = check_record(name, data_dir, lead)
+        if path.with_name(f"{path.name}.atr").is_file():
+            _, symbols = read_annotations(path, "atr")
+            if not any(s in SYMBOL_TO_AAMI for s in symbols):
+                raise AnnotationError(f"{path.name}.atr holds no beat annotation: nothing to index "
+                                      f"(remove it to index detected, unlabeled beats)")
     return names
 
 

@@ -309,19 +309,22 @@ def check_signal(signal: np.ndarray, what: str) -> None:
 
 
 def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-                 lead: str | None = None) -> Path:
+                 lead: str | None = None, annotations: str | None = "atr") -> Path:
     """The path of ``record`` (see :func:`resolve_record_path`) once its header is read and
-    checked, its signal files found and long enough, and ``lead`` found in it: what can be
-    known of a record without reading its signal, so a command can refuse a bad record
-    before anything heavy (the encoder, the other records) loads.
+    checked, its signal files found and long enough, ``lead`` found in it and its
+    annotation file (if any) read: what can be known of a record without reading its
+    signal, so a command can refuse a bad record before anything heavy (the encoder, the
+    other records) loads.
 
     Raises
     ------
-    RecordNotFoundError, RecordFormatError, LeadNotFoundError
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError, AnnotationError
     """
     path = resolve_record_path(record, data_dir)
     header, _, _ = _checked_header(path)
     _choose_lead([str(name) for name in header.sig_name], lead, path.name)
+    if annotations and _is(path.with_name(f"{path.name}.{annotations}"), "file"):
+        read_annotations(path, annotations)
     return path
 
 
