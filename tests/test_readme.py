@@ -146,6 +146,19 @@ def test_pipeline_section_names_every_stage_package():
     for package in packages:
         if package != "models":  # the packaged encoder's files, not a stage
             assert f"`simsearch/{package}/`" in section, package
+    for line in section.splitlines():
+        stage = re.match(r"\* `simsearch/(\w+)/`", line)
+        if stage:  # the modules a stage's line names are that stage's
+            for module in re.findall(r"`(\w+\.py)`", line):
+                assert (REPO / "simsearch" / stage.group(1) / module).is_file(), (stage.group(1), module)
+
+
+def test_every_file_the_readme_names_exists():
+    text = README.read_text()
+    named = set(re.findall(r"(?<![\w/.])((?:scripts|simsearch|tests|\.ci)/[\w/.-]*\w)", text))
+    assert len(named) > 10
+    missing = sorted(p for p in named if not (REPO / p).exists())
+    assert not missing, f"README names files that do not exist: {missing}"
 
 
 def test_synopsis_names_only_real_commands_and_options():
