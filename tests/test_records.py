@@ -8,7 +8,7 @@ import wfdb
 
 from simsearch.errors import (AnnotationError, LeadNotFoundError, RecordFormatError, RecordNotFoundError,
                               SignalQualityError)
-from simsearch.signal.records import DATA_ENV, load_record
+from simsearch.signal.records import DATA_ENV, MAX_FS, MIN_FS, check_record, load_record, resolve_record_path
 
 
 def test_loads_by_name_and_by_path(data_dir):
@@ -61,8 +61,8 @@ def test_truncated_signal_file(record_copy):
     path = record_copy("100")
     dat = path.with_suffix(".dat")
     dat.write_bytes(dat.read_bytes()[: 100_000])
-    with pytest.raises(RecordFormatError, match="truncated|cannot be read"):
-        load_record(path)
+    with pytest.raises(RecordFormatError, match="signal file is truncated"):
+        check_record(path)  # known from the header and the file's size, before any sample is read
 
 
 def _write_record(tmp_path, name, signal):
@@ -98,3 +98,63 @@ def test_too_short_signal():
 
     with pytest.raises(SignalQualityError, match="too short"):
         check_signal(np.sin(np.arange(10.0)), "snippet")
+
+
+def _with_record_line(path, line):
+    hea = path.with_suffix(".hea")
+    hea.write_text("\n".join([line] + hea.read_text().splitlines()[1:]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("fs", [128, 1000, MIN_FS, MAX_FS])
+def test_real_sampling_rates_are_accepted(record_copy, fs):
+    """Holter recorders (128 Hz) and diagnostic ECGs (1000 Hz) are in the accepted range."""
+    path = _with_record_line(record_copy("100", with_annotations=False), f"100 2 {fs} 650000")
+    assert load_record(path).fs == fs
+
+
+@pytest.mark.parametrize("field", ["0", "-360", "1", "49.9", "10001", "1e9", "nan", "inf", "fast"])
+def test_sampling_rates_no_ecg_has_are_refused(record_copy, field):
+    # wfdb alone reads '1e9' as 1 Hz (then a resampling to 360 Hz takes gigabytes) and '-360' as 250 Hz
+    path = _with_record_line(record_copy("100", with_annotations=False), f"100 2 {field} 650000")
+    with pytest.raises(RecordFormatError, match="sampling rate"):
+        check_record(path)
+
+
+@pytest.mark.parametrize("line, message", [("100 0 360 650000", "names no signal"),
+                                           ("100 3 360 650000", "announces 3 signal"),
+                                           ("100 2 360 -5", "signal length"),
+                                           ("100 2 360 99999999999999", "truncated")])
+def test_record_lines_that_do_not_add_up(record_copy, line, message):
+    path = _with_record_line(record_copy("100", with_annotations=False), line)
+    with pytest.raises(RecordFormatError, match=message):
+        load_record(path)
+
+
+@pytest.mark.parametrize("data, samples", [(b"", 0), (b"\0\0", 0)])
+def test_an_empty_annotation_file_is_a_record_without_annotations(record_copy, data, samples):
+    path = record_copy("100")
+    path.with_suffix(".atr").write_bytes(data)
+    record = load_record(path)
+    assert record.has_annotations and record.ann_samples.size == samples == record.ann_symbols.size
+
+
+@pytest.mark.parametrize("cut", [1, 2, 1001])
+def test_truncated_annotation_file(record_copy, cut):
+    path = record_copy("100")
+    atr = path.with_suffix(".atr")
+    atr.write_bytes(atr.read_bytes()[:-cut])
+    with pytest.raises(RecordFormatError, match="truncated"):
+        load_record(path)
+
+
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "/", "~nobody-here/..", "a\0b"])
+def test_names_that_name_no_record(data_dir, name):
+    with pytest.raises(RecordNotFoundError, match="not a record name"):
+        resolve_record_path(name, data_dir)
+
+
+def test_a_directory_or_a_path_to_nothing_is_no_record(data_dir, tmp_path):
+    for name in (tmp_path, tmp_path / "nothing" / "100", "~nobody-here/100"):
+        with pytest.raises(RecordNotFoundError, match="record not found"):
+            resolve_record_path(name, data_dir)
