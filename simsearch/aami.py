@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import AnnotationError
+from .errors import AnnotationError, ParameterError
 
 AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 """AAMI classes in the order used for every score vector and confusion matrix."""
@@ -43,7 +43,7 @@ def parse_record_list(spec: str) -> list[str]:
             return list(records)
     names = [part.strip() for part in key.split(",") if part.strip()]
     if not names:
-        raise AnnotationError(f"no record named in {spec!r}")
+        raise ParameterError(f"no record named in {spec!r}")
     return names
 
 
