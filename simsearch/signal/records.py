@@ -170,6 +170,9 @@ def load_record(
     if sig_len and signal.shape[0] < sig_len:
         raise RecordFormatError(f"{name}: signal file is truncated ({signal.shape[0]} of {sig_len} samples)")
     check_signal(signal, f"{name} lead {chosen}")
+    if signal.shape[0] < MIN_DURATION_S * fs:
+        raise SignalQualityError(f"{name} lead {chosen}: signal too short ({signal.shape[0]} samples at {fs:g} Hz, "
+                                 f"at least {MIN_DURATION_S:g} s)")
 
     ann_samples = ann_symbols = None
     if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
@@ -225,6 +228,8 @@ def read_record_line(path: Path) -> tuple[float, int, int | None]:
         if not fields[3].isascii() or not fields[3].isdigit():
             raise RecordFormatError(f"{where}: malformed header (signal length {fields[3]!r})")
         sig_len = int(fields[3])
+        if sig_len == 0:
+            raise RecordFormatError(f"{where}: the header announces no samples (signal length 0)")
     return fs, n_signals, sig_len
 
 
@@ -295,6 +300,9 @@ def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray
 
 MIN_SAMPLES = 64
 """Shorter signals hold no beat and are too short for the zero-phase filters."""
+MIN_DURATION_S = 0.5
+"""Shorter records (less than one RR interval at 120 bpm) hold no beat, whatever their
+rate; at 10 kHz, MIN_SAMPLES would be a few samples once resampled to the model's rate."""
 
 
 def check_signal(signal: np.ndarray, what: str) -> None:
