@@ -144,8 +144,13 @@ class Catalog:
         self.generation = int(generation)
         self.name = _printable(url)
         try:
+            parsed = make_url(url)
+            if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+                    and not parsed.database.startswith("file:") and not Path(parsed.database).is_file()):
+                # SQLite would create an empty file in its place: say what is missing instead
+                raise IndexFormatError(f"catalog {self.name} is missing (no file {parsed.database})")
             if immutable:
-                uri = Path(make_url(url).database).resolve().as_uri() + "?mode=ro&immutable=1"
+                uri = Path(parsed.database).resolve().as_uri() + "?mode=ro&immutable=1"
                 self.engine = create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True,
                                                                                   check_same_thread=False))
             else:

@@ -311,7 +311,7 @@ class BeatIndex:
         """Write the vectors, the catalog's generation and the manifest into staging, then publish them."""
         root = writer.root
         with layout.storage_errors(root, "write"):
-            layout.write_file(self.directory / VECTORS, faiss.serialize_index(self.vectors).tobytes())
+            layout.write_file(self.directory / VECTORS, faiss.serialize_index(self.vectors))
         layout.fault_point("vectors-written")
         self.catalog.mark_written()
         external = self.manifest["catalog_url"] is not None

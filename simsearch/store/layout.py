@@ -149,8 +149,8 @@ def _ours(name: str) -> bool:
 
 
 # ------------------------------------------------------------------ durable writes
-def write_file(path: Path, data: bytes) -> None:
-    """Write a new file and fsync it: once this returns, its bytes survive a crash."""
+def write_file(path: Path, data) -> None:
+    """Write ``data`` (bytes or any buffer) to a new file and fsync it: once this returns, it survives a crash."""
     with open(path, "xb") as f:
         f.write(data)
         f.flush()
@@ -216,10 +216,12 @@ class Writer:
         self.number = 0
         self.staging = self.root
         self.published = False
+        self.created = False
         self._lock: FileLock | None = None
 
     def __enter__(self) -> "Writer":
         with storage_errors(self.root, "create"):
+            self.created = not self.root.exists()
             self.root.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.root / LOCK, timeout=self.timeout)
         try:
@@ -241,7 +243,7 @@ class Writer:
                 self.staging.mkdir()
             fault_point("staging-created")
         except BaseException:
-            self._lock.release()
+            self._release()
             raise
         return self
 
@@ -250,7 +252,19 @@ class Writer:
             if not self.published:
                 shutil.rmtree(self.staging, ignore_errors=True)
         finally:
-            self._lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        """Release the lock; a first write that failed also takes away the directory it created."""
+        forget = self.created and not self.published
+        if forget:  # unlinked while held: a writer waiting on it sees the unlinked file and tries again
+            (self.root / LOCK).unlink(missing_ok=True)
+        self._lock.release()
+        if forget:
+            try:
+                self.root.rmdir()
+            except OSError:
+                pass  # no longer empty: another writer has started meanwhile
 
     @property
     def final(self) -> Path:
@@ -322,7 +336,9 @@ def remove_leftovers(root: Path) -> None:
                 moved = root / f"{generation_name(number)}{TMP_MARK}removed-{uuid.uuid4().hex[:8]}"
                 os.rename(root / generation_name(number), moved)
                 doomed.append(moved)
-        doomed += [root / name for name in LEGACY_FILES if name in names]
+        if LEGACY_MANIFEST in names:  # only beside its manifest is a catalog.sqlite the old layout's own
+            doomed += [root / name for name in LEGACY_FILES if name in names and name != LEGACY_MANIFEST]
+            doomed.append(root / LEGACY_MANIFEST)  # last: while it exists, the rest is known to be ours
     if doomed:
         fault_point("cleanup")
     for path in doomed:
