@@ -7,12 +7,13 @@ and nothing new left in the output directory (nor in the index, which is the sha
 
 The kinds covered: typer's own usage errors (unknown option or command, missing or
 malformed values), headers (sampling rate zero, negative, text, NaN, absurd; signal
-lengths the file cannot hold; no signals; garbage, empty, binary), signal files
-(missing, a directory, empty, truncated), annotation files (truncated, corrupt, no beat
-annotation), record names (empty, blank, '..', '/', paths to nothing, a directory,
-line separators), samples, -k, classes, labels files (fractional, exponent, huge and
-negative samples, binary, not UTF-8, NUL bytes, devices, directories), extensions,
-output paths, index directories and an encoder that did not build the index.
+lengths the file cannot hold, zero or text; no signals; garbage, empty, binary), signal
+files (missing, a directory, a device, outside the record's directory, empty, truncated,
+unknown formats, NaN or flat samples, too short), annotation files (truncated, corrupt,
+no beat annotation), record names (empty, blank, '..', '/', paths to nothing, a
+directory, line separators), samples, -k, classes, labels files (fractional, exponent,
+huge and negative samples, binary, not UTF-8, NUL bytes, devices, directories),
+extensions, output paths, index directories and an encoder that did not build the index.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ DAT_CASES = {
     "dat_empty": (b"", "truncated"),
     "dat_truncated": (1000, "truncated"),
 }
+SIGNAL_CASES = {
+    # name: (record line, (old, new) in the signal line, samples of its own data file or None, message fragment)
+    "len_zero": ("{n} 1 360 0", None, None, "no samples"),
+    "short_at_high_rate": ("{n} 1 10000 100", None, None, "too short"),
+    "fmt_unknown": ("{n} 1 360 3600", (" 16 ", " 999 "), None, "cannot be read"),
+    "fmt_zero": ("{n} 1 360 3600", (" 16 ", " 0 "), None, "cannot be read"),
+    "frames_huge": ("{n} 1 360 3600", (" 16 ", " 16x1000000 "), None, "truncated"),
+    "offset_huge": ("{n} 1 360 3600", (" 16 ", " 16+99999999999 "), None, "truncated"),
+    "dat_outside": ("{n} 1 360 3600", ("base.dat", "../../../../etc/passwd"), None, "malformed header"),
+    "dat_device": ("{n} 1 360 3600", ("base.dat", "/dev/zero"), None, "malformed header"),
+    "nan_samples": ("{n} 1 360 3600", ("base.dat", "nan_samples.dat"), np.full(3600, -32768), "NaN"),
+    "flat": ("{n} 1 360 3600", ("base.dat", "flat.dat"), np.zeros(3600), "flat"),
+}
 ATR_CASES = {
     "atr_truncated": ("cut", "truncated"),
     "atr_one_byte": (b"\x01", "truncated"),
@@ -107,6 +121,11 @@ def hostile(data_dir, tmp_path_factory) -> Path:
             (bad / f"{name}.dat").write_bytes((bad / "base.dat").read_bytes()[:data])
         elif data is not None:
             (bad / f"{name}.dat").write_bytes(data)
+    for name, (line, change, samples, _) in SIGNAL_CASES.items():
+        signal_of_case = signal_line.replace(*change) if change else signal_line
+        (bad / f"{name}.hea").write_text(line.format(n=name) + "\n" + signal_of_case + "\n")
+        if samples is not None:
+            (bad / f"{name}.dat").write_bytes(np.asarray(samples, dtype="<i2").tobytes())
     beats = np.arange(100, 3600, 300)
     wfdb.wrann("good", "atr", beats, symbol=["N"] * beats.size, write_dir=str(bad))
     wfdb.wrann("nonbeat", "atr", np.array([10, 500, 1000]), symbol=["+", "~", "|"], write_dir=str(bad))
@@ -229,7 +248,8 @@ def _cases():
         (("evaluate", "--data-dir", "{data}", "--encoder", "{out}/no.keras"), "encoder model not found",
          "evaluate-encoder-missing"),
     ]
-    for name, (_, what) in {**HEADER_CASES, **RAW_HEADERS, **DAT_CASES, **ATR_CASES}.items():
+    signal_cases = {name: (None, what) for name, (*_, what) in SIGNAL_CASES.items()}
+    for name, (_, what) in {**HEADER_CASES, **RAW_HEADERS, **DAT_CASES, **signal_cases, **ATR_CASES}.items():
         cases.append((("query", "{idx}", "--record", f"{{bad}}/{name}", "--sample", "100"), what, f"query-{name}"))
     for name in ("fs_zero", "fs_huge", "len_past_file", "hea_empty", "dat_truncated", "atr_corrupt"):
         what = {**HEADER_CASES, **RAW_HEADERS, **DAT_CASES, **ATR_CASES}[name][1]
