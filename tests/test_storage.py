@@ -564,3 +564,12 @@ def test_catalog_urls_are_checked_and_ids_outside_the_index_reported(small_index
         small_index.catalog.beats(ids=np.array([0, 1, 999_999_999]))
     with pytest.raises(IndexWriteError, match="open for reading"):
         small_index.add_beats(*[None] * 2, record_path="", n_samples=0, label_source="none")
+
+
+def test_opening_and_querying_stored_beats_loads_no_tensorflow(small_index):
+    code = ("import sys; from simsearch import BeatIndex; from simsearch.label.query import query_beat; "
+            "index = BeatIndex.open(sys.argv[1]); query_beat(index, '119', 5000, k=3); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(small_index.path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
