@@ -89,8 +89,15 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
     from .store.index import BeatIndex
 
     start = time.perf_counter()
-    index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
-                            progress=not as_json)
+    new_dirs = [p for p in index_dir.absolute().parents if not p.exists()]  # what a build creates around the index
+    try:
+        index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
+                                progress=not as_json)
+    except BaseException:
+        for directory in new_dirs:  # a failed build leaves no trace: no empty parent directories either
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        raise
     report = {"index": str(index_dir), "wall_s": round(time.perf_counter() - start, 2), **index.manifest["build"],
               "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint}
     if as_json:
@@ -138,7 +145,8 @@ def query(index_dir: Path,
     """Nearest labeled beats of one beat, and their kNN vote."""
     wanted = _class_list(classes)
     name = record_name(record)
-    data_dir_from(data_dir)  # a wrong --data-dir is refused even when the record is stored
+    if data_dir is not None:
+        data_dir_from(data_dir)  # a wrong --data-dir is refused even when the record is stored
     _check_file(encoder, "encoder model")
     _check_output_file(plot, "--plot")
     from .label.query import MAX_K, query_beat

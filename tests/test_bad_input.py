@@ -233,6 +233,7 @@ def _cases():
         (("build", "{out}/idx", "--data-dir", "{data}", "--records", "119", "--lead", "V9"), "no lead", "build-lead"),
         (("build", "{out}/idx", "--data-dir", "{out}/nowhere", "--records", "119"), "data directory not found",
          "build-data-dir"),
+        (("build", "{out}/new/idx", "--records", "{bad}/nan_samples,{bad}/base"), "NaN", "build-fails-midway"),
         (("build", "{out}/idx", "--records", "{bad}/atr_non_beats"), "no beat annotation", "build-no-beats"),
         (("build", "{out}/idx", "--records", "{bad}/atr_empty"), "no beat annotation", "build-empty-atr"),
         (("build", "{out}/idx", "--records", "{bad}/atr_truncated"), "truncated", "build-truncated-atr"),
