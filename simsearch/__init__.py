@@ -37,7 +37,8 @@ _EXPORTS = {
     "load_record": "simsearch.signal.records",
     **dict.fromkeys(
         ("SimsearchError", "RecordNotFoundError", "RecordFormatError", "LeadNotFoundError", "SignalQualityError",
-         "AnnotationError", "SampleOutOfRangeError", "ParameterError", "EncoderMismatchError", "IndexFormatError"),
+         "AnnotationError", "SampleOutOfRangeError", "ParameterError", "EncoderMismatchError", "IndexFormatError",
+         "IndexBusyError", "IndexWriteError", "BeatNotFoundError"),
         "simsearch.errors"),
 }
 

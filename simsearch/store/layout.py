@@ -297,7 +297,11 @@ class Writer:
                 shutil.rmtree(self.final, ignore_errors=True)
                 raise
             self.published = True
+        try:
             fsync_dir(self.root)
+        except OSError as exc:  # the new generation is current already: never say the index is as it was
+            raise IndexWriteError(f"the index at {self.root} was updated, but the disk did not confirm it "
+                                  f"({exc.strerror or exc}): check the disk") from None
         fault_point("after-pointer")
 
     def cleanup(self) -> None:
