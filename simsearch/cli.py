@@ -38,6 +38,10 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 out = Console(width=None if sys.stdout.isatty() else 160)  # wide tables stay readable in logs
 
 
+DEBUG_ENV = "SIMSEARCH_DEBUG"
+"""Set (to anything) to see the traceback of an internal error instead of its one line."""
+
+
 class Task(str, enum.Enum):
     """What ``simsearch evaluate`` measures."""
 
@@ -556,7 +560,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     Bad input of any kind (a simsearch error, an unwritable output, or one of typer's
     usage errors: unknown option or command, missing option, a value of the wrong type)
     becomes one ``error: ...`` line on stderr and exit code 2; no traceback, no usage
-    box. Python warnings stay off stderr unless asked for (``-W``, ``PYTHONWARNINGS``).
+    box. Any other exception is a bug, reported the same way as an internal error
+    (``SIMSEARCH_DEBUG=1`` lets its traceback through). Python warnings stay off stderr
+    unless asked for (``-W``, ``PYTHONWARNINGS``).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     click = sys.modules[typer.BadParameter.__module__]  # click, or the copy typer ships (typer >= 0.16)
@@ -582,5 +588,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(exc))
         except MemoryError:
             _fail("out of memory")
+        except Exception as exc:  # a bug, yet still one line: hostile input must never end in a traceback
+            if os.environ.get(DEBUG_ENV):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see the traceback")
     if isinstance(code, int) and code:
         sys.exit(code)

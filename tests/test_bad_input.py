@@ -216,7 +216,8 @@ def _cases():
         (("annotate", "{idx}", "119", "--data-dir", "{data}", "--out", "{bad}/a_file"), "not a directory",
          "annotate-out-a-file"),
         # annotate: extensions and labels files
-        *[((*annotate, "--ext", e), "extension", f"ext-{i}") for i, e in enumerate(("atr", "hea", "dat", "a/b", "", ".."))],
+        *[((*annotate, "--ext", e), "extension", f"ext-{i}")
+          for i, e in enumerate(("atr", "hea", "dat", "a/b", "", ".."))],
         *[((*annotate, "--labels", f"{{labels}}/{name}.csv"), what, f"labels-{name}")
           for name, (_, what) in LABEL_FILES.items()],
         ((*annotate, "--labels", "{labels}/missing.csv"), "not found", "labels-missing"),

@@ -281,7 +281,8 @@ def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise RecordFormatError(f"{file.name}: annotation file cannot be read ({exc.strerror or reason(exc)})") from None
+        why = exc.strerror or reason(exc)
+        raise RecordFormatError(f"{file.name}: annotation file cannot be read ({why})") from None
     if len(data) % 2 or (data and not data.endswith(b"\0\0")):  # MIT format: 16-bit words, ending in a zero word
         raise RecordFormatError(f"{file.name}: annotation file is truncated (no end-of-file mark)")
     if len(data) <= 2:
