@@ -29,7 +29,7 @@ from rich.table import Table
 from . import __version__
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
 from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
-from .label.expert import read_labels
+from .label.expert import gather_labels
 from .model.training import TrainingConfig
 from .signal.records import check_record, data_dir_from, read_annotations, record_name
 
@@ -270,9 +270,10 @@ def annotate(index_dir: Path,
     """Label every beat of a record from the index, adapted to the patient with expert labels."""
     path = check_record(record_path, data_dir, lead)  # bad input fails here, before the model loads
     _check_output_dir(out_dir, "--out")
-    expert = read_labels(labels) if labels is not None else None
+    # answers of earlier rounds (OUT/<record>.labels.csv) are kept, this round's added
+    expert = gather_labels(labels, out_dir, path.name) if labels is not None else None
     from .label.annotate import add_to_index, annotate_record, check_beat_source, suggest_beats, summary
-    from .label.export import check_extension, write_annotation, write_suggestions
+    from .label.export import check_extension, write_annotation, write_labels, write_suggestions
     from .label.query import MAX_K
     from .store.index import BeatIndex
 
@@ -283,6 +284,8 @@ def annotate(index_dir: Path,
     annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beat_source, expert_labels=expert,
                                  k=k, progress=not as_json)
     files = {kind: str(p) for kind, p in write_annotation(annotation, out_dir, ext).items()}
+    if expert is not None:
+        files["labels"] = str(write_labels(expert, out_dir, annotation.record))
     suggested = suggest_beats(annotation, suggest) if suggest else []
     if suggest:
         files["suggest"] = str(write_suggestions(annotation, suggested, out_dir))

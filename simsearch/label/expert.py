@@ -145,3 +145,22 @@ def read_labels(path: str | os.PathLike) -> dict[int, str]:
 def _shown(text: str, limit: int = 24) -> str:
     """``text`` quoted for an error line, cut short."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def labels_file(out_dir: str | os.PathLike, record: str) -> Path:
+    """``OUT/<record>.labels.csv``: every expert answer of every round of ``annotate --labels``."""
+    return Path(out_dir) / f"{record}.labels.csv"
+
+
+def gather_labels(path: str | os.PathLike, out_dir: str | os.PathLike, record: str) -> dict[int, str]:
+    """The expert's answers so far: those kept in :func:`labels_file` from earlier rounds,
+    then those of ``path`` (this round's file, e.g. the filled-in suggestion sheet).
+
+    A sample answered again takes its newer label; answers are never dropped, so a
+    suggestion sheet can be overwritten by the next round's without losing the last one's.
+    Both files are read (and refused) before anything heavy loads.
+    """
+    kept = labels_file(out_dir, record)
+    earlier = read_labels(kept) if kept.is_file() else {}
+    newer = read_labels(path)
+    return {**earlier, **newer}

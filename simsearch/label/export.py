@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import wfdb
 
 from ..errors import AnnotationError
 from .annotate import Annotation, summary
+from .expert import labels_file
 
 RESERVED_EXTENSIONS = frozenset({"atr", "hea", "dat"})
 """Annotation extensions never written: the reference annotations and the record itself."""
@@ -96,6 +97,16 @@ def write_suggestions(annotation: Annotation, samples: np.ndarray, out_dir: str 
     path = Path(out_dir) / f"{annotation.record}.suggest.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, _csv_text(lines, ("sample", "label", "time", "current_label", "confidence")))
+    return path
+
+
+def write_labels(labels: Mapping[int, str], out_dir: str | os.PathLike, record: str) -> Path:
+    """``<record>.labels.csv`` (rows ``sample,label``, by sample): the expert's answers of
+    every round, in the format :func:`~simsearch.label.expert.read_labels` reads."""
+    path = labels_file(out_dir, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"sample": int(s), "label": str(labels[s])} for s in sorted(labels, key=int)]
+    _atomic_write(path, _csv_text(rows, ("sample", "label")))
     return path
 
 
