@@ -334,6 +334,34 @@ def annotate(index_dir: Path,
 
 
 @app.command()
+def serve(index_dir: Path,
+          host: Annotated[str, typer.Option(help="Address to listen on; any but 127.0.0.1/localhost/::1 needs "
+                                                 "--token")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+          data_dir: DataDir = None,
+          workspace_dir: Annotated[Optional[Path], typer.Option("--workspace-dir", help="Where review workspaces are "
+                                                                "kept [default: INDEX_DIR.workspaces]",
+                                                                show_default=False)] = None,
+          token: Annotated[Optional[str], typer.Option("--token", help="Access token every request must carry "
+                                                       "[default: $SIMSEARCH_TOKEN]", show_default=False)] = None
+          ) -> None:
+    """Serve the HTTP API (docs at /docs) and the review page over an index."""
+    from .server.run import check_listen
+
+    check_listen(host, port, token)  # refused before anything loads
+    if data_dir is not None:
+        data_dir_from(data_dir)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ParameterError(f"serve needs the server's packages ({exc.name}): pip install 'simsearch[serve]'") from None
+    from .server.run import serve as run_server
+
+    run_server(index_dir, host=host, port=port, data_dir=data_dir, workspace_dir=workspace_dir, token=token)
+
+
+@app.command()
 def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
              task: Annotated[Task, typer.Option(help="classification (DS1 index, DS2 queries, baselines), detection "
                                                      "(QRS Se/+P on all records), adaptive (expert budgets on DS2), "

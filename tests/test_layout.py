@@ -4,11 +4,12 @@ Every ``import`` and ``from ... import`` inside the package is read with :mod:`a
 module level and inside functions alike (a lazy import is still a dependency), and
 checked against the layer order
 
-    {errors, aami, progress} < signal < model < store < label < evaluation < {plots, cli, __init__, __main__}
+    {errors, aami, progress} < signal < model < store < label < evaluation < {plots, cli, server, __init__, __main__}
 
 Inside a layer any import is allowed as long as there is no cycle (e.g. in signal:
 records < filtering < detection < beats). Evaluation is imported by nothing but the
-command line. No TensorFlow, no data: this runs in well under a second.
+command line, and so is the server (``simsearch serve``), which uses every stage but
+evaluation. No TensorFlow, no data: this runs in well under a second.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LAYERS = [
     {"store"},
     {"label"},
     {"evaluation"},
-    {"plots", "cli", "__init__", "__main__"},
+    {"plots", "cli", "server", "__init__", "__main__"},
 ]
 """Top-level modules and subpackages of simsearch, lowest first."""
 
@@ -111,6 +112,15 @@ def test_evaluation_is_imported_by_the_cli_only(graph):
     users = sorted({m for m, edges in graph.items() for t, _ in edges
                     if unit(t) == "evaluation" and unit(m) not in ("evaluation", "cli")})
     assert not users, f"evaluation imported by {users}"
+
+
+def test_server_is_imported_by_the_cli_only_and_imports_no_evaluation(graph):
+    users = sorted({m for m, edges in graph.items() for t, _ in edges
+                    if unit(t) == "server" and unit(m) not in ("server", "cli")})
+    assert not users, f"server imported by {users}"
+    evaluation = sorted({f"{m} imports {t}" for m, edges in graph.items() for t, _ in edges
+                         if unit(m) == "server" and unit(t) in ("evaluation", "plots", "cli")})
+    assert not evaluation, evaluation
 
 
 def test_no_import_cycle(graph):

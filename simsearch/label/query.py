@@ -185,6 +185,19 @@ def query_signal(index: BeatIndex, signal: np.ndarray, fs: float, sample: int | 
     return _answer(index, _embed_row(index, beats, row), info, k, list(exclude_records), [], classes)
 
 
+def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = DEFAULT_K, *,
+                    classes: Sequence[str] | None = None, exclude_records: Sequence[str] = (),
+                    exclude_ids: Sequence[int] = ()) -> QueryResult:
+    """Neighbors and vote of a beat already embedded with the index's encoder (e.g. a beat
+    of an annotated record, whose embeddings are kept): no record is read, nothing embedded.
+
+    ``info`` becomes the result's ``query`` (record, sample, time, lead, symbol, aami).
+    """
+    k = _check_k(k)
+    vector = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
+    return _answer(index, vector, dict(info), k, list(exclude_records), [int(i) for i in exclude_ids], classes)
+
+
 def _embed_row(index: BeatIndex, beats: Beats, row: int) -> np.ndarray:
     return index.encoder.embed(beats.windows[row:row + 1], beats.context[row:row + 1])
 
