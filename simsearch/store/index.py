@@ -3,7 +3,7 @@
 An index directory holds generations (:mod:`simsearch.store.layout`); ``CURRENT``
 names the published one, whose directory holds ``manifest.json`` (format,
 generation, encoder fingerprint, build figures), ``vectors.faiss`` (inner-product
-index whose ids are catalog beat ids), ``catalog.sqlite`` (unless another SQLAlchemy
+index whose ids are catalog beat ids, of the type in :mod:`simsearch.store.vectors`), ``catalog.sqlite`` (unless another SQLAlchemy
 URL was given) and ``encoder.keras``, a copy of the encoder, so the index answers
 queries on its own.
 
@@ -39,6 +39,8 @@ from ..signal.beats import MODEL_FS, Beats, beats_from_record
 from ..signal.records import load_record
 from . import layout
 from .catalog import Catalog
+from .vectors import Vectors, empty as empty_vectors, finalize as finalize_vectors, normalized_type
+from .vectors import read as read_vectors
 
 FORMAT_VERSION = 2
 """Version of the on-disk layout. 2: generations behind a ``CURRENT`` pointer, versioned
@@ -119,7 +121,8 @@ class BeatIndex:
     @classmethod
     def build(cls, path: str | os.PathLike, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
-              lead: str | None = None, progress: bool = False, lock_timeout: float | None = None) -> "BeatIndex":
+              lead: str | None = None, progress: bool = False, lock_timeout: float | None = None,
+              index_type: str | None = None) -> "BeatIndex":
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
         The index is written as a new generation and published in one step (see
@@ -140,6 +143,10 @@ class BeatIndex:
         lock_timeout : float, optional
             Seconds to wait for another writer (default
             :data:`~simsearch.store.layout.WRITE_LOCK_TIMEOUT_S`).
+        index_type : str, optional
+            ``flat``, ``hnsw``, ``ivf``, ``ivfpq`` or ``auto`` (the default: exact flat up
+            to :data:`~simsearch.store.vectors.AUTO_FLAT_MAX` beats, IVF above); see
+            :mod:`simsearch.store.vectors`. Later writes keep the choice.
 
         Raises
         ------
@@ -153,10 +160,11 @@ class BeatIndex:
         root = Path(os.path.abspath(path))
         layout.refuse_foreign(root)
         url = absolute_catalog_url(catalog_url)
+        index_type = normalized_type(index_type or "auto")
         with layout.Writer(root, lock_timeout) as writer:  # before the encoder: an unwritable path fails at once
             old = _old_manifest(root, writer.previous)
             encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
-            index = cls._create(writer, encoder, url, old)
+            index = cls._create(writer, encoder, url, old, index_type)
             try:
                 stats = index.add_records(records, data_dir, lead=lead, progress=progress)
                 index.manifest["build"] = {**asdict(stats), "embed_beats_per_s": round(stats.embed_beats_per_s, 1)}
@@ -229,7 +237,7 @@ class BeatIndex:
                 layout.current_generation(root)  # removed or corrupted meanwhile: say why
             if encoder is not None and not isinstance(encoder, Encoder):
                 encoder = Encoder.load(encoder)
-            base = cls._open_generation(root, writer.previous, encoder)
+            base = cls._open_generation(root, writer.previous, encoder, writing=True)
             base.catalog.close()
             staging = writer.staging
             with layout.storage_errors(root, "write"):
@@ -249,8 +257,8 @@ class BeatIndex:
                 index.close()
 
     @classmethod
-    def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None
-                ) -> "BeatIndex":
+    def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None,
+                index_type: str = "auto") -> "BeatIndex":
         """An empty index in the writer's staging directory, its ids continuing ``old``'s."""
         staging = writer.staging
         uid = (old or {}).get("index_uid") or uuid.uuid4().hex
@@ -266,6 +274,7 @@ class BeatIndex:
             "model_fs": MODEL_FS,
             "metric": "inner_product",
             "catalog_url": catalog_url,
+            "vectors": {"type": "flat", "requested": index_type},
         }
         url = _catalog_url(staging, manifest)
         catalog = Catalog.create(url, writer.number, index_uid=uid, owner=str(writer.root), next_id=next_id)
@@ -281,13 +290,17 @@ class BeatIndex:
             except BaseException:
                 catalog.close()
                 raise
-        index = cls(writer.root, staging, faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim)), catalog, manifest, encoder)
+        index = cls(writer.root, staging, empty_vectors(encoder.dim), catalog, manifest, encoder)
         index.writable = True
         return index
 
     @classmethod
-    def _open_generation(cls, root: Path, number: int, encoder: Encoder | None) -> "BeatIndex":
-        """Open generation ``number`` of the index at ``root`` read-only, checking that its parts pair up."""
+    def _open_generation(cls, root: Path, number: int, encoder: Encoder | None, writing: bool = False
+                         ) -> "BeatIndex":
+        """Open generation ``number`` of the index at ``root``, checking that its parts pair up.
+
+        ``writing``: the vectors are read into memory to be changed (a reader's are
+        memory-mapped where their type allows)."""
         directory = root / layout.generation_name(number)
         if not directory.is_dir():
             raise IndexFormatError(f"{root}: {layout.POINTER} names {directory.name}, which is missing: rebuild the "
@@ -298,7 +311,7 @@ class BeatIndex:
                 raise IndexFormatError(f"{root} is incomplete: {needed} is missing from {directory.name}")
         if encoder is not None:
             encoder = _checked(encoder, root, manifest["encoder"]["fingerprint"])
-        vectors = _read_vectors(directory, manifest)
+        vectors = _read_vectors(directory, manifest, mmap=not writing)
         catalog = Catalog(_catalog_url(directory, manifest), number, immutable=manifest["catalog_url"] is None)
         try:
             _check_pair(directory, manifest, vectors, catalog)
@@ -310,8 +323,11 @@ class BeatIndex:
     def _publish(self, writer: layout.Writer) -> None:
         """Write the vectors, the catalog's generation and the manifest into staging, then publish them."""
         root = writer.root
+        requested = (self.manifest.get("vectors") or {}).get("requested", "flat")
+        self.vectors = finalize_vectors(self.vectors, requested)  # trains and tunes an IVF or HNSW index
+        self.manifest["vectors"] = self.vectors.params
         with layout.storage_errors(root, "write"):
-            layout.write_file(self.directory / VECTORS, faiss.serialize_index(self.vectors))
+            layout.write_file(self.directory / VECTORS, self.vectors.serialize())
         layout.fault_point("vectors-written")
         self.catalog.mark_written()
         external = self.manifest["catalog_url"] is not None
@@ -575,16 +591,13 @@ def _shown(manifest: dict, key: str) -> str:
     return repr(value)[:40]
 
 
-def _read_vectors(directory: Path, manifest: dict):
-    """The generation's FAISS index, refused unless it is what simsearch writes, of the encoder's dimension."""
+def _read_vectors(directory: Path, manifest: dict, mmap: bool = False) -> Vectors:
+    """The generation's FAISS index, refused unless it is what simsearch writes, of the encoder's dimension.
+
+    Its type is the manifest's ``vectors.type`` (an index written before types existed is flat)."""
     path = directory / VECTORS
-    try:
-        vectors = faiss.read_index(str(path))
-    except (RuntimeError, MemoryError) as exc:  # FAISS reports a foreign or truncated file as RuntimeError
-        raise IndexFormatError(f"{path} is not a FAISS index or is truncated ({reason(exc)[:120]})") from None
-    if not isinstance(vectors, faiss.IndexIDMap2) or vectors.metric_type != faiss.METRIC_INNER_PRODUCT:
-        raise IndexFormatError(f"{path} holds a {type(vectors).__name__}, not the inner-product IndexIDMap2 "
-                               "simsearch writes: rebuild the index")
+    params = manifest.get("vectors")
+    vectors = read_vectors(path, params if isinstance(params, dict) else {"type": "flat"}, mmap=mmap)
     dim = manifest["encoder"]["dim"]
     if vectors.d != dim:
         raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {dim}: rebuild the "
@@ -603,7 +616,7 @@ def _check_pair(directory: Path, manifest: dict, vectors, catalog: Catalog) -> N
     if not oldest <= number <= newest:
         raise IndexFormatError(f"catalog {catalog.name} holds generations {oldest} to {newest}, the vectors in "
                                f"{directory.name} are generation {number}: they do not belong together")
-    stored = np.sort(faiss.vector_to_array(vectors.id_map).astype(np.int64))
+    stored = vectors.ids()
     listed = catalog.ids()
     if not np.array_equal(stored, listed):
         only_vectors = np.setdiff1d(stored, listed).size
