@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Optional
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -79,7 +79,7 @@ class TokenGate:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
         if self.token is not None and not OPEN_PATHS.match(path):
             given = headers.get(TOKEN_HEADER.encode(), b"")
@@ -188,6 +188,10 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
