@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ import pytest
 import wfdb
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette's note on which httpx it prefers: not ours to act on
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from simsearch import BeatIndex, query_beat  # noqa: E402
 from simsearch.server.app import create_app  # noqa: E402
