@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import (Float, ForeignKey, Integer, String, create_engine, delete, func, insert, inspect, or_, select,
-                        update)
+from sqlalchemy import (Float, ForeignKey, Index, Integer, String, create_engine, delete, func, insert, inspect, or_,
+                        select, update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,6 +34,9 @@ CATALOG_FORMAT = 2
 """Version of the schema below; a catalog of another version is refused, never migrated in place."""
 SQL_BATCH = 500
 """Ids per ``IN (...)`` clause: under every database's parameter limit."""
+BEAT_COLUMNS = ("id", "record_id", "sample", "time", "lead", "symbol", "aami", "rr_prev", "rr_next", "rr_local",
+                "label_source", "confidence")
+"""Columns of a beat row, in the order a bulk insert writes them."""
 
 
 class Base(DeclarativeBase):
@@ -67,9 +70,11 @@ class RecordRow(Base):
 
 class BeatRow(Base):
     __tablename__ = "beats"
+    __table_args__ = (Index("ix_beats_record_sample", "record_id", "sample"),)
+    """(record, sample): a record's beats in order, so the beat nearest a sample is two index seeks."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     sample: Mapped[int] = mapped_column(Integer)
     time: Mapped[float] = mapped_column(Float)
     lead: Mapped[str] = mapped_column(String(64))
@@ -171,6 +176,8 @@ class Catalog:
             engine = create_engine(url)
             try:
                 Base.metadata.create_all(engine)
+                for index in BeatRow.__table__.indexes:  # a catalog created before the index was declared gets it
+                    index.create(engine, checkfirst=True)
                 with engine.begin() as conn:
                     if conn.execute(select(func.count()).select_from(MetaRow)).scalar() == 0:
                         conn.execute(insert(MetaRow), [
@@ -327,16 +334,37 @@ class Catalog:
             first = int(conn.execute(select(MetaRow.value).where(MetaRow.key == "next_beat_id")).scalar())
             ids = np.arange(first, first + n, dtype=np.int64)
             if n:
-                conn.execute(insert(BeatRow), [
-                    {"id": int(ids[i]), "record_id": record_id, "sample": int(beats.samples[i]),
-                     "time": float(beats.samples[i] / beats.fs), "lead": beats.lead,
-                     "symbol": beats.symbols[i] or None, "aami": beats.aami[i] or None,
-                     "rr_prev": float(beats.context[i, 0]), "rr_next": float(beats.context[i, 1]),
-                     "rr_local": float(beats.context[i, 2]), "label_source": str(sources[i]),
-                     "confidence": None if confidence is None else float(confidence[i])}
-                    for i in range(n)])
+                columns = (ids.tolist(), [record_id] * n, np.asarray(beats.samples, dtype=np.int64).tolist(),
+                           (beats.samples / beats.fs).astype(float).tolist(), [beats.lead] * n,
+                           [s or None for s in beats.symbols.tolist()], [a or None for a in beats.aami.tolist()],
+                           *(beats.context[:, j].astype(float).tolist() for j in range(3)),
+                           [str(s) for s in sources.tolist()],
+                           [None] * n if confidence is None else np.asarray(confidence, dtype=float).tolist())
+                self._insert_beats(conn, list(zip(*columns)))
             self._set_meta(conn, next_beat_id=first + n)
         return ids, removed
+
+    def _insert_beats(self, conn, rows: list[tuple]) -> None:
+        """Insert beat rows (tuples in :data:`BEAT_COLUMNS` order) in one go.
+
+        PostgreSQL through psycopg 3 gets them by ``COPY`` on the transaction's own
+        connection; a driver with positional parameters (SQLite's, psycopg2...) by one
+        executemany of tuples; any other by one executemany of a core insert.
+        """
+        dialect = self.engine.dialect
+        table, names = BeatRow.__tablename__, ", ".join(BEAT_COLUMNS)
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            with conn.connection.dbapi_connection.cursor() as cursor:
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            return
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        if marker is not None:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join([marker] * len(BEAT_COLUMNS))})",
+                                 rows)
+            return
+        conn.execute(insert(BeatRow), [dict(zip(BEAT_COLUMNS, row)) for row in rows])
 
     # ---------------------------------------------------------------- reading
     @_reading
@@ -357,10 +385,21 @@ class Catalog:
     @_reading
     def nearest_beat(self, record: str, sample: int) -> int | None:
         """Id of the record's beat whose R-peak is nearest ``sample`` (None: no beats)."""
-        query = (select(BeatRow.id).join(RecordRow).where(self._alive() & (RecordRow.name == record))
-                 .order_by(func.abs(BeatRow.sample - int(sample))).limit(1))
+        sample = int(sample)
+        best = None  # (distance, sample, id): the earlier beat wins a tie
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+            records = conn.execute(select(RecordRow.id).where(self._alive() & (RecordRow.name == record))).scalars()
+            for record_id in records.all():
+                mine = BeatRow.record_id == record_id
+                for query in (select(BeatRow.id, BeatRow.sample).where(mine & (BeatRow.sample < sample))
+                              .order_by(BeatRow.sample.desc()).limit(1),
+                              select(BeatRow.id, BeatRow.sample).where(mine & (BeatRow.sample >= sample))
+                              .order_by(BeatRow.sample).limit(1)):
+                    row = conn.execute(query).first()
+                    if row is not None:
+                        best = min(best or (abs(row.sample - sample), row.sample, row.id),
+                                   (abs(row.sample - sample), row.sample, row.id))
+        return None if best is None else int(best[2])
 
     @_reading
     def ids(self) -> np.ndarray:
