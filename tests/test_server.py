@@ -22,7 +22,7 @@ import wfdb
 
 pytest.importorskip("fastapi")
 with warnings.catch_warnings():  # starlette's note on which httpx it prefers: not ours to act on
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from simsearch import BeatIndex, query_beat  # noqa: E402

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ParameterError, RecordNotFoundError, SimsearchError
 from ..label.annotate import Annotation, add_to_index
-from ..label.query import QueryResult, query_beat, query_signal
+from ..label.query import QueryResult, query_beat, query_embedding, query_signal
 from ..model.encoder import Encoder
+from ..signal.beats import check_sample
 from ..signal.records import data_dir_from, record_name
 from ..store.index import BeatIndex
 from .paths import confined_record, inside
@@ -46,8 +50,12 @@ class ServerState:
                  workspace_dir: str | os.PathLike | None = None, *, encoder: Encoder | None = None,
                  vote_k: int = 10, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         self.index_path = Path(os.path.abspath(index_dir))
-        self.index = BeatIndex.open(self.index_path, encoder)
-        self.encoder = self.index.encoder  # TensorFlow loads now, not on the first query
+        first = BeatIndex.open(self.index_path, encoder)
+        self.encoder = graph_encoder(first.encoder)  # TensorFlow loads now, not on the first query
+        first.close()
+        self.index = BeatIndex.open(self.index_path, self.encoder)
+        self._stored: dict[str, dict | None] = {}
+        self._stored_lock = threading.Lock()
         chosen = data_dir_from(data_dir)
         self.data_dir = Path(os.path.realpath(chosen)) if chosen is not None else None
         self.workspace_dir = Path(os.path.abspath(workspace_dir or default_workspace_dir(self.index_path)))
@@ -76,13 +84,46 @@ class ServerState:
         stored = None
         if "/" not in record and "\\" not in record:
             try:
-                stored = index.catalog.record(record_name(record))
+                stored = self.stored_record(index, record_name(record))
             except RecordNotFoundError:
                 stored = None
         if stored is not None and lead in (None, stored["lead"]):
-            return query_beat(index, stored["name"], sample, k, exclude_record=exclude_record, classes=classes)
+            # query_beat's answer for a stored beat, its beat found in memory instead of three SQL queries
+            name = stored["name"]
+            sample = check_sample(sample, stored["n_samples"], name)
+            samples = stored["samples"]
+            if samples.size == 0:
+                return query_beat(index, name, sample, k, exclude_record=exclude_record, classes=classes)
+            right = int(np.clip(np.searchsorted(samples, sample), 0, samples.size - 1))
+            row = right - 1 if right > 0 and sample - samples[right - 1] <= samples[right] - sample else right
+            beat_id = int(stored["ids"][row])
+            info = {"record": name, "sample": int(samples[row]), "time": float(stored["times"][row]),
+                    "lead": stored["lead"], "symbol": stored["symbols"][row], "aami": stored["aami"][row]}
+            vector = index.vectors.reconstruct(beat_id)
+            return query_embedding(index, vector, info, k, classes=classes,
+                                   exclude_records=[name] if exclude_record else [], exclude_ids=[beat_id])
         path = confined_record(record, self.data_dir)
         return query_beat(index, str(path), sample, k, exclude_record=exclude_record, classes=classes, lead=lead)
+
+    def stored_record(self, index: BeatIndex, name: str) -> dict | None:
+        """A stored record's row and its beats (ids, samples, times, symbols, classes), read once
+        per index generation; None if the index does not hold it."""
+        key = f"{index.generation}:{name}"
+        with self._stored_lock:
+            if key in self._stored:
+                return self._stored[key]
+        row = index.catalog.record(name)
+        if row is not None:
+            beats = index.catalog.beats(record=name)
+            order = np.argsort(beats["sample"].astype(np.int64), kind="stable")
+            row = {**row, "ids": beats["id"].astype(np.int64)[order], "samples": beats["sample"].astype(np.int64)[order],
+                   "times": beats["time"].astype(float)[order], "symbols": list(beats["symbol"][order]),
+                   "aami": list(beats["aami"][order])}
+        with self._stored_lock:
+            if len(self._stored) > 1000:
+                self._stored.clear()
+            self._stored[key] = row
+        return row
 
     def query_signal(self, signal, fs: float, sample: int | None, k: int, classes: list[str] | None,
                      exclude_records: list[str]) -> QueryResult:
@@ -91,8 +132,6 @@ class ServerState:
     # ---------------------------------------------------------------- stored beats
     def stored_beat(self, beat_id: int) -> dict:
         """A stored beat's catalog row, RR context and window in mV (when its record is readable here)."""
-        import numpy as np
-
         rows = self.index.catalog.beats(ids=np.array([beat_id], dtype=np.int64))
         beat = {key: _plain(values[0]) for key, values in rows.items()}
         self.neighbor_windows([beat])
@@ -104,8 +143,6 @@ class ServerState:
     def neighbor_windows(self, beats: list[dict]) -> None:
         """Add ``window`` (mV, see :func:`~simsearch.server.signals.beat_window`) and ``rr`` to
         stored beats (dicts with ``id``, ``record``, ``sample``), in place."""
-        import numpy as np
-
         if not beats:
             return
         index = self.index
@@ -139,6 +176,35 @@ class ServerState:
             old.close()
         return {"added": int(ids.size), "record": annotation.record, "generation": fresh.generation,
                 "beats_in_index": len(fresh)}
+
+
+class _GraphModel:
+    """An encoder's Keras model run as one traced TensorFlow graph (the LSTM's loop runs
+    inside TensorFlow, not step by step in Python): one beat embeds in a few milliseconds
+    where the eager call takes over a hundred. Everything else is the model's own."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self._model = model
+        self._tf = tf
+        self._run = tf.function(lambda beat, context: model([beat, context], training=False), reduce_retracing=True)
+
+    def __call__(self, inputs, training=False):
+        beat, context = inputs
+        return self._run(self._tf.convert_to_tensor(beat), self._tf.convert_to_tensor(context))
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def graph_encoder(encoder: Encoder) -> Encoder:
+    """``encoder`` (same weights, same fingerprint) whose embeddings run as a traced graph."""
+    if isinstance(encoder.model, _GraphModel):
+        return encoder
+    fast = copy.copy(encoder)
+    fast.model = _GraphModel(encoder.model)
+    return fast
 
 
 def _plain(value):
