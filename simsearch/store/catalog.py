@@ -402,6 +402,17 @@ class Catalog:
         return None if best is None else int(best[2])
 
     @_reading
+    def removed_versions(self, up_to: int | None = None) -> list[tuple[str, int]]:
+        """(name, generation that added it) of the record versions replaced at or before ``up_to``
+        (default: this catalog's generation) whose rows are not collected yet: what a vector
+        store shared by generations (Milvus) must hide from this generation's readers."""
+        g = self.generation if up_to is None else int(up_to)
+        query = select(RecordRow.name, RecordRow.added_gen).where(RecordRow.removed_gen.is_not(None)
+                                                                 & (RecordRow.removed_gen <= g))
+        with self.engine.connect() as conn:
+            return [(r.name, int(r.added_gen)) for r in conn.execute(query)]
+
+    @_reading
     def ids(self) -> np.ndarray:
         """Every beat id, sorted (one query: what opening an index checks against the vectors)."""
         query = select(BeatRow.id).join(RecordRow).where(self._alive()).order_by(BeatRow.id)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from ..aami import AAMI_CLASSES, class_index
 from ..errors import EncoderMismatchError, IndexFormatError, IndexWriteError, ParameterError, SimsearchError, reason
 from ..model.encoder import Encoder, unit_distance
+from ..model.parallel import EmbeddedRecord
 from ..progress import progress_bar
 from ..signal.beats import MODEL_FS, Beats, beats_from_record
 from ..signal.records import load_record
@@ -41,6 +42,7 @@ from . import layout
 from .catalog import Catalog
 from .vectors import Vectors, empty as empty_vectors, finalize as finalize_vectors, normalized_type
 from .vectors import read as read_vectors
+from . import milvus
 
 FORMAT_VERSION = 2
 """Version of the on-disk layout. 2: generations behind a ``CURRENT`` pointer, versioned
@@ -122,7 +124,7 @@ class BeatIndex:
     def build(cls, path: str | os.PathLike, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
               lead: str | None = None, progress: bool = False, lock_timeout: float | None = None,
-              index_type: str | None = None) -> "BeatIndex":
+              index_type: str | None = None, milvus_uri: str | None = None, engine=None) -> "BeatIndex":
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
         The index is written as a new generation and published in one step (see
@@ -147,6 +149,12 @@ class BeatIndex:
             ``flat``, ``hnsw``, ``ivf``, ``ivfpq`` or ``auto`` (the default: exact flat up
             to :data:`~simsearch.store.vectors.AUTO_FLAT_MAX` beats, IVF above); see
             :mod:`simsearch.store.vectors`. Later writes keep the choice.
+        milvus_uri : str, optional
+            Keep the vectors in Milvus instead (:mod:`simsearch.store.milvus`): a local
+            ``.db`` file (Milvus Lite) or ``http://host:19530``; needs ``catalog_url``.
+        engine : optional
+            Where records are embedded: default here, one after the other;
+            :class:`simsearch.model.parallel.RayEngine` on Ray.
 
         Raises
         ------
@@ -161,12 +169,17 @@ class BeatIndex:
         layout.refuse_foreign(root)
         url = absolute_catalog_url(catalog_url)
         index_type = normalized_type(index_type or "auto")
+        if milvus_uri is not None:
+            milvus_uri = milvus.normalized_uri(milvus_uri)
+            if url is None:
+                raise ParameterError("vectors in Milvus need a catalog outside the index directory: give --catalog-url "
+                                     "(PostgreSQL, or an SQLite file)")
         with layout.Writer(root, lock_timeout) as writer:  # before the encoder: an unwritable path fails at once
             old = _old_manifest(root, writer.previous)
             encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
-            index = cls._create(writer, encoder, url, old, index_type)
+            index = cls._create(writer, encoder, url, old, index_type, milvus_uri)
             try:
-                stats = index.add_records(records, data_dir, lead=lead, progress=progress)
+                stats = index.add_records(records, data_dir, lead=lead, progress=progress, engine=engine)
                 index.manifest["build"] = {**asdict(stats), "embed_beats_per_s": round(stats.embed_beats_per_s, 1)}
                 index._publish(writer)
             finally:
@@ -246,11 +259,16 @@ class BeatIndex:
                     shutil.copyfile(base.directory / CATALOG, staging / CATALOG)
             manifest = {**base.manifest, "generation": writer.number}
             catalog = Catalog(_catalog_url(staging, manifest), writer.number)
-            index = cls(root, staging, base.vectors, catalog, manifest, base._encoder)
+            vectors = base.vectors
+            if vectors.type == "milvus":  # the shared collection, seen at the new generation
+                vectors = milvus.MilvusVectors(vectors.params, writer.number, catalog.removed_versions, writable=True)
+            index = cls(root, staging, vectors, catalog, manifest, base._encoder)
             index.writable = True
             try:
                 if manifest["catalog_url"] is not None:
                     catalog.recover(writer.previous)
+                    if vectors.type == "milvus":
+                        vectors.recover(writer.previous)
                 yield index
                 index._publish(writer)
             finally:
@@ -258,7 +276,7 @@ class BeatIndex:
 
     @classmethod
     def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None,
-                index_type: str = "auto") -> "BeatIndex":
+                index_type: str = "auto", milvus_uri: str | None = None) -> "BeatIndex":
         """An empty index in the writer's staging directory, its ids continuing ``old``'s."""
         staging = writer.staging
         uid = (old or {}).get("index_uid") or uuid.uuid4().hex
@@ -290,7 +308,16 @@ class BeatIndex:
             except BaseException:
                 catalog.close()
                 raise
-        index = cls(writer.root, staging, empty_vectors(encoder.dim), catalog, manifest, encoder)
+        if milvus_uri is None:
+            vectors = empty_vectors(encoder.dim)
+        else:
+            try:
+                vectors = milvus.MilvusVectors.create(milvus_uri, f"simsearch_{manifest['index_uid']}_{writer.number}",
+                                                      encoder.dim, writer.number, index_type, catalog.removed_versions)
+            except BaseException:
+                catalog.close()
+                raise
+        index = cls(writer.root, staging, vectors, catalog, manifest, encoder)
         index.writable = True
         return index
 
@@ -306,13 +333,16 @@ class BeatIndex:
             raise IndexFormatError(f"{root}: {layout.POINTER} names {directory.name}, which is missing: rebuild the "
                                    "index")
         manifest = _read_manifest(directory, number)
-        for needed in (VECTORS, ENCODER_FILE) + (() if manifest["catalog_url"] else (CATALOG,)):
+        for needed in (_vectors_file(manifest), ENCODER_FILE) + (() if manifest["catalog_url"] else (CATALOG,)):
             if not (directory / needed).is_file():
                 raise IndexFormatError(f"{root} is incomplete: {needed} is missing from {directory.name}")
         if encoder is not None:
             encoder = _checked(encoder, root, manifest["encoder"]["fingerprint"])
-        vectors = _read_vectors(directory, manifest, mmap=not writing)
+        catalogs: list[Catalog] = []  # Milvus asks the catalog which record versions to hide
+        vectors = _read_vectors(directory, manifest, mmap=not writing,
+                                hidden=lambda: catalogs[0].removed_versions() if catalogs else [])
         catalog = Catalog(_catalog_url(directory, manifest), number, immutable=manifest["catalog_url"] is None)
+        catalogs.append(catalog)
         try:
             _check_pair(directory, manifest, vectors, catalog)
         except BaseException:
@@ -324,10 +354,11 @@ class BeatIndex:
         """Write the vectors, the catalog's generation and the manifest into staging, then publish them."""
         root = writer.root
         requested = (self.manifest.get("vectors") or {}).get("requested", "flat")
-        self.vectors = finalize_vectors(self.vectors, requested)  # trains and tunes an IVF or HNSW index
-        self.manifest["vectors"] = self.vectors.params
+        if self.vectors.type != "milvus":
+            self.vectors = finalize_vectors(self.vectors, requested)  # trains and tunes an IVF or HNSW index
+        self.manifest["vectors"] = {**self.vectors.params, "requested": requested}
         with layout.storage_errors(root, "write"):
-            layout.write_file(self.directory / VECTORS, self.vectors.serialize())
+            layout.write_file(self.directory / _vectors_file(self.manifest), self.vectors.serialize())
         layout.fault_point("vectors-written")
         self.catalog.mark_written()
         external = self.manifest["catalog_url"] is not None
@@ -345,6 +376,9 @@ class BeatIndex:
         self.directory, self.writable = writer.final, False
         if external and writer.previous is not None:
             try:  # readers of the previous generation still read these rows; older ones go
+                if self.vectors.type == "milvus":
+                    self.vectors.collect(self.catalog.removed_versions(writer.previous))
+                    self.vectors.drop_others({self.vectors.collection, _milvus_collection(root, writer.previous)})
                 self.catalog.collect(writer.previous)
             except SimsearchError:
                 pass  # the new generation is published; the next writer collects
@@ -358,7 +392,7 @@ class BeatIndex:
 
     # ---------------------------------------------------------------- adding
     def add_records(self, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
-                    lead: str | None = None, progress: bool = False) -> BuildStats:
+                    lead: str | None = None, progress: bool = False, engine=None) -> BuildStats:
         """Read, filter, segment, embed and add records; a record already present is replaced.
 
         Parameters
@@ -372,12 +406,18 @@ class BeatIndex:
             Lead to read (default: MLII, else the first).
         progress : bool
             Show a progress bar on stderr.
+        engine : optional
+            Embed the records elsewhere (:class:`simsearch.model.parallel.RayEngine`); they
+            are stored here in the order given.
 
         Returns
         -------
         BuildStats
             Records and beats added, and where the time went.
         """
+        if engine is not None:
+            return self._add_embedded(engine.embed(records, data_dir, lead, self.directory / ENCODER_FILE),
+                                      len(records), progress)
         stats = BuildStats()
         with progress_bar("indexing", len(records), enabled=progress) as advance:
             for name in records:
@@ -399,6 +439,24 @@ class BeatIndex:
                 stats.embed_s += t3 - t2
                 stats.index_s += t4 - t3
                 advance(f"{name}: {len(beats)} beats")
+        return stats
+
+    def _add_embedded(self, embedded: Iterator[EmbeddedRecord], total: int, progress: bool) -> BuildStats:
+        """Store records embedded by an engine; where the time went (engine time summed over its workers)."""
+        stats = BuildStats()
+        with progress_bar("indexing", total, enabled=progress) as advance:
+            for item in embedded:
+                start = time.perf_counter()
+                source = np.where(item.beats.aami != "", "reference", "none")
+                self.add_beats(item.beats, item.vectors, record_path=item.path, n_samples=item.n_samples,
+                               label_source=source)
+                stats.records += 1
+                stats.beats += len(item.beats)
+                stats.read_s += item.read_s
+                stats.filter_s += item.filter_s
+                stats.embed_s += item.embed_s
+                stats.index_s += time.perf_counter() - start
+                advance(f"{item.name}: {len(item.beats)} beats")
         return stats
 
     def add_beats(self, beats: Beats, vectors: np.ndarray, *, record_path: str, n_samples: int,
@@ -426,7 +484,7 @@ class BeatIndex:
         if removed.size:
             self.vectors.remove_ids(removed)
         if ids.size:
-            self.vectors.add_with_ids(vectors, ids)
+            self.vectors.add(vectors, ids, record=beats.record, aami=beats.aami, label_source=label_source)
         self._labels = None
         return ids
 
@@ -475,6 +533,10 @@ class BeatIndex:
         """
         if k < 1:
             raise ValueError("k must be at least 1")
+        if getattr(self.vectors, "filters_inside", False):  # Milvus: the filters run inside the engine
+            similarity, ids = self.vectors.search_filtered(vectors, k, exclude_records=exclude_records,
+                                                           exclude_ids=exclude_ids, classes=classes)
+            return np.where(ids >= 0, unit_distance(similarity), np.inf), ids
         table_ids, table_classes, table_records = self.label_table()
         allowed = table_classes >= 0
         if classes is not None:
@@ -591,18 +653,36 @@ def _shown(manifest: dict, key: str) -> str:
     return repr(value)[:40]
 
 
-def _read_vectors(directory: Path, manifest: dict, mmap: bool = False) -> Vectors:
-    """The generation's FAISS index, refused unless it is what simsearch writes, of the encoder's dimension.
-
-    Its type is the manifest's ``vectors.type`` (an index written before types existed is flat)."""
-    path = directory / VECTORS
+def _vectors_file(manifest: dict) -> str:
+    """The generation's vectors file: the FAISS index, or the pointer to a Milvus collection."""
     params = manifest.get("vectors")
-    vectors = read_vectors(path, params if isinstance(params, dict) else {"type": "flat"}, mmap=mmap)
+    return milvus.FILE if isinstance(params, dict) and params.get("type") == "milvus" else VECTORS
+
+
+def _milvus_collection(root: Path, number: int) -> str:
+    """The Milvus collection generation ``number`` names ('' if none or unreadable)."""
+    try:
+        return json.loads((root / layout.generation_name(number) / milvus.FILE).read_text())["collection"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _read_vectors(directory: Path, manifest: dict, mmap: bool = False, hidden=list):
+    """The generation's vectors, refused unless they are what simsearch writes, of the encoder's dimension.
+
+    Their type is the manifest's ``vectors.type`` (an index written before types existed is
+    flat); ``hidden`` gives Milvus the record versions to hide (see :mod:`simsearch.store.milvus`)."""
+    path = directory / _vectors_file(manifest)
+    params = manifest.get("vectors")
+    if isinstance(params, dict) and params.get("type") == "milvus":
+        vectors = milvus.MilvusVectors.read(path, manifest["generation"], hidden, writable=not mmap)
+    else:
+        vectors = read_vectors(path, params if isinstance(params, dict) else {"type": "flat"}, mmap=mmap)
     dim = manifest["encoder"]["dim"]
     if vectors.d != dim:
         raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {dim}: rebuild the "
                                "index")
-    if vectors.ntotal != manifest["n_vectors"]:
+    if vectors.type != "milvus" and vectors.ntotal != manifest["n_vectors"]:  # Milvus: counted once paired
         raise IndexFormatError(f"{path} holds {vectors.ntotal} vectors, the manifest says {manifest['n_vectors']}")
     return vectors
 
@@ -616,8 +696,13 @@ def _check_pair(directory: Path, manifest: dict, vectors, catalog: Catalog) -> N
     if not oldest <= number <= newest:
         raise IndexFormatError(f"catalog {catalog.name} holds generations {oldest} to {newest}, the vectors in "
                                f"{directory.name} are generation {number}: they do not belong together")
+    if vectors.type == "milvus" and vectors.ntotal != manifest["n_vectors"]:
+        raise IndexFormatError(f"Milvus collection {vectors.collection} holds {vectors.ntotal} vectors of generation "
+                               f"{number}, the manifest says {manifest['n_vectors']}")
     stored = vectors.ids()
     listed = catalog.ids()
+    if stored is None:  # too many to list (Milvus): the counts must agree
+        stored = listed if vectors.ntotal == listed.size else np.empty(0, np.int64)
     if not np.array_equal(stored, listed):
         only_vectors = np.setdiff1d(stored, listed).size
         only_catalog = np.setdiff1d(listed, stored).size

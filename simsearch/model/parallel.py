@@ -1,0 +1,137 @@
+"""Embedding many records in parallel on Ray: the build engine of an archive.
+
+``simsearch build --engine ray`` reads, filters, segments and embeds each record in a
+Ray actor (one per CPU of the cluster, each holding the encoder, loaded once), and the
+index stores the results in the order of the record list, so beat ids do not depend on
+which worker finished first. Without ``--ray-address`` a local Ray instance is started
+on this machine's cores and stopped afterwards; with one (``ray://head:10001`` or
+``auto``) the work goes to that cluster, whose workers must see the records at the same
+paths (shared storage) and have simsearch installed.
+
+Ray is imported here only: ``pip install simsearch[scale]``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError, SimsearchError
+from ..signal.beats import Beats, beats_from_record
+from ..signal.records import load_record
+from .encoder import Encoder
+
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+"""Each actor has one CPU: one thread each for TensorFlow and OpenMP."""
+
+
+@dataclass
+class EmbeddedRecord:
+    """One record embedded by a worker: its beats (without their windows), vectors and timings."""
+
+    name: str
+    path: str
+    n_samples: int
+    beats: Beats
+    vectors: np.ndarray
+    read_s: float
+    filter_s: float
+    embed_s: float
+
+
+def embed_one(encoder, name: str, data_dir: str | None, lead: str | None) -> EmbeddedRecord:
+    """Read, filter, segment and embed one record (what a worker does; also usable in-process)."""
+    t0 = time.perf_counter()
+    record = load_record(name, data_dir, lead=lead)
+    t1 = time.perf_counter()
+    beats = beats_from_record(record)
+    t2 = time.perf_counter()
+    vectors = encoder.embed(beats.windows, beats.context)
+    t3 = time.perf_counter()
+    light = replace(beats, windows=np.empty((len(beats), 0), dtype=np.float32))  # not stored: not shipped back
+    return EmbeddedRecord(name, record.path, int(record.n_samples), light, np.asarray(vectors, dtype=np.float32),
+                          t1 - t0, t2 - t1, t3 - t2)
+
+
+class _Worker:
+    """A Ray actor: the encoder, loaded once from the bytes of its .keras file."""
+
+    def __init__(self, encoder_bytes: bytes):
+        folder = tempfile.mkdtemp(prefix="simsearch-worker-")
+        path = Path(folder) / "encoder.keras"
+        path.write_bytes(encoder_bytes)
+        self.encoder = Encoder.load(path)
+
+    def embed(self, name: str, data_dir: str | None, lead: str | None):
+        try:
+            return embed_one(self.encoder, name, data_dir, lead)
+        except SimsearchError as exc:  # raised again in the driver, with its own class and message
+            return exc
+
+
+class RayEngine:
+    """Embed records on Ray.
+
+    Parameters
+    ----------
+    address : str, optional
+        A running cluster (``ray://host:10001``, ``auto``); default: a local instance
+        started for the build and stopped after it.
+    num_cpus : int, optional
+        CPUs of the local instance (default: all of this machine's).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        self.address = address
+        self.num_cpus = num_cpus
+
+    def _ray(self):
+        try:
+            import ray
+        except ImportError:
+            raise ParameterError("--engine ray needs Ray: pip install 'simsearch[scale]'") from None
+        return ray
+
+    def embed(self, records: Sequence[str], data_dir: str | os.PathLike | None, lead: str | None,
+              encoder_path: str | os.PathLike) -> Iterator[EmbeddedRecord]:
+        """Each record embedded, in the order given (work runs ahead on every worker).
+
+        Raises
+        ------
+        SimsearchError
+            A record's own error (missing, malformed...), as the local build raises it.
+        """
+        ray = self._ray()
+        started = not ray.is_initialized()
+        if started:
+            options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                           runtime_env={"env_vars": WORKER_ENV})
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                ray.init(num_cpus=self.num_cpus or os.cpu_count(), **options)
+        try:
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            n_workers = max(1, min(cpus, len(records)))
+            encoder_ref = ray.put(Path(encoder_path).read_bytes())
+            worker = ray.remote(num_cpus=1)(_Worker)
+            workers = [worker.remote(encoder_ref) for _ in range(n_workers)]
+            folder = None if data_dir is None else str(Path(data_dir).absolute())
+            futures = [workers[i % n_workers].embed.remote(name, folder, lead) for i, name in enumerate(records)]
+            for future in futures:
+                result = ray.get(future)
+                if isinstance(result, BaseException):
+                    raise result
+                yield result
+            for w in workers:
+                ray.kill(w)
+        finally:
+            if started:
+                ray.shutdown()
