@@ -51,6 +51,23 @@ class Task(str, enum.Enum):
     end_to_end = "end-to-end"
 
 
+class IndexType(str, enum.Enum):
+    """The vector index ``simsearch build`` makes (see simsearch/store/vectors.py)."""
+
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+    ivfpq = "ivfpq"
+
+
+class Engine(str, enum.Enum):
+    """Where ``simsearch build`` embeds records."""
+
+    local = "local"
+    ray = "ray"
+
+
 class BeatPositions(str, enum.Enum):
     """Where ``simsearch annotate`` takes beats from."""
 
@@ -85,25 +102,44 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
           lead: Lead = None,
           catalog_url: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the catalog "
                                                              "[default: SQLite inside INDEX_DIR]")] = None,
+          index_type: Annotated[IndexType, typer.Option("--index", help="Vector index: exact flat; hnsw; ivf; ivfpq; auto "
+                                                   "(flat up to 200,000 beats, ivf above)")] = IndexType.auto,
+          engine: Annotated[Engine, typer.Option("--engine", help="Embed records here, one after the other, or on "
+                                                 "Ray")] = Engine.local,
+          ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --engine ray "
+                                                             "[default: a local instance]", show_default=False)] = None,
+          milvus_uri: Annotated[Optional[str], typer.Option("--milvus-uri", help="Keep the vectors in Milvus: a .db file "
+                                                            "(Milvus Lite) or http://host:19530; needs --catalog-url",
+                                                            show_default=False)] = None,
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
     names = _checked_records(records, data_dir, lead)
     _check_file(encoder, "encoder model")
     _check_output_dir(index_dir, "index directory")
+    if milvus_uri is not None and catalog_url is None:
+        raise ParameterError("--milvus-uri needs --catalog-url (PostgreSQL, or an SQLite file): the vectors and the "
+                             "catalog live outside INDEX_DIR together")
     from .store.index import BeatIndex
+
+    runner = None
+    if engine is Engine.ray:
+        from .model.parallel import RayEngine
+
+        runner = RayEngine(ray_address)
 
     start = time.perf_counter()
     new_dirs = [p for p in index_dir.absolute().parents if not p.exists()]  # what a build creates around the index
     try:
         index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
-                                progress=not as_json)
+                                progress=not as_json, index_type=index_type.value, milvus_uri=milvus_uri, engine=runner)
     except BaseException:
         for directory in new_dirs:  # a failed build leaves no trace: no empty parent directories either
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         raise
     report = {"index": str(index_dir), "wall_s": round(time.perf_counter() - start, 2), **index.manifest["build"],
-              "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint}
+              "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint,
+              "vectors": index.manifest["vectors"]}
     if as_json:
         print(json.dumps(report))
         return
@@ -115,6 +151,8 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     table.add_row("beats per class", ", ".join(f"{k} {v}" for k, v in report["by_class"].items()))
     table.add_row("encoder", report["encoder"])
+    table.add_row("vectors", ", ".join(f"{k} {v}" for k, v in report["vectors"].items()
+                                       if k in ("type", "nlist", "nprobe", "efSearch", "uri", "collection")))
     out.print(table)
 
 
