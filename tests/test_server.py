@@ -217,19 +217,28 @@ def test_a_token_guards_every_api_request(state):
         assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
 
 
+def test_serve_refuses_to_listen_beyond_localhost_without_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SIMSEARCH_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "simsearch", "serve", str(tmp_path / "idx"), "--host", "0.0.0.0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "access token" in lines[0], proc.stderr
+
+
 @pytest.mark.parametrize("args, words", [
-    (["--host", "0.0.0.0"], "access token"),
     (["--host", "192.168.1.5", "--port", "9000"], "access token"),
     (["--host", "0.0.0.0", "--token", "short"], "at least 16"),
     (["--port", "70000"], "--port"),
 ])
-def test_serve_refuses_to_listen_beyond_localhost_without_a_token(args, words, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "SIMSEARCH_TOKEN"}
-    proc = subprocess.run([sys.executable, "-m", "simsearch", "serve", str(tmp_path / "idx"), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 2 and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], proc.stderr
+def test_serve_checks_where_it_listens_before_anything_loads(args, words, tmp_path, capsys, monkeypatch):
+    from simsearch.cli import main
+
+    monkeypatch.delenv("SIMSEARCH_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(tmp_path / "idx"), *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
 
 
 # ---------------------------------------------------------------- review workspaces
@@ -273,7 +282,7 @@ def test_the_strip_is_decimated_per_bucket_or_raw_when_it_fits(client, workspace
 
 def test_decimating_a_24_hour_recording_is_bounded():
     fs, n = 360.0, 24 * 3600 * 360
-    signal = np.sin(np.arange(n, dtype=np.float32) / 50.0)
+    signal = np.tile(np.sin(np.arange(3600, dtype=np.float32) / 50.0), n // 3600)
     signal[12345678] = 7.5
     start = time.perf_counter()
     out = strip(signal, fs, 0, n / fs, 2000)
@@ -311,6 +320,11 @@ def test_labels_are_kept_as_given_and_never_suggested_again(client, workspace, s
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": [{"sample": 5, "label": "Z"}]}),
              422, "unknown label")
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": []}), 422)
+    removed = client.delete(f"/api/workspaces/{workspace}/labels/{asked[2]['sample']}", params={"by": "bo"}).json()
+    assert removed["changed"] == [{"sample": asked[2]["sample"], "label": None}] and len(removed["labels"]) == 2
+    back = client.post(f"/api/workspaces/{workspace}/labels",
+                       json={"labels": [{"sample": asked[2]["sample"], "label": "N"}], "by": "ana"}).json()
+    assert len(back["labels"]) == 3
     listed = {w["id"]: w for w in client.get("/api/workspaces").json()["workspaces"]}[workspace]
     assert listed["expert_labels"] == 3 and listed["labeled_by"] == ["ana"] and listed["last_labeled"]
 
