@@ -92,3 +92,26 @@ def test_a_bad_earlier_labels_file_is_refused_before_anything_runs(small_index, 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown label 'Z'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_spreading_by_conjugate_gradients_matches_the_direct_solve(monkeypatch):
+    """Past DIRECT_SOLVE_MAX unlabeled beats (a 24-hour Holter) the system is solved iteratively: same answer."""
+    import numpy as np
+
+    from simsearch.label import spreading
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(6, 32))
+    x = (centres[rng.integers(0, 6, 1200)] + 0.3 * rng.normal(size=(1200, 32))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    graph = spreading.knn_graph(x)
+    prior = rng.random((1200, 5))
+    prior /= prior.sum(axis=1, keepdims=True)
+    clamped = np.array([4, 90, 700])
+    prior[clamped] = 0.0
+    prior[clamped, [1, 2, 3]] = spreading.EXPERT_WEIGHT
+    direct = spreading.spread(graph, prior, clamped)
+    monkeypatch.setattr(spreading, "DIRECT_SOLVE_MAX", 100)
+    iterative = spreading.spread(graph, prior, clamped)
+    assert np.allclose(iterative, direct, rtol=0, atol=1e-8 * np.abs(direct).max())
+    assert (iterative.argmax(axis=1) == direct.argmax(axis=1)).all()
