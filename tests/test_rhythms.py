@@ -7,7 +7,7 @@ import pytest
 
 from simsearch.model.rhythms import (SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms,
                                      source_record)
-from simsearch.signal.beats import CONTEXT_COLUMNS, beat_context, beats_from_record
+from simsearch.signal.beats import CONTEXT_COLUMNS, RR_COLUMNS, beat_context, beats_from_record
 from simsearch.signal.records import load_record
 
 
@@ -83,3 +83,13 @@ def test_ventricular_rhythms_need_ventricular_beats(beats_119, beats_209):
         assert simulate_rhythm(beats_209, "ventricular_bigeminy") is None
     with pytest.raises(ValueError):
         simulate_rhythm(beats_119, "torsades")
+
+
+def test_sinus_reference_survives_mostly_premature_beats(beats_209):
+    """Record 232's pattern: the median interval is a premature one, the sinus column is not."""
+    brady = simulate_rhythm(beats_209, "brady_apc", seed=0)
+    prev, local, sinus = (brady.context[:, RR_COLUMNS.index(c)] for c in ("rr_prev", "rr_local", "rr_sinus"))
+    apc = brady.aami == "S"
+    assert np.median(prev[apc] / local[apc]) > 0.8  # against the median they look on time
+    assert np.median(prev[apc] / sinus[apc]) < 0.6  # against the sinus cycle they are premature
+    assert np.median(prev[~apc][1:] / sinus[~apc][1:]) > 0.85

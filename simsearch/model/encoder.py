@@ -30,7 +30,10 @@ five over the first four (pooled score 77.6 against 73.7)."""
 CONTEXT_INPUTS = RR_INPUTS + 4
 """The rhythm inputs, the beat's difference from its patient's dominant beat
 (:data:`simsearch.beats.SHAPE_COLUMNS`), then the previous RR over the long-term mean.
-A model built with fewer inputs gets the first ones (models predating an input keep working)."""
+A model built with fewer inputs gets the first ones (models predating an input keep working).
+A tenth input, the previous RR over the patient's sinus cycle
+(:data:`simsearch.signal.beats.SINUS_PERCENTILE`), is there for encoders built with
+``context_inputs=10``; cross-validation has not chosen it yet (see that constant)."""
 EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
@@ -45,7 +48,8 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
     context = np.asarray(context, dtype=np.float32)
     if context.ndim != 2 or context.shape[1] != len(CONTEXT_COLUMNS) or len(context) != len(windows):
         raise ValueError(f"beat context must be ({len(windows)}, {len(CONTEXT_COLUMNS)}), got {context.shape}")
-    prev, following, local, long_term, irregularity, long_term_mean = (context[:, i] for i in range(len(RR_COLUMNS)))
+    prev, following, local, long_term, irregularity, long_term_mean, sinus = (
+        context[:, i] for i in range(len(RR_COLUMNS)))
 
     def log_ratio(interval, reference):
         # float32 throughout (a float64 reference would round differently): encoders were trained on these values
@@ -54,7 +58,7 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
     inputs = np.column_stack([
         log_ratio(prev, local), log_ratio(following, local), log_ratio(prev, long_term),
         4.0 * irregularity / np.maximum(local, 1e-3), log_ratio(prev, 0.8),
-        context[:, len(RR_COLUMNS):], log_ratio(prev, long_term_mean)])
+        context[:, len(RR_COLUMNS):], log_ratio(prev, long_term_mean), log_ratio(prev, sinus)])
     return normalize_windows(windows)[:, :, None], inputs[:, :n_context].astype(np.float32)
 
 

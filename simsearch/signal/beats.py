@@ -38,11 +38,27 @@ cross-validation inside DS1 (76.1 against 77.6), so the median stays."""
 IRREGULARITY_BEATS = 17
 """Beats over which RR irregularity (atrial fibrillation's signature) is measured."""
 
-RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity", "rr_long_term_mean")
+SINUS_PERCENTILE = 90
+"""Percentile of the long-term intervals taken as the patient's sinus cycle where premature
+beats are so frequent that they set the median: in a sinus bradycardia whose beats are
+mostly premature atrial ones (DS2's record 232: premature beats at 0.73 s, sinus beats
+after 1.87 s pauses) only the longest intervals are sinus ones. The packaged encoder
+does not read it yet (it is the tenth encoder input, see
+:data:`simsearch.model.encoder.CONTEXT_INPUTS`): in cross-validation inside DS1 with
+synthetic rhythms (scripts/cross_validate.py, score = mean of the real and the
+simulated pooled scores) it scored 74.8 (real 81.3) against 75.2 (real 81.9) without
+it, and 75.2 (real 82.1) when the encoder also trained on synthetic rhythms: the kNN
+index holds real DS1 beats only, none of them premature against such a reference.
+Replacing the median of :data:`RHYTHM_PERCENTILE` by this percentile instead scored
+73.3 (real 79.5)."""
+
+RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity", "rr_long_term_mean",
+              "rr_sinus")
 """RR features per beat, in seconds: previous and next interval, local and long-term
-running medians, the running median of successive interval differences, and the
+running medians, the running median of successive interval differences, the
 long-term running mean (de Chazal's "average RR"), which pauses pull up and premature
-beats pull down where the median ignores both."""
+beats pull down where the median ignores both, and the long-term sinus cycle
+(:data:`SINUS_PERCENTILE`), which frequent premature beats do not pull down."""
 DOMINANT_BEATS = 301
 """Beats (about five minutes) whose median shape is the patient's dominant beat."""
 DOMINANT_BLOCK = 50
@@ -110,7 +126,7 @@ def segment(signal: np.ndarray, r_peaks: np.ndarray, before: int = WINDOW_BEFORE
 
 
 def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """Per beat (n, 6): the :data:`RR_COLUMNS`, in seconds.
+    """Per beat (n, 7): the :data:`RR_COLUMNS`, in seconds.
 
     Running medians make the rhythm references robust: one premature beat barely
     moves them, and ratios to them compare across patients whose heart rates differ.
@@ -119,7 +135,7 @@ def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
     n = r_peaks.shape[0]
     if n < 2:
         nominal = np.full(n, 0.8)  # a single beat has no rhythm: assume a resting 75 bpm
-        return np.column_stack([nominal, nominal, nominal, nominal, np.zeros(n), nominal]).astype(np.float32)
+        return np.column_stack([nominal, nominal, nominal, nominal, np.zeros(n), nominal, nominal]).astype(np.float32)
     intervals = np.diff(r_peaks) / fs
     prev_rr = np.concatenate([[intervals[0]], intervals])
     next_rr = np.concatenate([intervals, [intervals[-1]]])
@@ -128,7 +144,9 @@ def rr_features(r_peaks: np.ndarray, fs: float) -> np.ndarray:
     jumps = np.abs(np.diff(prev_rr, prepend=prev_rr[0]))
     irregularity = median_filter(jumps, size=min(IRREGULARITY_BEATS, n), mode="nearest")
     long_term_mean = uniform_filter1d(prev_rr, size=min(LONG_TERM_RR_BEATS, n), mode="nearest")
-    return np.column_stack([prev_rr, next_rr, local, long_term, irregularity, long_term_mean]).astype(np.float32)
+    sinus = percentile_filter(prev_rr, SINUS_PERCENTILE, size=min(LONG_TERM_RR_BEATS, n), mode="nearest")
+    return np.column_stack([prev_rr, next_rr, local, long_term, irregularity, long_term_mean,
+                            sinus]).astype(np.float32)
 
 
 def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
