@@ -40,9 +40,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 const cls = (c) => el("span", { class: `cls cls-${c}` }, c || "-");
-function clock(t) {
+function clock(t, digits = 2) {
   const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = (t % 60);
-  const ss = s.toFixed(2).padStart(5, "0");
+  const ss = digits ? s.toFixed(digits).padStart(3 + digits, "0") : String(Math.floor(s)).padStart(2, "0");
   return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${ss}`;
 }
 function say(text, isError = false) {
@@ -147,7 +147,8 @@ function makeStrip() {
       y: { range: () => app.yRange },
     },
     axes: [
-      { size: 28, values: (u, ticks) => ticks.map((t) => clock(Math.max(0, t))), grid: { show: false } },
+      { size: 28, space: 100, values: (u, ticks) => ticks.map((t) => clock(Math.max(0, t), app.view.span > 60 ? 0 : 2)),
+        grid: { show: false } },
       { size: 44, label: "mV", grid: { show: false } },
     ],
     series: [{}, { stroke: "#111", width: 1.1, points: { show: false } }],
@@ -248,7 +249,7 @@ async function loadDetail() {
     app.detail.beats = span > MAX_BEAT_SPAN_S ? null : beats;
     app.detail.flagged = span > MAX_BEAT_SPAN_S ? beats : null;
     app.strip.setData(stripSeries(strip));
-    showWindowInfo(beats);
+    showWindowInfo(app.detail.beats);
     app.overview && app.overview.redraw(false, false);
   } catch (e) {
     say(e.message, true);
@@ -257,8 +258,9 @@ async function loadDetail() {
 
 function showWindowInfo(beats) {
   const { start, span } = app.view;
+  const speed = 25 * app.view.span25 / span;
   let text = `${clock(start)} – ${clock(Math.min(app.duration, start + span))} · ${span.toFixed(span < 10 ? 2 : 0)} s shown · ` +
-    `${(25 * app.view.span25 / span).toFixed(span > app.view.span25 * 4 ? 2 : 1)} mm/s`;
+    `${speed >= 1 ? speed.toFixed(1) : speed.toPrecision(2)} mm/s`;
   if (beats && beats.sample && beats.sample.length > 1) {
     const inside = [];
     for (let i = 0; i < beats.time.length; i++) {
@@ -326,7 +328,7 @@ async function makeOverview() {
     legend: { show: false },
     cursor: { drag: { x: false, y: false }, points: { show: false }, y: false },
     scales: { x: { time: false, range: () => [0, app.duration] }, y: { range: () => [lo - 0.2, hi + 0.2] } },
-    axes: [{ size: 22, values: (u, ticks) => ticks.map((t) => clock(Math.max(0, t)).replace(/\.\d+$/, "")) }, { show: false }],
+    axes: [{ size: 22, space: 90, values: (u, ticks) => ticks.map((t) => clock(Math.max(0, t), 0)) }, { show: false }],
     series: [{}, { stroke: "#546e7a", width: 1, points: { show: false } }],
     hooks: {
       draw: [(u) => {
@@ -433,6 +435,10 @@ function renderBeat(result) {
     series,
     hooks: { drawClear: [(u) => drawGrid(u, 1000)] },
   }, data, node);
+  const missing = result.neighbors.filter((nb) => !nb.window);
+  if (missing.length) {
+    node.append(el("div", { class: "low" }, `${missing.length} neighbor window(s) not drawn: ${missing[0].window_error || "unreadable"}`));
+  }
   const body = $("#neighbors tbody");
   body.innerHTML = "";
   result.neighbors.forEach((nb, i) => {
