@@ -5,7 +5,10 @@ opened once), then measures, warm:
 
 * a stored beat (``GET /api/query``: 208's VEB at sample 61785, k=10, other patients only);
 * a raw signal (``POST /api/query/signal``: 10 s of 119 at 360 Hz around its VEB at 2488);
-* the same two queries called in process (``query_beat``, ``query_signal``), the baseline;
+* the same two queries in process, the baseline: the library's ``query_beat`` and
+  ``query_signal`` on the same index (its encoder run as a traced graph, as the server
+  does), and the server's own code path without HTTP (``ServerState.query``, which finds
+  a stored beat in memory);
 * 8 concurrent clients (threads, one keep-alive connection each) sending both kinds of
   query, bounded in count (``--per-client``) and time (``--time-limit``): errors counted.
 
@@ -106,11 +109,15 @@ def main() -> None:
             r = client.post("/api/query/signal", json=raw_body)
             r.raise_for_status()
 
-        rows.append(("stored beat", "in process", timed(lambda: query_beat(index, "208", 61785, 10,
+        rows.append(("stored beat", "query_beat", timed(lambda: query_beat(index, "208", 61785, 10,
                                                                            exclude_record=True), args.repeats)))
+        rows.append(("stored beat", "no HTTP", timed(lambda: state.query("208", 61785, 10, exclude_record=True),
+                                                      args.repeats)))
         rows.append(("stored beat", "HTTP", timed(http_stored, args.repeats)))
-        rows.append(("10 s raw signal", "in process", timed(lambda: query_signal(index, signal, rec.fs, half, 10),
-                                                            args.repeats)))
+        rows.append(("10 s raw signal", "query_signal", timed(lambda: query_signal(index, signal, rec.fs, half, 10),
+                                                              args.repeats)))
+        rows.append(("10 s raw signal", "no HTTP", timed(lambda: state.query_signal(signal, rec.fs, half, 10, None,
+                                                                                    []), args.repeats)))
         rows.append(("10 s raw signal", "HTTP", timed(http_raw, args.repeats)))
 
     # concurrent clients: bounded in count and in time
@@ -164,9 +171,9 @@ def main() -> None:
     else:
         print(f"index: {report['index_beats']} beats; {report['cpu_cores']} CPU cores; {args.repeats} timed requests "
               "each, warm")
-        print(f"{'query':<18}{'path':<12}{'p50 ms':>9}{'p95 ms':>9}")
+        print(f"{'query':<18}{'path':<14}{'p50 ms':>9}{'p95 ms':>9}")
         for q in report["queries"]:
-            print(f"{q['query']:<18}{q['path']:<12}{q['p50_ms']:>9.2f}{q['p95_ms']:>9.2f}")
+            print(f"{q['query']:<18}{q['path']:<14}{q['p50_ms']:>9.2f}{q['p95_ms']:>9.2f}")
         c = report["concurrent"]
         print(f"{c['clients']} concurrent clients: {c['requests']} requests in {c['wall_s']} s "
               f"({c['requests_per_s']}/s), p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, errors {c['errors']}")
