@@ -309,8 +309,8 @@ def annotate(index_dir: Path,
     path = check_record(record_path, data_dir, lead)  # bad input fails here, before the model loads
     _check_output_dir(out_dir, "--out")
     # answers of earlier rounds (OUT/<record>.labels.csv) are kept, this round's added
-    expert = gather_labels(labels, out_dir, path.name) if labels is not None else None
-    from .label.annotate import add_to_index, annotate_record, check_beat_source, suggest_beats, summary
+    expert = gather_labels(labels, out_dir, record_name(path)) if labels is not None else None
+    from .label.annotate import StageLog, add_to_index, annotate_record, check_beat_source, suggest_beats, summary
     from .label.export import check_extension, write_annotation, write_labels, write_suggestions
     from .label.query import MAX_K
     from .store.index import BeatIndex
@@ -319,18 +319,25 @@ def annotate(index_dir: Path,
     _check_k(suggest, MAX_K, "--suggest", low=0)
     ext, beat_source = check_extension(ext), check_beat_source(beats.value)
     index = BeatIndex.open(index_dir)
-    annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beat_source, expert_labels=expert,
-                                 k=k, progress=not as_json)
-    files = {kind: str(p) for kind, p in write_annotation(annotation, out_dir, ext).items()}
-    if expert is not None:
-        files["labels"] = str(write_labels(expert, out_dir, annotation.record))
-    suggested = suggest_beats(annotation, suggest) if suggest else []
-    if suggest:
-        files["suggest"] = str(write_suggestions(annotation, suggested, out_dir))
-    if plot:
-        from .plots import plot_strip
+    log = StageLog(enabled=not as_json)  # one line per stage on stderr when piped, a bar on a terminal
+    try:
+        annotation = annotate_record(index, path, data_dir=data_dir, lead=lead, beats=beat_source,
+                                     expert_labels=expert, k=k, log=log)
+        with log.stage("write") as info:
+            files = {kind: str(p) for kind, p in write_annotation(annotation, out_dir, ext).items()}
+            if expert is not None:
+                files["labels"] = str(write_labels(expert, out_dir, annotation.record))
+            suggested = suggest_beats(annotation, suggest) if suggest else []
+            if suggest:
+                files["suggest"] = str(write_suggestions(annotation, suggested, out_dir))
+            if plot:
+                from .plots import plot_strip
 
-        files["plot"] = str(plot_strip(annotation, out_dir / f"{annotation.record}.strip.png"))
+                files["plot"] = str(plot_strip(annotation, out_dir / f"{annotation.record}.strip.png"))
+            info["detail"] = f"{len(files)} files"
+    finally:
+        log.close()
+    annotation.timings = log.report()
     index.close()
     added = None
     if store:
@@ -342,7 +349,8 @@ def annotate(index_dir: Path,
                     "label": str(annotation.labels[rows[int(s)]]),
                     "confidence": round(float(annotation.confidence[rows[int(s)]]), 4)} for s in suggested]
     if as_json:
-        print(json.dumps({**report, "files": files, "suggestions": suggestions, "added_to_index": added}))
+        print(json.dumps({**report, "files": files, "suggestions": suggestions, "added_to_index": added,
+                          "timings": annotation.timings}))
         return
     table = Table(title=f"{annotation.record}: {report['beats']} beats ({beat_source} positions, "
                         f"lead {annotation.lead})")

@@ -15,7 +15,11 @@ simulated expert replay many budgets and rounds cheaply.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import resource
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +43,62 @@ LOW_CONFIDENCE = 0.6
 """Beats whose final label has less than this share of the scores are flagged for review."""
 TOP_NEIGHBORS = 3
 """Global neighbors kept per beat for the written annotation (which beats it resembles)."""
+STAGES = ("read/detect/filter", "embed", "search+vote", "graph", "spreading", "neighbors", "write")
+"""What annotating a record does, in order (``write`` is the command line's: the files)."""
+
+
+class StageLog:
+    """Where annotating a record spends its time and memory, shown as it goes.
+
+    Each :meth:`stage` is timed, and the process's peak RSS noted at its end (in
+    :attr:`times` and :attr:`peak_rss_mb`). Shown on stderr when ``enabled``: a progress
+    bar on a terminal, else (piped, a log file) one line per stage with its time, so a
+    24-hour recording's minutes are never silent.
+    """
+
+    def __init__(self, enabled: bool = False, total: int = len(STAGES), stream=None):
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.times: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
+        self.name = ""
+        self._stack = ExitStack()
+        self._advance = None
+        self._terminal = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        if self._terminal:
+            self._advance = self._stack.enter_context(progress_bar("annotating", total))
+
+    @contextmanager
+    def stage(self, stage: str) -> Iterator[dict]:
+        """Time the block; what it puts in the yielded dict (``detail``) is shown with it."""
+        info: dict = {}
+        start = time.perf_counter()
+        yield info
+        seconds = time.perf_counter() - start
+        self.times[stage] = self.times.get(stage, 0.0) + seconds
+        self.peak_rss_mb[stage] = peak_rss_mb()
+        if not self.enabled:
+            return
+        detail = f" ({info['detail']})" if info.get("detail") else ""
+        if self._advance is not None:
+            self._advance(f"{stage} {seconds:.1f} s{detail}")
+        else:
+            who = f"{self.name}: " if self.name else ""
+            print(f"annotate {who}{stage} {seconds:.1f} s{detail}, peak RSS {self.peak_rss_mb[stage]:.0f} MB",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def report(self) -> dict:
+        """``{"seconds": {stage: s}, "peak_rss_mb": {stage: MB}}``, rounded."""
+        return {"seconds": {k: round(v, 3) for k, v in self.times.items()},
+                "peak_rss_mb": {k: round(v, 1) for k, v in self.peak_rss_mb.items()}}
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +146,8 @@ class Annotation:
     beats: Beats = field(repr=False)
     encoder: str = ""
     neighbors: np.ndarray | None = None
+    timings: dict | None = None
+    """Seconds and peak RSS (MB) per stage (:meth:`StageLog.report`), when annotated by :func:`annotate_record`."""
 
     def __len__(self) -> int:
         return len(self.beats)
@@ -135,20 +197,29 @@ def check_beat_source(beats: str) -> str:
     return beats
 
 
-def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10) -> Prepared:
+def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: StageLog | None = None) -> Prepared:
     """Embed the beats, take the index's global vote (other patients only), build the graph.
 
     As in :func:`~simsearch.label.query.query_beat`, at least
     :data:`~simsearch.label.vote.VOTE_K` neighbors vote, whatever smaller ``k`` is asked for.
+    The search is one batch for the whole record (exact: see :meth:`BeatIndex.search`);
+    ``log`` times the stages.
     """
-    embeddings = index.encoder.embed(beats.windows, beats.context)
-    distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
-    if not (ids >= 0).any():
-        raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
-    scores = index_vote(index, distances, ids)
+    log = log or StageLog()
+    with log.stage("embed") as info:
+        embeddings = index.encoder.embed(beats.windows, beats.context)
+        info["detail"] = f"{len(beats)} beats"
+    with log.stage("search+vote") as info:
+        distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
+        if not (ids >= 0).any():
+            raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
+        scores = index_vote(index, distances, ids)
+        info["detail"] = f"k={max(k, VOTE_K)} against {len(index)} beats"
     top = min(TOP_NEIGHBORS, k)
+    with log.stage("graph"):
+        graph = knn_graph(embeddings)
     return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
-                    ids[:, :top], np.round(distances[:, :top], 4), knn_graph(embeddings), index.fingerprint)
+                    ids[:, :top], np.round(distances[:, :top], 4), graph, index.fingerprint)
 
 
 def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,
@@ -169,17 +240,21 @@ def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols:
 
 
 def neighbor_refs(index: BeatIndex, ids: np.ndarray) -> np.ndarray:
-    """``record:sample:class`` of each beat id (same shape; '' for -1 padding)."""
-    wanted = np.unique(ids[ids >= 0])
-    rows = index.catalog.beats(ids=wanted)
-    spelled = {int(i): f"{r}:{s}:{a or '-'}" for i, r, s, a in zip(rows["id"], rows["record"], rows["sample"],
-                                                                      rows["aami"])}
-    return np.array([spelled.get(int(i), "") for i in ids.ravel()], dtype=object).reshape(ids.shape)
+    """``record:sample:class`` of each beat id (same shape; '' for -1 padding), read from the
+    catalog in one or a few queries (:meth:`~simsearch.store.catalog.Catalog.beat_refs`)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    wanted, where = np.unique(ids[ids >= 0], return_inverse=True)
+    refs = index.catalog.beat_refs(wanted)
+    spelled = np.array([f"{r}:{s}:{a or '-'}" for r, s, a in zip(refs["record"], refs["sample"].tolist(),
+                                                                  refs["aami"])], dtype=object)
+    out = np.full(ids.shape, "", dtype=object)
+    out[ids >= 0] = spelled[where]
+    return out
 
 
 def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
                     lead: str | None = None, beats: str = "detect", expert_labels: Mapping[int, str] | None = None,
-                    k: int = 10, progress: bool = False) -> Annotation:
+                    k: int = 10, progress: bool = False, log: StageLog | None = None) -> Annotation:
     """Label every beat of ``record`` from ``index`` and the expert's labels.
 
     Each beat gets the index's kNN vote from other records, refined by label spreading
@@ -204,7 +279,9 @@ def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: st
     k : int
         Neighbors in the global vote (at least :data:`~simsearch.label.vote.VOTE_K` vote).
     progress : bool
-        Show a progress bar on stderr.
+        Show progress on stderr, stage by stage (see :class:`StageLog`).
+    log : StageLog, optional
+        Times the stages (and shows them, if it was made enabled); ``progress`` is then ignored.
 
     Returns
     -------
@@ -220,15 +297,24 @@ def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: st
     RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError
         The record cannot be read, or no beat is found in it.
     """
-    with progress_bar("annotating", 3, enabled=progress) as advance:
-        loaded, found, _ = read_beats(record, data_dir, lead=lead, beats=beats)
-        rows, classes, symbols = expert_rows(found, expert_labels)
-        advance(f"{loaded.name}: {len(found)} beats")
-        prepared = prepare(index, loaded, found, k)
-        advance("embedded and searched")
-        annotation = assemble(prepared, rows, classes, symbols)
-        annotation.neighbors = neighbor_refs(index, prepared.neighbor_ids)
-        advance("propagated")
+    own = log is None
+    log = log if log is not None else StageLog(progress, total=len(STAGES) - 1)
+    try:
+        with log.stage("read/detect/filter") as info:
+            loaded, found, _ = read_beats(record, data_dir, lead=lead, beats=beats)
+            rows, classes, symbols = expert_rows(found, expert_labels)
+            log.name = loaded.name
+            info["detail"] = f"{loaded.n_samples / loaded.fs / 3600:.2f} h at {loaded.fs:g} Hz, {len(found)} beats"
+        prepared = prepare(index, loaded, found, k, log)
+        with log.stage("spreading") as info:
+            annotation = assemble(prepared, rows, classes, symbols)
+            info["detail"] = f"{len(rows)} expert labels"
+        with log.stage("neighbors"):
+            annotation.neighbors = neighbor_refs(index, prepared.neighbor_ids)
+    finally:
+        if own:
+            log.close()
+    annotation.timings = log.report()
     return annotation
 
 
