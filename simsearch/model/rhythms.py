@@ -14,6 +14,11 @@ Everything is seeded and deterministic. A synthetic record is named
 ``"<patient>~<scenario>"`` (:func:`source_record` gives the patient back), so
 patient-disjoint cross-validation can give each held-out fold the synthetic records
 of its own held-out patients only.
+
+What they showed the packaged settings do (scripts/cross_validate.py, 4 folds, vote
+k=100, alpha=0.25): real DS1 records 81.9, synthetic ones 68.5, SVEB Se 6 % in frequent
+premature atrial beats, 3 % in atrial bigeminy, 26 % in trigeminy, 4 % in the
+record-232 pattern, 75 % in runs; atrial fibrillation's beats stay normal (N Se 92 %).
 """
 
 from __future__ import annotations
