@@ -320,6 +320,9 @@ def test_labels_are_kept_as_given_and_never_suggested_again(client, workspace, s
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": [{"sample": 5, "label": "Z"}]}),
              422, "unknown label")
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": []}), 422)
+    is_error(client.delete(f"/api/workspaces/{workspace}/labels/{asked[0]['sample']}", params={"by": "a\x01b"}), 400, "by")
+    is_error(client.post(f"/api/workspaces/{workspace}/labels",
+                         json={"labels": [{"sample": asked[0]["sample"], "label": "V"}], "by": "x" * 65}), 422, "by")
     removed = client.delete(f"/api/workspaces/{workspace}/labels/{asked[2]['sample']}", params={"by": "bo"}).json()
     assert removed["changed"] == [{"sample": asked[2]["sample"], "label": None}] and len(removed["labels"]) == 2
     back = client.post(f"/api/workspaces/{workspace}/labels",

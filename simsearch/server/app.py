@@ -140,6 +140,13 @@ class ExportRequest(BaseModel):
     by: Expert = "expert"
 
 
+def expert_name(by: str) -> str:
+    """``by`` if it can name who labeled (1 to 64 printable characters), as JSON bodies require."""
+    if not isinstance(by, str) or not 1 <= len(by) <= 64 or not by.isprintable():
+        raise ParameterError(f"by {str(by)[:80]!r}: expected who labels, 1 to 64 printable characters")
+    return by
+
+
 def class_list(classes: str | list[str] | None) -> list[str] | None:
     if classes is None:
         return None
@@ -250,8 +257,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
     async def upload_record(request: Request):
         directory, name, fields = await receive_record(request, ws.tmp, state.max_upload_bytes)
         beats = fields.get("beats") or "detect"
-        by = fields.get("by") or "expert"
-        Who(by=by)  # the same rule as JSON bodies
+        by = expert_name(fields.get("by") or "expert")
         workspace = ws.create(name, {"kind": "upload", "path": f"record/{name}"}, fields.get("lead") or None,
                               beats, by, upload_dir=directory)
         return JSONResponse(workspace.describe(), status_code=202)
@@ -290,8 +296,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
 
     @app.delete("/api/workspaces/{wid}/labels/{sample}", summary="Remove an expert label")
     def remove_label(wid: str, sample: int, by: Annotated[str, Query(max_length=64)] = "expert"):
-        Who(by=by)
-        return JSONResponse(ws.get(wid).set_labels([(sample, None)], by))
+        return JSONResponse(ws.get(wid).set_labels([(sample, None)], expert_name(by)))
 
     @app.get("/api/workspaces/{wid}/suggestions", summary="Beats to label next (the --suggest ranking)")
     def suggestions(wid: str, n: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 10):

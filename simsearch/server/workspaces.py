@@ -143,14 +143,15 @@ class Workspace:
     def view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(labels, symbols, label sources, confidence) per beat: the last propagation with
         every expert label given since laid over it."""
-        live = self.ready()
-        ann = live.annotation
+        with self.lock:  # labels may be given meanwhile
+            live = self.ready()
+            ann = live.annotation
+            rows = self._rows_of_labels(live)
+            entries = [self.doc["labels"][s] for s in rows]
         labels, symbols = ann.labels.copy(), ann.symbols.copy()
         source, confidence = np.full(len(ann), "propagated", dtype="<U10"), ann.confidence.copy()
-        rows = self._rows_of_labels(live)
         if rows:
             where = np.array(list(rows.values()), dtype=np.int64)
-            entries = [self.doc["labels"][s] for s in rows]
             labels[where] = [e["label"] for e in entries]
             symbols[where] = [e["symbol"] for e in entries]
             source[where], confidence[where] = "expert", 1.0
