@@ -291,6 +291,23 @@ def time_catalog(url: str, rows: int, *, per_record: int = 2000, lookups: int = 
 
     report = {"rows": rows, "insert_s": round(insert_s, 2), "insert_beats_per_s": round(rows / insert_s),
               "nearest_beat_ms": timed(catalog)}
+    from sqlalchemy import func, select
+
+    from simsearch.store.catalog import BeatRow, RecordRow
+
+    def scan_query(name: str, sample: int):  # the query before the two index seeks: every beat of the record sorted
+        query = (select(BeatRow.id).join(RecordRow).where(catalog._alive() & (RecordRow.name == name))
+                 .order_by(func.abs(BeatRow.sample - sample)).limit(1))
+        with catalog.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    before = []
+    for name, sample in zip(names, samples):
+        t0 = time.perf_counter()
+        scan_query(name, int(sample))
+        before.append(time.perf_counter() - t0)
+    report["nearest_beat_ms_sorting_the_record"] = {"p50": round(1000 * float(np.median(before)), 3),
+                                                    "p95": round(1000 * float(np.percentile(before, 95)), 3)}
     catalog.close()
     if drop_index is not None:
         drop_index()
@@ -349,6 +366,7 @@ def main() -> None:
     parser.add_argument("--catalog-rows", type=float, default=1e7, help="beats in the timed SQLite catalog (0: skip)")
     parser.add_argument("--time-limit", type=float, default=1500, help="seconds for the whole run")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "simsearch_scale" / "embeddings.npz"))
+    parser.add_argument("--keep", help="keep the built indexes in this directory, and reuse those found there")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -368,6 +386,8 @@ def main() -> None:
     report = {"cpu_count": os.cpu_count(), "load_before": os.getloadavg(), "real_beats": int(len(real["vectors"])),
               "jitter_norm": JITTER, "sizes": {}}
     common = {"cache": args.cache, "queries": args.queries, "filtered_queries": args.filtered_queries}
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="simsearch-scale-") as tmp:
         for size in parse_sizes(args.sizes):
             truth_file = Path(tmp) / f"truth-{size}.json"
@@ -382,16 +402,23 @@ def main() -> None:
                     row[kind] = {"skipped": f"HNSW not built above {args.hnsw_max:.0e} vectors (graph build time, "
                                             "~400 B/vector)"}
                     continue
-                out = Path(tmp) / f"{kind}-{size}.faiss"
-                built = run_child("build", left(), size=size, type=kind, out=out, **common)
+                out = Path(args.keep or tmp) / f"{kind}-{size}.faiss"
+                recorded = out.with_suffix(".json")
+                if args.keep and out.is_file() and recorded.is_file():  # built by an earlier run with --keep
+                    built = {**json.loads(recorded.read_text()), "reused": True}
+                else:
+                    built = run_child("build", left(), size=size, type=kind, out=out, **common)
                 if "params" not in built:
                     row[kind] = built
                     continue
+                if args.keep:
+                    recorded.write_text(json.dumps(built))
                 limit = args.flat_queries if (kind == "flat" and size >= 5_000_000) else 0
                 served = run_child("serve", left(), size=size, type=kind, out=out, params=json.dumps(built["params"]),
                                    truth=truth_file, max_queries=limit, **common)
                 row[kind] = {**built, **served}
-                out.unlink(missing_ok=True)
+                if not args.keep:
+                    out.unlink(missing_ok=True)
                 print(f"{size:>10} {kind:6s} {json.dumps(row[kind])}", file=sys.stderr, flush=True)
         if args.catalog_rows:
             report["catalog"] = run_child("catalog", left(), size=int(args.catalog_rows),
