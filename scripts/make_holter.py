@@ -14,7 +14,7 @@ position. The result is written, optionally resampled to a Holter rate (128 or 2
 into a directory the user names (never the repository: these files are 100-200 MB).
 
     python scripts/make_holter.py --out /tmp/holter [--hours 24] [--fs 360|250|128] [--name holter24]
-        [--data-dir ../shared/data/mitdb] [--formats wfdb,edf]
+        [--data-dir ../shared/data/mitdb] [--formats wfdb,edf] [--records 119,208] [--record-minutes 2]
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
 
 
-def concatenate(data_dir: Path, records: list[str], seconds: float, fs_out: float | None):
-    """(signal (n, 2) in mV, fs, annotation samples, symbols, aux notes, records used)."""
+def concatenate(data_dir: Path, records: list[str], seconds: float, fs_out: float | None,
+                record_seconds: float | None = None):
+    """(signal (n, 2) in mV, fs, annotation samples, symbols, aux notes, records used);
+    ``record_seconds``: take only the first seconds of each record."""
     import wfdb
 
     parts, samples, symbols, aux, used = [], [], [], [], []
@@ -61,8 +63,9 @@ def concatenate(data_dir: Path, records: list[str], seconds: float, fs_out: floa
     while True:
         name = records[i % len(records)]
         i += 1
-        record = wfdb.rdrecord(str(data_dir / name))
-        ann = wfdb.rdann(str(data_dir / name), "atr")
+        sampto = None if record_seconds is None else int(round(record_seconds * wfdb.rdheader(str(data_dir / name)).fs))
+        record = wfdb.rdrecord(str(data_dir / name), sampto=sampto)
+        ann = wfdb.rdann(str(data_dir / name), "atr", sampto=sampto)
         fs_rec = float(record.fs)
         fs = fs if fs is not None else (fs_out or fs_rec)
         signal = record.p_signal - np.median(record.p_signal, axis=0)
@@ -127,6 +130,8 @@ def main() -> None:
     parser.add_argument("--records", default=None, help="comma list of records to cycle (default: every MIT-BIH "
                                                         "record whose leads are MLII, V1)")
     parser.add_argument("--formats", default="wfdb,edf", help="wfdb, edf or both")
+    parser.add_argument("--record-minutes", type=float, default=None,
+                        help="take only the first minutes of each record (default: all 30)")
     args = parser.parse_args()
 
     out = Path(args.out).expanduser().resolve()
@@ -143,7 +148,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    signal, fs, samples, symbols, aux, used = concatenate(data_dir, records, args.hours * 3600, args.fs)
+    record_seconds = None if args.record_minutes is None else args.record_minutes * 60
+    signal, fs, samples, symbols, aux, used = concatenate(data_dir, records, args.hours * 3600, args.fs,
+                                                          record_seconds)
     beats = sum(s in "NLRejAaJSVEF/fQ" for s in symbols)
     print(f"{name}: {signal.shape[0] / fs / 3600:.2f} h at {fs:g} Hz, leads {', '.join(LEAD_PAIR)}, "
           f"{len(used)} records ({', '.join(used)}), {len(samples)} annotations ({beats} beats), "

@@ -74,14 +74,15 @@ def write_annotation(annotation: Annotation, out_dir: str | os.PathLike, ext: st
 def beat_rows(annotation: Annotation) -> list[dict]:
     """One plain dict per beat, the content of the CSV and JSON files."""
     neighbors = annotation.neighbors
-    out = []
-    for i in range(len(annotation)):
-        refs = [] if neighbors is None else [r for r in neighbors[i] if r]
-        out.append({"sample": int(annotation.samples[i]), "time": round(float(annotation.times[i]), 3),
-                    "label": str(annotation.labels[i]), "symbol": str(annotation.symbols[i]),
-                    "confidence": round(float(annotation.confidence[i]), 4),
-                    "label_source": str(annotation.label_source[i]), "neighbors": " ".join(refs)})
-    return out
+    n = len(annotation)
+    columns = zip(np.asarray(annotation.samples).tolist(), np.round(annotation.times, 3).tolist(),
+                  annotation.labels.tolist(), annotation.symbols.tolist(),
+                  np.round(np.asarray(annotation.confidence, dtype=np.float64), 4).tolist(),
+                  annotation.label_source.tolist(),
+                  [[]] * n if neighbors is None else neighbors.tolist())
+    return [{"sample": sample, "time": time, "label": str(label), "symbol": str(symbol), "confidence": confidence,
+             "label_source": str(source), "neighbors": " ".join(r for r in refs if r)}
+            for sample, time, label, symbol, confidence, source, refs in columns]
 
 
 def write_suggestions(annotation: Annotation, samples: np.ndarray, out_dir: str | os.PathLike) -> Path:

@@ -154,14 +154,15 @@ def conjugate_gradients(a: sp.csr_matrix, b: np.ndarray, atol: float, x0: np.nda
     iterations = 0
     while True:
         r = b - a @ x
-        if (np.linalg.norm(r, axis=0) <= tolerance).all():
+        residual = np.linalg.norm(r, axis=0)
+        if (residual <= tolerance).all():
             return x
-        if iterations >= max_iterations:
-            raise ArithmeticError(f"conjugate gradients did not converge in {max_iterations} iterations "
-                                  f"(residual {np.linalg.norm(r, axis=0).max():.3g}, wanted {tolerance.min():.3g})")
+        if iterations >= max_iterations or not np.isfinite(residual).all():
+            raise ArithmeticError(f"conjugate gradients did not converge in {iterations} iterations "
+                                  f"(residual {residual.max():.3g}, wanted {tolerance.min():.3g})")
         p = r.copy()
         rr = np.einsum("ij,ij->j", r, r)
-        while iterations < max_iterations and (np.sqrt(rr) > 0.5 * tolerance).any():
+        while iterations < max_iterations and not (np.sqrt(rr) <= 0.5 * tolerance).all():  # NaN: stop
             ap = a @ p
             pap = np.einsum("ij,ij->j", p, ap)
             step = np.divide(rr, pap, out=np.zeros_like(rr), where=pap > 0)
@@ -171,7 +172,8 @@ def conjugate_gradients(a: sp.csr_matrix, b: np.ndarray, atol: float, x0: np.nda
             p = r + np.divide(rr_next, rr, out=np.zeros_like(rr), where=rr > 0) * p
             rr = rr_next
             iterations += 1
-        conjugate_gradients.iterations = iterations
+            if not np.isfinite(rr).all():
+                break
 
 
 def propagate(graph: sp.csr_matrix, global_scores: np.ndarray, rows: np.ndarray, classes: np.ndarray, *,

@@ -1,7 +1,8 @@
-"""Reading WFDB records: file in, arrays out.
+"""Reading records: file in, arrays out. WFDB records, and EDF/EDF+ files (:mod:`.edf`).
 
-A record is named either by a path (``data/100`` or ``data/100.hea``) or by a bare name
-looked up in the data directory (``--data-dir`` or ``SIMSEARCH_DATA``).
+A record is named either by a path (``data/100``, ``data/100.hea``, ``holter/rec1.edf``)
+or by a bare name looked up in the data directory (``--data-dir`` or ``SIMSEARCH_DATA``):
+``100`` finds ``100.hea``, else ``100.edf``. Either way it is known by its name (``rec1``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..aami import check_symbols
 from ..errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
+from . import edf
 
 DATA_ENV = "SIMSEARCH_DATA"
 PREFERRED_LEAD = "MLII"
@@ -81,26 +83,43 @@ def data_dir_from(data_dir: str | os.PathLike | None) -> Path | None:
 
 
 def record_name(record: str | os.PathLike) -> str:
-    """The name a record is known by (``data/100.hea`` -> ``100``): records are compared by name."""
+    """The name a record is known by (``data/100.hea`` -> ``100``, ``holter/rec1.edf`` ->
+    ``rec1``): records are compared by name."""
     text = str(record).strip()
-    name = Path(text[: -len(".hea")] if text.endswith(".hea") else text).name
+    name = Path(text[: -len(".hea")] if text.endswith(".hea") else edf.strip_suffix(text)).name
     if not name or name in (".", "..") or "\x00" in text:
         raise RecordNotFoundError(f"not a record name: {str(record)!r}")
     return name
 
 
 def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
-    """Find ``<record>.hea``: as a path first, then inside the data directory."""
+    """Find ``<record>.hea`` (the record's path without extension is returned) or an EDF
+    file (its path, ``.edf`` included): as a path first, then inside the data directory."""
     name = record_name(record)  # refuses '', '.', '..', '/', NUL bytes
     text = str(record)
+    if edf.is_edf(text):  # an EDF file named as such: that file, nothing else
+        candidate = _user_path(text)
+        if candidate is not None and _is(candidate, "file"):
+            return candidate.resolve()
+        base = data_dir_from(data_dir)
+        if base is not None and Path(text).parent == Path(".") and _is(base / Path(text).name, "file"):
+            return (base / Path(text).name).resolve()
+        where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
+        raise RecordNotFoundError(f"record not found: {record}{where}")
     if text.endswith(".hea"):
         text = text[: -len(".hea")]
     candidate = _user_path(text)
-    if candidate is not None and candidate.name == name and _is(candidate.with_name(name + ".hea"), "file"):
-        return candidate.resolve()  # absolute: indexes and annotations outlive the working directory
+    if candidate is not None and candidate.name == name:
+        if _is(candidate.with_name(name + ".hea"), "file"):
+            return candidate.resolve()  # absolute: indexes and annotations outlive the working directory
+        if not str(record).endswith(".hea") and _is(candidate.with_name(name + ".edf"), "file"):
+            return candidate.with_name(name + ".edf").resolve()
     base = data_dir_from(data_dir)
-    if base is not None and Path(text).parent == Path(".") and _is(base / (name + ".hea"), "file"):
-        return (base / name).resolve()
+    if base is not None and Path(text).parent == Path("."):
+        if _is(base / (name + ".hea"), "file"):
+            return (base / name).resolve()
+        if not str(record).endswith(".hea") and _is(base / (name + ".edf"), "file"):
+            return (base / (name + ".edf")).resolve()
     where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
     raise RecordNotFoundError(f"record not found: {record}{where}")
 
@@ -128,19 +147,22 @@ def load_record(
     lead: str | None = None,
     annotations: str | None = "atr",
 ) -> Record:
-    """Read one lead of a WFDB record at its own sampling rate.
+    """Read one lead of a WFDB record or an EDF/EDF+ file at its own sampling rate.
 
     Parameters
     ----------
     record : str or path
-        A path (``data/100`` or ``data/100.hea``) or a bare name inside ``data_dir``.
+        A path (``data/100``, ``data/100.hea``, ``holter/rec1.edf``) or a bare name
+        inside ``data_dir`` (``100``: ``100.hea``, else ``100.edf``; ``rec1.edf``).
     data_dir : str or path, optional
         Where bare names are looked up (default: ``$SIMSEARCH_DATA``).
     lead : str, optional
-        Lead name; by default MLII where present, else the first lead.
+        Lead name (an EDF signal label); by default MLII where present, else the first
+        lead (in an EDF file, the first recorded at an ECG's rate).
     annotations : str or None
         Extension of the annotation file to read when it exists (``None``: ignore
-        annotations).
+        annotations). An EDF+ file's own annotations are read unless ``None``: those whose
+        text starts with an MIT-BIH symbol (see :mod:`simsearch.signal.edf`).
 
     Returns
     -------
@@ -153,6 +175,8 @@ def load_record(
     import wfdb  # lazy: wfdb (and pandas under it) takes ~0.4 s to import; stored-beat queries never read a record
 
     path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path):
+        return _load_edf(path, lead, annotations is not None)
     name = path.name
     header, fs, sig_len = _checked_header(path)
     leads = [str(lead) for lead in header.sig_name]
@@ -178,6 +202,27 @@ def load_record(
     if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
         ann_samples, ann_symbols = read_annotations(path, annotations)
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+
+
+def _load_edf(path: Path, lead: str | None, annotations: bool) -> Record:
+    name = record_name(path)
+    header = _checked_edf_header(path)
+    chosen = _choose_lead(header.leads, lead, name, header.rates)
+    channel = header.leads.index(chosen)
+    fs = check_sampling_rate(header.rates[channel], f"{path.name} lead {chosen}")
+    signal, ann_samples, ann_symbols = edf.read_lead(path, channel, annotations)
+    check_signal(signal, f"{name} lead {chosen}")
+    if signal.shape[0] < MIN_DURATION_S * fs:
+        raise SignalQualityError(f"{name} lead {chosen}: signal too short ({signal.shape[0]} samples at {fs:g} Hz, "
+                                 f"at least {MIN_DURATION_S:g} s)")
+    return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+
+
+def _checked_edf_header(path: Path) -> edf.EdfHeader:
+    try:
+        return edf.read_header(path)
+    except FileNotFoundError:
+        raise RecordNotFoundError(f"record not found: {path}") from None
 
 
 _FS_FIELD = re.compile(r"(?P<fs>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)(?:/[^\s(]+(?:\([^\s)]*\))?)?")
@@ -330,6 +375,11 @@ def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None =
     RecordNotFoundError, RecordFormatError, LeadNotFoundError, AnnotationError
     """
     path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path):  # its annotations are inside, and never refused (unknown texts are skipped)
+        header = _checked_edf_header(path)
+        chosen = _choose_lead(header.leads, lead, record_name(path), header.rates)
+        check_sampling_rate(header.rates[header.leads.index(chosen)], f"{path.name} lead {chosen}")
+        return path
     header, _, _ = _checked_header(path)
     _choose_lead([str(name) for name in header.sig_name], lead, path.name)
     if annotations and _is(path.with_name(f"{path.name}.{annotations}"), "file"):
@@ -357,9 +407,13 @@ def _checked_header(path: Path):
     return header, fs, sig_len
 
 
-def _choose_lead(leads: list[str], lead: str | None, name: str) -> str:
+def _choose_lead(leads: list[str], lead: str | None, name: str, rates: list[float] | None = None) -> str:
     if lead is None:
-        return PREFERRED_LEAD if PREFERRED_LEAD in leads else leads[0]
+        if PREFERRED_LEAD in leads:
+            return PREFERRED_LEAD
+        if rates is not None:  # an EDF file may hold slow signals too (accelerometer, events): skip them
+            return next((l for l, fs in zip(leads, rates) if MIN_FS <= fs <= MAX_FS), leads[0])
+        return leads[0]
     if lead not in leads:
         raise LeadNotFoundError(f"{name}: no lead {lead!r} (leads: {', '.join(leads)})")
     return lead
