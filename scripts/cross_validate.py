@@ -77,6 +77,11 @@ def main() -> None:
                         help="override a TrainingConfig field (JSON value)")
     parser.add_argument("--no-simulation", action="store_true",
                         help="score the real held-out records only (no synthetic rhythms)")
+    parser.add_argument("--index-simulated", action="store_true",
+                        help="index the training folds' synthetic rhythm records beside their real beats")
+    parser.add_argument("--irregularity-weights", default="", metavar="W,W",
+                        help="also score each checkpoint with the irregularity input weighed by these in the "
+                             "fixed context part of the embedding only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
@@ -85,7 +90,9 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=config.seed))
-    cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated)
+    cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
+                        index_simulated=args.index_simulated,
+                        irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w])
     seconds = time.perf_counter() - start
     default_vote = summary(cv, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
     by_step = {}
@@ -104,9 +111,20 @@ def main() -> None:
                                              step)
     grid = sorted((summary(cv, k, alpha, boosted, simulated is not None) for k, alpha, boosted in VOTE_GRID),
                   key=lambda g: -g["score"])
-    report = {"config": config.__dict__, "folds": cv["folds"], "seconds": round(seconds),
+    report = {"config": config.__dict__, "index_simulated": args.index_simulated, "folds": cv["folds"], "seconds": round(seconds),
               "simulated_records": 0 if simulated is None else len(set(simulated.groups)),
               "default_vote": default_vote, "by_step": by_step, "by_scenario": scenarios, "vote_grid": grid}
+    report["irregularity_weights"] = {}
+    for w, checkpoints in cv["variants"].items():
+        variant = {"folds": cv["folds"], "checkpoints": checkpoints}
+        row = summary(variant, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
+        if simulated is not None:
+            row["by_scenario"] = {
+                scenario: figures_of(cv_scores(variant, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, "simulated",
+                                               [g for g in dict.fromkeys(simulated.groups)
+                                                if g.endswith(SEPARATOR + scenario)]), row["best_step"])
+                for scenario in SCENARIOS}
+        report["irregularity_weights"][w] = row
     if args.json:
         print(json.dumps(report))
         return
@@ -118,6 +136,11 @@ def main() -> None:
     for scenario, row in scenarios.items():
         print(f"  {scenario:22s} score {row['score']:6.2f}  " + " ".join(
             f"{c} {row[f'{c}_se']}/{row[f'{c}_ppv']}" for c in "NSV"))
+    for w, row in report["irregularity_weights"].items():
+        print(f"irregularity weighed {w:g} in the fixed part (default vote, step {row['best_step']}): " + line(row))
+        for scenario, r in row.get("by_scenario", {}).items():
+            print(f"  {scenario:22s} score {r['score']:6.2f}  " + " ".join(
+                f"{c} {r[f'{c}_se']}/{r[f'{c}_ppv']}" for c in "NSV"))
     print("vote settings, each at its best step (top 10):")
     for g in grid[:10]:
         print(f"  k {g['k']:3d} alpha {g['alpha']:.2f} boost {g['boosted']:4s} step {g['best_step']:4d} " + line(g))
