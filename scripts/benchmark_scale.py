@@ -26,7 +26,9 @@ per million vectors on 2 cores and ~400 B per vector (4 GB at 10^7).
 
 The catalog half: ``nearest_beat`` (the query of a stored beat by record and sample)
 timed on an SQLite catalog of ``--catalog-rows`` beats, with and without the index on
-(record_id, sample), and the bulk insert rate.
+(record_id, sample) and with the old query that sorted the record's beats, and the bulk
+insert rate (record by record, one transaction each); then the same on a private
+PostgreSQL server (``--postgres-rows``, records of 30 minutes and of 24 hours).
 
     python scripts/benchmark_scale.py --data-dir ../shared/data/mitdb [--sizes 1e5,1e6,1e7] [--types flat,hnsw,ivf]
         [--queries 200] [--time-limit 1500] [--json]
@@ -328,10 +330,28 @@ def child_catalog(args) -> dict:
             conn.execute("DROP INDEX IF EXISTS ix_beats_record_sample")
             conn.execute("CREATE INDEX IF NOT EXISTS ix_beats_record_id ON beats (record_id)")  # the index before it
 
-    return time_catalog(f"sqlite:///{path}", args.size, drop_index=drop_index)
+    return time_catalog(f"sqlite:///{path}", args.size, per_record=args.record_beats, drop_index=drop_index)
 
 
-CHILDREN = {"truth": child_truth, "build": child_build, "serve": child_serve, "catalog": child_catalog}
+def child_postgres(args) -> dict:
+    """The same on a private PostgreSQL server (tests/postgres_server.py): 30-min records, then 24-h ones."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from postgres_server import PostgresServer, missing
+
+    why = missing()
+    if why:
+        return {"skipped": why}
+    server = PostgresServer().start()
+    try:
+        return {"records of 2,000 beats": time_catalog(server.create_database("short"), args.size, per_record=2000),
+                "records of 100,000 beats": time_catalog(server.create_database("holter"), args.size,
+                                                         per_record=100_000)}
+    finally:
+        server.stop()
+
+
+CHILDREN = {"truth": child_truth, "build": child_build, "serve": child_serve, "catalog": child_catalog,
+            "postgres": child_postgres}
 
 
 def run_child(role: str, timeout: float, **options) -> dict:
@@ -364,6 +384,10 @@ def main() -> None:
     parser.add_argument("--flat-queries", type=int, default=20, help="queries of flat at 10^7 (80 ms each)")
     parser.add_argument("--hnsw-max", type=float, default=1e6, help="largest size HNSW is built at")
     parser.add_argument("--catalog-rows", type=float, default=1e7, help="beats in the timed SQLite catalog (0: skip)")
+    parser.add_argument("--catalog-record-beats", type=int, default=2000,
+                        help="beats per record in the SQLite catalog (2000: 30 min; 100000: 24 h)")
+    parser.add_argument("--postgres-rows", type=float, default=1e6,
+                        help="beats inserted into a private PostgreSQL server, if its binaries are here (0: skip)")
     parser.add_argument("--time-limit", type=float, default=1500, help="seconds for the whole run")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "simsearch_scale" / "embeddings.npz"))
     parser.add_argument("--keep", help="keep the built indexes in this directory, and reuse those found there")
@@ -375,6 +399,7 @@ def main() -> None:
     parser.add_argument("--params", help=argparse.SUPPRESS)
     parser.add_argument("--truth", help=argparse.SUPPRESS)
     parser.add_argument("--max-queries", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--record-beats", type=int, default=2000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](args)))
@@ -422,7 +447,9 @@ def main() -> None:
                 print(f"{size:>10} {kind:6s} {json.dumps(row[kind])}", file=sys.stderr, flush=True)
         if args.catalog_rows:
             report["catalog"] = run_child("catalog", left(), size=int(args.catalog_rows),
-                                          out=Path(tmp) / "catalog.sqlite")
+                                          out=Path(tmp) / "catalog.sqlite", record_beats=args.catalog_record_beats)
+        if args.postgres_rows:
+            report["postgres"] = run_child("postgres", left(), size=int(args.postgres_rows))
     report["load_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(report))
@@ -443,7 +470,9 @@ def main() -> None:
                   f"{cls.get('p50_ms', 0):8.2f}/{cls.get('recall_at_10', 0):.3f}  "
                   f"{ {k: v for k, v in r['params'].items() if k in ('nlist', 'nprobe', 'efSearch')} }")
     if "catalog" in report:
-        print("catalog:", json.dumps(report["catalog"]))
+        print("SQLite catalog:", json.dumps(report["catalog"]))
+    if "postgres" in report:
+        print("PostgreSQL catalog:", json.dumps(report["postgres"]))
 
 
 if __name__ == "__main__":

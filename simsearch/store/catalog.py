@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import (Float, ForeignKey, Index, Integer, String, create_engine, delete, func, insert, inspect, or_,
-                        select, update)
+from sqlalchemy import (Float, ForeignKeyConstraint, Index, Integer, String, create_engine, delete, func, insert,
+                        inspect, or_, select, update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -39,6 +39,8 @@ BULK_SHARE = 8
 BEAT_COLUMNS = ("id", "record_id", "sample", "time", "lead", "symbol", "aami", "rr_prev", "rr_next", "rr_local",
                 "label_source", "confidence")
 """Columns of a beat row, in the order a bulk insert writes them."""
+COPY_TYPES = ("int4", "int4", "int4", "float8", "text", "text", "text", "float8", "float8", "float8", "text", "float8")
+"""Their PostgreSQL types, for a binary COPY (Integer is int4, Float double precision, String varchar)."""
 
 
 class Base(DeclarativeBase):
@@ -72,16 +74,26 @@ class RecordRow(Base):
 
 class BeatRow(Base):
     __tablename__ = "beats"
-    __table_args__ = (Index("ix_beats_record_sample", "record_id", "sample"),)
-    """(record, sample): a record's beats in order, so the beat nearest a sample is two index seeks."""
+    __table_args__ = (
+        Index("ix_beats_record_sample", "record_id", "sample"),
+        ForeignKeyConstraint(["record_id"], ["records.id"], ondelete="CASCADE").ddl_if(dialect="sqlite"),
+        Index("ix_beats_aami", "aami").ddl_if(dialect="sqlite"),
+    )
+    """(record, sample): a record's beats in order, so the beat nearest a sample is two index seeks.
+
+    The foreign key and the index on the class are created in SQLite only (which has always
+    had them, the key unenforced): the catalog inserts a record and its beats in one
+    transaction and deletes beats before their record, and no query looks beats up by
+    class, so in PostgreSQL they would only cost time: a bulk insert runs 2.3 times faster
+    without them (``scripts/benchmark_scale.py``)."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(Integer)
     sample: Mapped[int] = mapped_column(Integer)
     time: Mapped[float] = mapped_column(Float)
     lead: Mapped[str] = mapped_column(String(64))
     symbol: Mapped[str | None] = mapped_column(String(4), nullable=True)
-    aami: Mapped[str | None] = mapped_column(String(1), nullable=True, index=True)
+    aami: Mapped[str | None] = mapped_column(String(1), nullable=True)
     rr_prev: Mapped[float] = mapped_column(Float)
     rr_next: Mapped[float] = mapped_column(Float)
     rr_local: Mapped[float] = mapped_column(Float)
@@ -357,7 +369,8 @@ class Catalog:
         table, names = BeatRow.__tablename__, ", ".join(BEAT_COLUMNS)
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             with conn.connection.dbapi_connection.cursor() as cursor:
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(COPY_TYPES)
                     for row in rows:
                         copy.write_row(row)
             return
