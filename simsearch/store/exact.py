@@ -33,6 +33,7 @@ spinning against other work on a shared 2-core machine cost more than they give
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -69,10 +70,24 @@ BLAS_THRESHOLD = 20
 128,000 in faiss-cpu 1.15, keeps batches of fewer queries on a loop 3x slower here)."""
 
 
+_LOCK = threading.RLock()
+"""Held through every search here: two Python threads searching disjoint query groups at once
+through FAISS's BLAS (OpenBLAS built for OpenMP) returned answers that differed from a
+sequential run's (and took 3-4x longer), and the settings below are process-wide. A
+server's concurrent batched searches take turns."""
+
+
 @contextmanager
 def faiss_settings(threads: int = 1, blas_threshold: int | None = BLAS_THRESHOLD) -> Iterator[None]:
     """FAISS on ``threads`` OpenMP threads with BLAS from ``blas_threshold`` queries on,
-    restored afterwards (both are process-wide FAISS settings)."""
+    restored afterwards (both are process-wide FAISS settings), one thread at a time."""
+    with _LOCK:
+        with _settings(threads, blas_threshold):
+            yield
+
+
+@contextmanager
+def _settings(threads: int, blas_threshold: int | None) -> Iterator[None]:
     before_threads = faiss.omp_get_max_threads()
     before_blas = faiss.cvar.distance_compute_blas_threshold
     faiss.omp_set_num_threads(threads)
@@ -184,7 +199,8 @@ class ExactKnn:
         bounds = np.searchsorted(nearest[by_group], np.arange(self.n_clusters + 1))
         offsets = np.arange(self.n_clusters) * self.stride
         query_norm2 = np.einsum("ij,ij->i", q, q).astype(np.float64)
-        for group in np.flatnonzero(np.diff(bounds)):
+
+        def search_group(group: int) -> None:
             members = by_group[bounds[group]:bounds[group + 1]]
             qg = q[members]
             # first pass: the k-th best among the nearest clusters bounds each query's k-th best
@@ -193,7 +209,7 @@ class ExactKnn:
             if enough >= near.size:  # the filter leaves too few vectors nearby: search this group flat
                 fs, fr = self._flat(qg, k, None if allowed is None else np.flatnonzero(allowed))
                 sims[members], rows[members] = fs, fr
-                continue
+                return
             first = self._candidates(near[:enough + 1], sorted_allowed)
             s_first, _ = flat_knn(qg, self.sorted_x[first], kk)
             # |q - x|^2 = |q|^2 + |x|^2 - 2 q.x: any x with q.x >= s_k lies within `reach` of q
@@ -209,6 +225,10 @@ class ExactKnn:
             s, pos = flat_knn(qg, self.sorted_x[candidates], k)
             sims[members] = s
             rows[members] = np.where(pos >= 0, self.order[candidates[np.maximum(pos, 0)]], -1)
+
+        # one group after another (see _LOCK)
+        for group in np.flatnonzero(np.diff(bounds)):
+            search_group(group)
         return sims, rows
 
     def _candidates(self, clusters: np.ndarray, sorted_allowed: np.ndarray | None) -> np.ndarray:
