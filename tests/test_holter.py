@@ -245,3 +245,22 @@ def test_pruned_search_pads_when_a_filter_leaves_fewer_than_k():
     sims, rows = ExactKnn(x).search(x[:4500], 5, allowed)
     assert (np.sort(rows[:, :3], axis=1) == [3, 77, 4000]).all()
     assert (rows[:, 3:] == -1).all() and np.isinf(sims[:, 3:]).all()
+
+
+def test_reference_beats_come_from_the_edf_annotations(holter, tmp_path):
+    from simsearch.errors import AnnotationError
+    from simsearch.label.annotate import read_beats
+
+    record, beats, reference = read_beats(holter / "h.edf", beats="reference")
+    is_beat = np.isin(record.ann_symbols, list("NLRejAaJSVEF/fQ"))
+    assert np.array_equal(beats.samples, record.ann_samples[is_beat])
+    assert set(reference) <= set("NSVFQ") and (reference == "V").sum() > 50  # 119 and 208: many VEBs
+    bare = tmp_path / "bare.edf"
+    writer = pyedflib.EdfWriter(str(bare), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    writer.setSignalHeaders([{"label": "II", "dimension": "mV", "sample_frequency": 250, "physical_min": -10.0,
+                              "physical_max": 10.0, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+                              "prefilter": ""}])
+    writer.writeSamples([np.ascontiguousarray(np.resize(record.signal[:2500], 2500))])
+    writer.close()
+    with pytest.raises(AnnotationError, match="no annotation in bare.edf with an MIT-BIH symbol"):
+        read_beats(bare, beats="reference")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +30,7 @@ from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
 from ..errors import AnnotationError, EncoderMismatchError, SignalQualityError
 from ..progress import progress_bar
 from ..signal.beats import Beats, beats_from_record, detect_beats, reference_beats
+from ..signal.edf import is_edf
 from ..signal.records import Record, load_record
 from ..store.index import BeatIndex
 from .expert import expert_rows
@@ -177,8 +179,9 @@ def read_beats(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
     loaded = load_record(record, data_dir, lead=lead, annotations="atr" if beats == "reference" else None)
     if beats == "reference":
         if not loaded.has_annotations:
-            raise AnnotationError(f"{loaded.name}: no annotation file ({loaded.name}.atr) to take beat positions "
-                                  "from; use beats='detect'")
+            where = f"annotation in {Path(loaded.path).name} with an MIT-BIH symbol" if is_edf(loaded.path) else \
+                f"annotation file ({loaded.name}.atr)"
+            raise AnnotationError(f"{loaded.name}: no {where} to take beat positions from; use beats='detect'")
         peaks, symbols = reference_beats(loaded)
         reference = np.array([SYMBOL_TO_AAMI[s] for s in symbols], dtype="<U1")
     else:
