@@ -217,7 +217,7 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
         if not (ids >= 0).any():
             raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
         scores = index_vote(index, distances, ids)
-        info["detail"] = f"k={max(k, VOTE_K)} against {len(index)} beats"
+        info["detail"] = f"k={max(k, VOTE_K)}, {len(beats)} beats"
     top = min(TOP_NEIGHBORS, k)
     with log.stage("graph"):
         graph = knn_graph(embeddings)
