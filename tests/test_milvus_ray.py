@@ -108,3 +108,26 @@ def test_milvus_needs_an_outside_catalog_and_a_db_file(small_index, tmp_path):
                         catalog_url=f"sqlite:///{tmp_path / 'c.db'}")
     assert not (tmp_path / "idx").exists()
     assert json.loads(json.dumps(milvus.INDEX_TYPES))["flat"] == "FLAT"
+
+
+def test_vectors_a_dead_writer_left_are_never_seen_and_dropped_by_the_next(archive):
+    index, _ = archive
+    current = BeatIndex.open(index.path)
+    g = current.generation
+    # a writer that died after inserting its vectors, before publishing: entities of generation g + 1
+    ghost = milvus.MilvusVectors(current.vectors.params, g + 1, current.catalog.removed_versions, writable=True)
+    x = np.tile(current.vectors.reconstruct(int(current.catalog.ids()[0])), (5, 1))
+    ghost_ids = np.arange(10**9, 10**9 + 5)
+    ghost.add(x, ghost_ids, record="ghost", aami=np.array(["V"] * 5), label_source="reference")
+    try:
+        again = BeatIndex.open(index.path)  # the pairing check counts generation g only
+        assert len(again) == len(current)
+        _, found = again.search(x[0], 10)
+        assert not np.isin(found, ghost_ids).any()
+        with BeatIndex.updating(index.path):  # the next writer drops them before it writes
+            pass
+        after = BeatIndex.open(index.path)
+        assert after.generation == g + 1 and len(after) == len(current)
+        assert not after.vectors.client.query(after.vectors.collection, filter=f"id >= {10**9}", output_fields=["id"])
+    finally:
+        current.close()
