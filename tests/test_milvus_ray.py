@@ -37,6 +37,7 @@ def archive(small_index, data_dir, tmp_path_factory):
     yield index, exact
     index.close()
     exact.close()
+    milvus.release()  # no Milvus Lite server left running in this process (a later fork, by Ray, could hang on it)
 
 
 def _pairs(index: BeatIndex) -> dict:

@@ -91,6 +91,7 @@ class RayEngine:
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         self.address = address
         self.num_cpus = num_cpus
+        self._started = False
 
     def _ray(self):
         try:
@@ -99,24 +100,38 @@ class RayEngine:
             raise ParameterError("--engine ray needs Ray: pip install 'simsearch[scale]'") from None
         return ray
 
-    def embed(self, records: Sequence[str], data_dir: str | os.PathLike | None, lead: str | None,
-              encoder_path: str | os.PathLike) -> Iterator[EmbeddedRecord]:
-        """Each record embedded, in the order given (work runs ahead on every worker).
-
-        Raises
-        ------
-        SimsearchError
-            A record's own error (missing, malformed...), as the local build raises it.
-        """
+    def start(self):
+        """Connect to the cluster, or start the local instance (a no-op when Ray already runs here)."""
         ray = self._ray()
-        started = not ray.is_initialized()
-        if started:
+        if not ray.is_initialized():
             options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
                            runtime_env={"env_vars": WORKER_ENV})
             if self.address:
                 ray.init(address=self.address, **options)
             else:
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), **options)
+            self._started = True
+        return ray
+
+    def close(self) -> None:
+        """Stop what :meth:`start` started (the local instance, or the connection to a cluster)."""
+        if getattr(self, "_started", False):
+            self._ray().shutdown()
+            self._started = False
+
+    def embed(self, records: Sequence[str], data_dir: str | os.PathLike | None, lead: str | None,
+              encoder_path: str | os.PathLike) -> Iterator[EmbeddedRecord]:
+        """Each record embedded, in the order given (work runs ahead on every worker).
+
+        Starts Ray if :meth:`start` has not (and then stops it at the end).
+
+        Raises
+        ------
+        SimsearchError
+            A record's own error (missing, malformed...), as the local build raises it.
+        """
+        owned = not getattr(self, "_started", False) and not self._ray().is_initialized()
+        ray = self.start()
         try:
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
             n_workers = max(1, min(cpus, len(records)))
@@ -133,5 +148,5 @@ class RayEngine:
             for w in workers:
                 ray.kill(w)
         finally:
-            if started:
-                ray.shutdown()
+            if owned:
+                self.close()

@@ -186,7 +186,8 @@ class BeatIndex:
             if url is None:
                 raise ParameterError("vectors in Milvus need a catalog outside the index directory: give --catalog-url "
                                      "(PostgreSQL, or an SQLite file)")
-        with layout.Writer(root, lock_timeout) as writer:  # before the encoder: an unwritable path fails at once
+        # the lock before the encoder (an unwritable path fails at once), the engine before any Milvus client
+        with layout.Writer(root, lock_timeout) as writer, _running(engine):
             old = _old_manifest(root, writer.previous)
             encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
             index = cls._create(writer, encoder, url, old, index_type, milvus_uri)
@@ -635,6 +636,20 @@ class BeatIndex:
     def info(self) -> dict:
         return {"path": str(self.path), **{k: v for k, v in self.manifest.items()},
                 "catalog": self.catalog.counts(), "records": [r["name"] for r in self.catalog.records()]}
+
+
+@contextmanager
+def _running(engine) -> Iterator[None]:
+    """An embedding engine started before anything else of the build (Ray forks its servers, which a
+    Milvus Lite gRPC server already running in this process can hang) and stopped after it."""
+    if engine is None or not hasattr(engine, "start"):
+        yield
+        return
+    engine.start()
+    try:
+        yield
+    finally:
+        engine.close()
 
 
 def absolute_catalog_url(url: str | None) -> str | None:

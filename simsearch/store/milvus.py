@@ -86,6 +86,23 @@ def client(uri: str):
 _CLIENTS: dict = {}
 
 
+def release(uri: str | None = None) -> None:
+    """Close the clients of ``uri`` (default: all) and stop their Milvus Lite servers in this process."""
+    for key in [uri] if uri is not None else list(_CLIENTS):
+        milvus = _CLIENTS.pop(key, None)
+        if milvus is not None:
+            try:
+                milvus.close()
+            except Exception:  # closing is best effort: the process may be exiting
+                pass
+        if key is not None and is_lite(key):
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+            except ImportError:
+                continue
+            server_manager_instance.release_server(key)
+
+
 def _quoted(text: str) -> str:
     return json.dumps(str(text))
 
