@@ -2,10 +2,11 @@
 
 * Embedding: the packaged encoder (Conv front-end -> LSTM over 32 steps, with its
   input preparation) against a plain 2 x LSTM(64) over 100 steps of the beat (the
-  figure DEVELOPERS.md quotes), on the same real beats.
-* Query latency: BeatIndex.query (stored beat: catalog + FAISS + vote) and
-  query_signal (10 s raw signal: filter, detect, embed, search), p50/p95 over many
-  queries, against a bare FAISS search on the same index.
+  figure the project's brief quotes), on the same real beats.
+* Query latency: query_beat (stored beat: catalog + FAISS + vote) and query_signal
+  (10 s raw signal: filter, detect, embed, search; eager Keras, then with the traced
+  encoder `simsearch serve` uses), p50/p95 over many queries, against a bare FAISS
+  search on the same index.
 
     python scripts/benchmark.py --data-dir ../shared/data/mitdb [--index indexes/mitdb] [--json]
 """
@@ -82,12 +83,22 @@ def main() -> None:
         from simsearch.signal.records import load_record
 
         signal = load_record("119", args.data_dir).signal
-        signal_latency = []
-        for start_s in rng.integers(0, 1700, size=min(args.queries, 50)):
-            window = signal[start_s * 360:(start_s + 10) * 360]
-            start = time.perf_counter()
-            query_signal(index, window, fs=360, k=10)
-            signal_latency.append(time.perf_counter() - start)
+        starts = rng.integers(0, 1700, size=min(args.queries, 50))
+
+        def signal_latency_of(target) -> list[float]:
+            query_signal(target, signal[:3600], fs=360, k=10)  # warm-up (and the trace, for a traced encoder)
+            times = []
+            for start_s in starts:
+                window = signal[start_s * 360:(start_s + 10) * 360]
+                start = time.perf_counter()
+                query_signal(target, window, fs=360, k=10)
+                times.append(time.perf_counter() - start)
+            return times
+
+        signal_latency = signal_latency_of(index)
+        traced = BeatIndex.open(index.path, index.encoder.traced())  # as `simsearch serve` runs it
+        traced_latency = signal_latency_of(traced)
+        traced.close()
         vectors = index.vectors.reconstruct(int(stored["id"][0]))[None, :]
         faiss_latency = []
         for _ in range(args.queries):
@@ -105,7 +116,7 @@ def main() -> None:
         "embed_beats_per_s": {"simsearch encoder": round(ours), "baseline 2xLSTM(64) x 100 steps": round(base),
                               "speedup": round(ours / base, 2)},
         "latency": {"query (stored beat, exclude record)": ms(latency), "query_signal (10 s raw)": ms(signal_latency),
-                    "index.search alone": ms(faiss_latency)},
+                    "query_signal, traced encoder": ms(traced_latency), "index.search alone": ms(faiss_latency)},
     }
     if args.json:
         print(json.dumps(report))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from pathlib import Path
@@ -51,7 +50,7 @@ class ServerState:
                  vote_k: int = 10, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         self.index_path = Path(os.path.abspath(index_dir))
         first = BeatIndex.open(self.index_path, encoder)
-        self.encoder = graph_encoder(first.encoder)  # TensorFlow loads now, not on the first query
+        self.encoder = first.encoder.traced()  # TensorFlow loads now, not on the first query
         first.close()
         self.index = BeatIndex.open(self.index_path, self.encoder)
         self._stored: dict[str, dict | None] = {}
@@ -176,35 +175,6 @@ class ServerState:
             old.close()
         return {"added": int(ids.size), "record": annotation.record, "generation": fresh.generation,
                 "beats_in_index": len(fresh)}
-
-
-class _GraphModel:
-    """An encoder's Keras model run as one traced TensorFlow graph (the LSTM's loop runs
-    inside TensorFlow, not step by step in Python): one beat embeds in a few milliseconds
-    where the eager call takes over a hundred. Everything else is the model's own."""
-
-    def __init__(self, model):
-        import tensorflow as tf
-
-        self._model = model
-        self._tf = tf
-        self._run = tf.function(lambda beat, context: model([beat, context], training=False), reduce_retracing=True)
-
-    def __call__(self, inputs, training=False):
-        beat, context = inputs
-        return self._run(self._tf.convert_to_tensor(beat), self._tf.convert_to_tensor(context))
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-
-def graph_encoder(encoder: Encoder) -> Encoder:
-    """``encoder`` (same weights, same fingerprint) whose embeddings run as a traced graph."""
-    if isinstance(encoder.model, _GraphModel):
-        return encoder
-    fast = copy.copy(encoder)
-    fast.model = _GraphModel(encoder.model)
-    return fast
 
 
 def _plain(value):
