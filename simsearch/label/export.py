@@ -64,10 +64,10 @@ def write_annotation(annotation: Annotation, out_dir: str | os.PathLike, ext: st
                    symbol=[str(s) for s in annotation.symbols], fs=annotation.fs, write_dir=tmp)
         os.replace(Path(tmp) / base.name, paths["wfdb"])
     rows = beat_rows(annotation)
-    _atomic_write(paths["csv"], _csv_text(rows))
+    atomic_write(paths["csv"], _csv_text(rows))
     document = {"record": annotation.record, "path": annotation.path, "fs": annotation.fs, "lead": annotation.lead,
                 "encoder": annotation.encoder, "summary": summary(annotation), "beats": rows}
-    _atomic_write(paths["json"], json.dumps(document) + "\n")
+    atomic_write(paths["json"], json.dumps(document) + "\n")
     return paths
 
 
@@ -97,7 +97,7 @@ def write_suggestions(annotation: Annotation, samples: np.ndarray, out_dir: str 
              for r in rows]
     path = Path(out_dir) / f"{annotation.record}.suggest.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, _csv_text(lines, ("sample", "label", "time", "current_label", "confidence")))
+    atomic_write(path, _csv_text(lines, ("sample", "label", "time", "current_label", "confidence")))
     return path
 
 
@@ -107,7 +107,7 @@ def write_labels(labels: Mapping[int, str], out_dir: str | os.PathLike, record: 
     path = labels_file(out_dir, record)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"sample": int(s), "label": str(labels[s])} for s in sorted(labels, key=int)]
-    _atomic_write(path, _csv_text(rows, ("sample", "label")))
+    atomic_write(path, _csv_text(rows, ("sample", "label")))
     return path
 
 
@@ -131,10 +131,14 @@ def _csv_text(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` under a temporary name, flushed to disk, then moved into place."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(text)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -17,7 +17,6 @@ again when it is first opened, its stored labels applied.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import uuid
@@ -31,7 +30,7 @@ from ..aami import AAMI_CLASSES
 from ..errors import AnnotationError, ParameterError, RecordNotFoundError, SampleOutOfRangeError, SimsearchError
 from ..label.annotate import LOW_CONFIDENCE, Annotation, Prepared, assemble, neighbor_refs, prepare, read_beats
 from ..label.expert import EXPERT_TOLERANCE_S, expert_rows, match_samples, parse_label
-from ..label.export import check_extension, write_annotation
+from ..label.export import atomic_write, check_extension, write_annotation
 from ..label.query import query_embedding
 from ..label.suggest import suggest_rows
 from ..signal.beats import CONTEXT_COLUMNS
@@ -60,17 +59,8 @@ def now() -> str:
 
 
 def atomic_json(path: Path, document: dict) -> None:
-    """Write ``document`` to ``path`` under a temporary name, flushed to disk, then moved into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``document`` to ``path`` atomically (see :func:`simsearch.label.export.atomic_write`)."""
+    atomic_write(path, json.dumps(document, indent=1))
 
 
 @dataclass

@@ -108,30 +108,26 @@ BEAT_FIELDS = ("id", "record", "sample", "time", "lead", "symbol", "aami", "rr_p
 RECORD_FIELDS = ("id", "name", "path", "lead", "fs", "n_samples", "n_beats", "added_at")
 
 
-def _reading(method):
-    """SQL errors of a query become one IndexFormatError line naming the catalog."""
+def _sql_errors(error: type[Exception], doing: str):
+    """A method decorator: SQL errors become one ``error`` line naming the catalog."""
 
-    @functools.wraps(method)
-    def wrapped(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise IndexFormatError(f"catalog {self.name}: {_sql_reason(exc)}") from None
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapped(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except SQLAlchemyError as exc:
+                raise error(f"{doing} {self.name}: {_sql_reason(exc)}") from None
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
-def _writing(method):
-    """SQL errors of a change (a full disk, a read-only database) become one IndexWriteError line."""
-
-    @functools.wraps(method)
-    def wrapped(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise IndexWriteError(f"cannot write catalog {self.name}: {_sql_reason(exc)}") from None
-
-    return wrapped
+_reading = _sql_errors(IndexFormatError, "catalog")
+"""For queries: an unreadable or foreign catalog is an IndexFormatError."""
+_writing = _sql_errors(IndexWriteError, "cannot write catalog")
+"""For changes (a full disk, a read-only database): an IndexWriteError."""
 
 
 def _sql_reason(exc: SQLAlchemyError) -> str:
