@@ -41,7 +41,7 @@ from ..signal.records import load_record
 from . import layout
 from .catalog import Catalog
 from .exact import ExactKnn
-from .vectors import Vectors, empty as empty_vectors, finalize as finalize_vectors, normalized_type
+from .vectors import empty as empty_vectors, finalize as finalize_vectors, normalized_type
 from .vectors import read as read_vectors
 from . import milvus
 
