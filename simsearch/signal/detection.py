@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,80 +59,133 @@ MIN_SIGNAL_S = 0.5
 """Shorter signals (less than one RR interval at 120 bpm) hold no beat one could tell from noise."""
 
 
-def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
+@dataclass(frozen=True)
+class DetectorParams:
+    """The detector's settings, one field per module constant of the same name.
+
+    The defaults are the module constants, whose docstrings give each one's reason;
+    another instance lets a tuning script (``scripts/tune_detector.py``) or a test try
+    other values without touching the module.
+    """
+
+    qrs_band_hz: tuple[float, float] = QRS_BAND_HZ
+    integration_s: float = INTEGRATION_S
+    refractory_s: float = REFRACTORY_S
+    t_wave_s: float = T_WAVE_S
+    t_wave_slope_ratio: float = T_WAVE_SLOPE_RATIO
+    p_wave_s: float = P_WAVE_S
+    p_wave_slope_ratio: float = P_WAVE_SLOPE_RATIO
+    threshold_fraction: float = THRESHOLD_FRACTION
+    search_back_rr: float = SEARCH_BACK_RR
+    search_back_fraction: float = SEARCH_BACK_FRACTION
+    history: int = HISTORY
+    learning_s: float = LEARNING_S
+    locate_band_hz: tuple[float, float] = LOCATE_BAND_HZ
+    locate_s: float = LOCATE_S
+    min_signal_s: float = MIN_SIGNAL_S
+
+
+DEFAULT_PARAMS = DetectorParams()
+"""The module constants: what :func:`detect_r_peaks` uses unless told otherwise."""
+
+
+def detect_r_peaks(signal: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS) -> np.ndarray:
     """Sample indices (sorted, unique int64) of the R peaks of a raw single-lead ECG.
 
-    ``signal`` is in physical units at ``fs`` Hz, unfiltered; one shorter than
-    MIN_SIGNAL_S has no beats. Raises :class:`~simsearch.errors.SignalQualityError`
-    for NaN or flat input.
+    Parameters
+    ----------
+    signal : numpy.ndarray
+        One lead in physical units at ``fs`` Hz, unfiltered; one shorter than
+        ``params.min_signal_s`` has no beats.
+    fs : float
+        Sampling rate in Hz.
+    params : DetectorParams, optional
+        The detector's settings (default: the module constants).
+
+    Returns
+    -------
+    numpy.ndarray
+        R-peak sample indices, int64.
+
+    Raises
+    ------
+    SignalQualityError
+        NaN or flat input.
     """
     signal = np.asarray(signal, dtype=np.float64)
     check_signal(signal, "ECG signal")
-    if signal.shape[0] < MIN_SIGNAL_S * fs:
+    if signal.shape[0] < params.min_signal_s * fs:
         return np.empty(0, dtype=np.int64)
-    band = bandpass(signal, fs, *QRS_BAND_HZ)
-    envelope = qrs_envelope(band, fs)
-    slope = maximum_filter1d(np.abs(np.gradient(band)), size=_samples(INTEGRATION_S, fs))
-    peaks, _ = find_peaks(envelope, distance=_samples(REFRACTORY_S, fs))
+    band = bandpass(signal, fs, *params.qrs_band_hz)
+    envelope = qrs_envelope(band, fs, params)
+    slope = maximum_filter1d(np.abs(np.gradient(band)), size=_samples(params.integration_s, fs))
+    peaks, _ = find_peaks(envelope, distance=_samples(params.refractory_s, fs))
     beats = classify_peaks(
-        peaks, envelope[peaks], slope[peaks], initial_qrs_level(envelope, fs), fs, signal.shape[0]
+        peaks, envelope[peaks], slope[peaks], initial_qrs_level(envelope, fs, params), fs, signal.shape[0], params
     )
-    return locate_r_peaks(bandpass(signal, fs, *LOCATE_BAND_HZ), beats, fs)
+    return locate_r_peaks(bandpass(signal, fs, *params.locate_band_hz), beats, fs, params)
 
 
-def qrs_envelope(band: np.ndarray, fs: float) -> np.ndarray:
+def qrs_envelope(band: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS) -> np.ndarray:
     """Root of the squared slope integrated over a QRS width, centred on the QRS.
 
     Squaring makes negative and positive complexes alike and favours the steep QRS
     over the slow P and T waves; the root brings it back to amplitude scale, so that a
     large ectopic beat does not lift the adaptive threshold above the normal beats.
     """
-    energy = uniform_filter1d(np.gradient(band) ** 2, size=_samples(INTEGRATION_S, fs))
+    energy = uniform_filter1d(np.gradient(band) ** 2, size=_samples(params.integration_s, fs))
     return np.sqrt(np.maximum(energy, 0.0))  # the running mean can round a hair below zero
 
 
-def initial_qrs_level(envelope: np.ndarray, fs: float) -> float:
+def initial_qrs_level(envelope: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS) -> float:
     """Typical QRS height of the envelope: the median of its one-second maxima at the start.
 
     Nearly every second of ECG holds a beat, so this median is a QRS peak even when a
     few of those seconds hold only noise or a giant ectopic beat.
     """
     second = _samples(1.0, fs)
-    seconds = min(int(LEARNING_S), envelope.shape[0] // second)
+    seconds = min(int(params.learning_s), envelope.shape[0] // second)
     if seconds == 0:
         return float(envelope.max())
     return float(np.median(envelope[: seconds * second].reshape(seconds, second).max(axis=1)))
 
 
-@dataclass
 class _Levels:
     """Recent QRS and noise peak heights and RR intervals, from which thresholds follow."""
 
-    qrs: deque
-    noise: deque = field(default_factory=lambda: deque([0.0] * HISTORY, maxlen=HISTORY))
-    rr: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    def __init__(self, qrs_level: float, params: DetectorParams) -> None:
+        self.params = params
+        self.qrs = deque([qrs_level] * params.history, maxlen=params.history)
+        self.noise = deque([0.0] * params.history, maxlen=params.history)
+        self.rr: deque = deque(maxlen=params.history)
 
     def threshold(self) -> float:
         noise = statistics.median(self.noise)
-        return noise + THRESHOLD_FRACTION * (statistics.median(self.qrs) - noise)
+        return noise + self.params.threshold_fraction * (statistics.median(self.qrs) - noise)
 
     def search_back_after(self, fs: float) -> float:
         """Samples without a beat after which one was probably missed."""
         mean_rr = sum(self.rr) / len(self.rr) if self.rr else fs
-        return SEARCH_BACK_RR * mean_rr
+        return self.params.search_back_rr * mean_rr
 
 
 def classify_peaks(
-    peaks: np.ndarray, heights: np.ndarray, slopes: np.ndarray, qrs_level: float, fs: float, end: int
+    peaks: np.ndarray,
+    heights: np.ndarray,
+    slopes: np.ndarray,
+    qrs_level: float,
+    fs: float,
+    end: int,
+    params: DetectorParams = DEFAULT_PARAMS,
 ) -> np.ndarray:
     """The envelope peaks that are QRS complexes, by the Hamilton-Tompkins rules.
 
     ``peaks`` are at least a refractory period apart, ``heights`` and ``slopes`` are the
     envelope and the steepest QRS-band slope at each, ``end`` is the signal length.
     """
-    t_wave = T_WAVE_S * fs
-    p_wave = is_p_wave(peaks, slopes, fs)
-    levels = _Levels(qrs=deque([qrs_level] * HISTORY, maxlen=HISTORY))
+    t_wave = params.t_wave_s * fs
+    p_wave = is_p_wave(peaks, slopes, fs, params)
+    levels = _Levels(qrs_level, params)
     beats: list[int] = []
     pending: list[int] = []  # noise peaks since the last beat, where search-back looks
 
@@ -150,7 +203,7 @@ def classify_peaks(
                 j
                 for j in pending
                 if not p_wave[j]
-                and heights[j] > threshold * (SEARCH_BACK_FRACTION if peaks[j] - last > t_wave else 1.0)
+                and heights[j] > threshold * (params.search_back_fraction if peaks[j] - last > t_wave else 1.0)
             ]
             if not found:
                 return
@@ -161,7 +214,7 @@ def classify_peaks(
     for k in range(peaks.shape[0]):
         search_back(peaks[k])
         is_t_wave = bool(beats) and (
-            peaks[k] - peaks[beats[-1]] < t_wave and slopes[k] < T_WAVE_SLOPE_RATIO * slopes[beats[-1]]
+            peaks[k] - peaks[beats[-1]] < t_wave and slopes[k] < params.t_wave_slope_ratio * slopes[beats[-1]]
         )
         if heights[k] > levels.threshold() and not p_wave[k] and not is_t_wave:
             accept(k)
@@ -173,7 +226,7 @@ def classify_peaks(
     return peaks[np.asarray(beats, dtype=np.int64)]
 
 
-def is_p_wave(peaks: np.ndarray, slopes: np.ndarray, fs: float) -> np.ndarray:
+def is_p_wave(peaks: np.ndarray, slopes: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS) -> np.ndarray:
     """Peaks followed within P_WAVE_S by a steeper one: a P wave (or noise) before its QRS.
 
     Offline, the next peak is known; this keeps tall, sharp P waves (as in record
@@ -181,10 +234,12 @@ def is_p_wave(peaks: np.ndarray, slopes: np.ndarray, fs: float) -> np.ndarray:
     """
     gap_to_next = np.append(np.diff(peaks), np.inf)
     next_slope = np.append(slopes[1:], 0.0)
-    return (gap_to_next < P_WAVE_S * fs) & (slopes < P_WAVE_SLOPE_RATIO * next_slope)
+    return (gap_to_next < params.p_wave_s * fs) & (slopes < params.p_wave_slope_ratio * next_slope)
 
 
-def locate_r_peaks(located: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
+def locate_r_peaks(
+    located: np.ndarray, beats: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS
+) -> np.ndarray:
     """Move each beat to the largest absolute deflection of ``located`` within ±LOCATE_S.
 
     That is where MIT-BIH annotates the R peak, also for negative complexes (the S or
@@ -192,7 +247,7 @@ def locate_r_peaks(located: np.ndarray, beats: np.ndarray, fs: float) -> np.ndar
     """
     if beats.shape[0] == 0:
         return beats.astype(np.int64)
-    half = _samples(LOCATE_S, fs)
+    half = _samples(params.locate_s, fs)
     windows = np.clip(beats[:, None] + np.arange(-half, half + 1)[None, :], 0, located.shape[0] - 1)
     deepest = np.argmax(np.abs(located[windows]), axis=1)
     return np.unique(windows[np.arange(beats.shape[0]), deepest]).astype(np.int64)
