@@ -49,6 +49,7 @@ class Task(str, enum.Enum):
     detection = "detection"
     adaptive = "adaptive"
     end_to_end = "end-to-end"
+    noise = "noise"
 
 
 class IndexType(str, enum.Enum):
@@ -411,10 +412,17 @@ def serve(index_dir: Path,
 def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
              task: Annotated[Task, typer.Option(help="classification (DS1 index, DS2 queries, baselines), detection "
                                                      "(QRS Se/+P on all records), adaptive (expert budgets on DS2), "
-                                                     "end-to-end (detected beats, DS2)")] = Task.classification,
+                                                     "end-to-end (detected beats, DS2), noise (end to end on "
+                                                     "nstdb 118/119 and on the test records with em noise added, "
+                                                     "per SNR)")] = Task.classification,
              records: Annotated[Optional[str], typer.Option("--records", help="Test records [default: DS2; all "
                                                             "48 for detection]", show_default=False)] = None,
              budgets: Annotated[str, typer.Option(help="Expert beats per record (adaptive)")] = "0,5,10,20,50",
+             noise_dir: Annotated[Optional[Path], typer.Option("--noise-dir", help="MIT-BIH Noise Stress Test "
+                                                               "records (noise) [default: nstdb beside the data "
+                                                               "directory]", show_default=False)] = None,
+             snrs: Annotated[str, typer.Option("--snrs", help="SNRs in dB (noise), some of the nstdb's")]
+             = "24,18,12,6,0,-6",
              plot: Annotated[Path, typer.Option(help="PNG of the confusion matrix (classification)")] = Path(
                  "confusion.png"),
              as_json: Json = False) -> None:
@@ -432,6 +440,13 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         check_disjoint(DS1, test, "DS1, the index's records")  # by name: a path to a DS1 record is refused too
     for name in test:
         check_record(name, data_dir)
+    if task_name == "noise":
+        from .evaluation.noise import NSTDB_SOURCES, check_noise_dir, check_snrs
+
+        snr_list = check_snrs(_whole_numbers(snrs, "--snrs", signed=True))
+        for name in NSTDB_SOURCES:  # the clean row
+            check_record(name, data_dir)
+        noise_path = check_noise_dir(_noise_dir(noise_dir, data_dir), snr_list)
     if task_name == "detection":
         from .evaluation.detection import evaluate_detection, summarize_detection
 
@@ -458,6 +473,16 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     from .store.index import BeatIndex
 
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as tmp:
+        if task_name == "noise":
+            from .evaluation.noise import NOISE_INDEX_RECORDS, evaluate_noise
+
+            index = BeatIndex.build(Path(tmp) / "ds1", NOISE_INDEX_RECORDS, data_dir, encoder=enc,
+                                    progress=not as_json)
+            report = {"task": task_name, "index_records": list(NOISE_INDEX_RECORDS), "encoder": enc.fingerprint,
+                      **evaluate_noise(index, data_dir, noise_path, records=test, snrs=snr_list,
+                                       progress=not as_json)}
+            index.close()
+            return _print_noise(report, as_json)
         index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json)
         if task_name == "adaptive":
             from .evaluation.adaptive import evaluate_adaptive
@@ -488,14 +513,33 @@ def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
     table.add_column("S FPR", justify="right")
     table.add_column("V FPR", justify="right")
     table.add_column("Acc", justify="right")
-    extra = any("precision_at_10" in r for r in rows.values())
-    if extra:
-        table.add_column("P@10 NSV", justify="right")
+    precision = ("N", "S", "V", "macro_NSV") if any("precision_at_10" in r for r in rows.values()) else ()
+    for key in precision:
+        table.add_column(f"P@10 {'NSV' if key == 'macro_NSV' else key}", justify="right")
     for name, r in rows.items():
         cells = [_fmt(r["classes"][c][key]) for c in ("N", "S", "V", "F") for key in ("se", "ppv")]
         cells += [_fmt(r["classes"]["S"]["fpr"]), _fmt(r["classes"]["V"]["fpr"]), _fmt(r["accuracy"])]
-        if extra:
-            cells.append(f"{r['precision_at_10']['macro_NSV']:.3f}")
+        cells += [_fmt(r["precision_at_10"][key], 3) for key in precision]
+        table.add_row(name, *cells)
+    return table
+
+
+def _per_record_table(report: dict) -> Table:
+    """One row per test record, every system's N/S/V Se/+P side by side (whole percents),
+    so that no record hides in the pooled figures."""
+    systems = report["systems"]
+    table = Table(title="per record: Se/+P % (- where the record has no such beat, or none was called it)")
+    table.add_column("record")
+    for what in ("beats", "n N", "n S", "n V"):
+        table.add_column(what, justify="right")
+    for r in systems:
+        for c in ("N", "S", "V"):
+            table.add_column(f"{r['system']} {c}", justify="right")
+    for name, first in systems[0]["per_record"].items():
+        cells = [str(first["beats"]), *(str(first["classes"][c]["n"]) for c in ("N", "S", "V"))]
+        for r in systems:
+            figures = r["per_record"][name]["classes"]
+            cells += [f"{_fmt(figures[c]['se'], 0)}/{_fmt(figures[c]['ppv'], 0)}" for c in ("N", "S", "V")]
         table.add_row(name, *cells)
     return table
 
@@ -508,6 +552,13 @@ def _print_classification(report: dict, as_json: bool) -> None:
     rows = {r["system"]: r for r in report["systems"]}
     out.print(_ec57_table(f"DS1 index ({p['train_beats']} beats) -> {len(p['test_records'])} test records "
                           f"({p['test_beats']} beats), k={p['k']}, prior alpha={p['prior_alpha']}", rows))
+    without = next((key for key in report["systems"][0] if key.startswith("without_")), None)
+    if without is not None:
+        left_out = without.removeprefix("without_")
+        n_left_out = sum(map(sum, report["systems"][0]["per_record_confusion"][left_out]))
+        out.print(_ec57_table(f"the same without record {left_out} (its {n_left_out} beats left out)",
+                              {r["system"]: r[without] for r in report["systems"]}))
+    out.print(_per_record_table(report))
     encoder_row = report["systems"][-1]
     matrix = Table(title=f"confusion ({encoder_row['system']}): rows reference, columns predicted")
     matrix.add_column("")
@@ -528,6 +579,40 @@ def _print_classification(report: dict, as_json: bool) -> None:
     out.print(f"Q beats (reported apart, not scored): {q['n']}, called "
               + ", ".join(f"{c} {n}" for c, n in q["predicted"].items() if n))
     out.print(f"confusion matrix plot: {report['plot']}; {report['seconds']:.0f} s")
+
+
+def _print_noise(report: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    sources = ", ".join(report["nstdb"]["sources"])
+    sets = {"nstdb": f"nstdb {sources} (em noise added by nst in alternate 2-min stretches from minute 5)",
+            "added": f"{len(report.get('added', {}).get('records', []))} test records with {report['noise_record']} "
+                     f"noise added over the whole record"}
+    for key, title in sets.items():
+        if key not in report:
+            continue
+        table = Table(title=f"{title}: detected beats, labeled by an index of DS1 without {sources}, matched to "
+                            f"the reference within 150 ms")
+        table.add_column("SNR dB")
+        for col in ("QRS Se", "QRS +P", "N Se", "N +P", "S Se", "S +P", "V Se", "V +P", "Acc"):
+            table.add_column(col, justify="right")
+        for row, r in report[key]["rows"].items():
+            table.add_row(row, _fmt(r["qrs"]["se"]), _fmt(r["qrs"]["ppv"]),
+                          *(_fmt(r["classes"][c][k]) for c in ("N", "S", "V") for k in ("se", "ppv")),
+                          _fmt(r["accuracy"]))
+        out.print(table)
+
+
+def _noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path:
+    """``--noise-dir``, else ``nstdb`` beside the data directory (refused later if missing)."""
+    if noise_dir is not None:
+        return noise_dir
+    base = data_dir_from(data_dir)
+    if base is None:
+        raise ParameterError("--noise-dir is needed: there is no data directory to find nstdb beside "
+                             "(pass --data-dir or set SIMSEARCH_DATA)")
+    return base.resolve().parent / "nstdb"
 
 
 def _print_detection(report: dict, as_json: bool) -> None:
@@ -568,10 +653,13 @@ def _check_k(value: int, maximum: int, option: str = "-k", low: int = 1) -> None
         raise ParameterError(f"{option} must be from {low} to {maximum}, not {shown}")
 
 
-def _whole_numbers(text: str, option: str) -> list[int]:
+def _whole_numbers(text: str, option: str, signed: bool = False) -> list[int]:
+    """A comma list of whole numbers (``signed``: a leading minus allowed), refused when malformed."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
-        raise ParameterError(f"{option} must be a comma list of whole numbers, not {text!r}")
+    digits = [p[1:] if signed and p.startswith("-") else p for p in parts]
+    if not all(d.isascii() and d.isdigit() and len(d) <= 9 for d in digits):
+        kind = "integers" if signed else "whole numbers"
+        raise ParameterError(f"{option} must be a comma list of {kind}, not {text!r}")
     return [int(p) for p in parts]
 
 

@@ -7,11 +7,72 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index, to_aami
-from ..progress import progress_bar
 from ..label.vote import VOTE_K, index_vote, vote_winner
+from ..progress import progress_bar
 from ..signal.beats import beats_from_record, detect_beats, reference_beats
-from ..signal.records import load_record
+from ..signal.records import Record, load_record
 from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
+from .metrics import _pct
+
+Counts = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(confusion matrix of matched beats, missed reference beats per class, extra detections
+per given class), as :func:`~simsearch.evaluation.matching.match_labels` returns them."""
+
+
+def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
+                  tolerance_s: float = MATCH_TOLERANCE_S) -> Counts:
+    """Detect the beats of one annotated record, label them by the index, match them to the reference.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        The labeled beats that vote.
+    record : Record
+        With reference annotations; its signal may be a noisy copy of another record's.
+    exclude : sequence of str
+        Records whose beats may not vote, besides ``record.name`` itself (e.g. the clean
+        record a noisy copy was made from).
+    tolerance_s : float
+        A detection within this of a reference beat is that beat (EC57: 150 ms).
+
+    Returns
+    -------
+    Counts
+        To be summed over records and scored by :func:`end_to_end_figures`.
+    """
+    reference, symbols = reference_beats(record)
+    detected = beats_from_record(record, r_peaks=detect_beats(record))
+    distances, ids = index.search(index.encoder.embed(detected.windows, detected.context), VOTE_K,
+                                  exclude_records=list(dict.fromkeys([record.name, *exclude])))
+    pred, _ = vote_winner(index_vote(index, distances, ids))
+    return match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs, tolerance_s)
+
+
+def no_counts() -> Counts:
+    """Zero counts, to sum :func:`record_counts` into."""
+    n = len(AAMI_CLASSES)
+    return np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+
+
+def add_counts(total: Counts, more: Counts) -> Counts:
+    return tuple(t + m for t, m in zip(total, more))
+
+
+def end_to_end_figures(counts: Counts) -> dict:
+    """EC57 figures of summed :func:`record_counts`, with the detector's QRS figures.
+
+    Returns
+    -------
+    dict
+        :func:`~simsearch.evaluation.matching.matched_metrics` (missed reference beats
+        count against their class's Se, extra detections against the +P of the class
+        they were given) and ``qrs``: ``tp``, ``fn``, ``fp``, ``se`` and ``ppv`` (percent)
+        of the detections whatever their class, the 150 ms pairing being the same.
+    """
+    matrix, missed, extra = counts
+    tp, fn, fp = int(matrix.sum()), int(missed.sum()), int(extra.sum())
+    qrs = {"tp": tp, "fn": fn, "fp": fp, "se": _pct(tp, tp + fn), "ppv": _pct(tp, tp + fp)}
+    return {**matched_metrics(matrix, missed, extra), "qrs": qrs}
 
 
 def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,
@@ -35,23 +96,14 @@ def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s:
     Returns
     -------
     dict
-        EC57 figures (:func:`~simsearch.evaluation.matching.matched_metrics`), pooled over
-        records: the confusion matrix of matched beats, ``missed_reference_beats``
-        (counted against their class's Se) and ``extra_beats`` (against the +P of the
-        class they were given).
+        :func:`end_to_end_figures` pooled over records: EC57 figures, the confusion
+        matrix of matched beats, ``missed_reference_beats`` (counted against their
+        class's Se), ``extra_beats`` (against the +P of the class they were given) and
+        the QRS figures.
     """
-    n = len(AAMI_CLASSES)
-    totals = [np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+    totals = no_counts()
     with progress_bar("end-to-end", len(records), enabled=progress) as advance:
         for name in records:
-            record = load_record(name, data_dir)
-            reference, symbols = reference_beats(record)
-            detected = beats_from_record(record, r_peaks=detect_beats(record))
-            distances, ids = index.search(index.encoder.embed(detected.windows, detected.context), VOTE_K,
-                                          exclude_records=[record.name])
-            pred, _ = vote_winner(index_vote(index, distances, ids))
-            found = match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs,
-                                 tolerance_s)
-            totals = [t + f for t, f in zip(totals, found)]
+            totals = add_counts(totals, record_counts(index, load_record(name, data_dir), tolerance_s=tolerance_s))
             advance(name)
-    return matched_metrics(*totals)
+    return end_to_end_figures(totals)

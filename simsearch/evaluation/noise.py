@@ -1,0 +1,174 @@
+"""Noise robustness, as AAMI EC57's noise test measures it, plus noise added to the test records.
+
+Two sets of noisy records, each scored end to end at every SNR (beats found by the
+detector on the noisy signal, labeled by the index, matched to the reference within
+150 ms: :mod:`simsearch.evaluation.end_to_end`), with QRS Se/+P and class Se/+P:
+
+* the MIT-BIH Noise Stress Test Database (nstdb): records 118 and 119 with
+  electrode-motion noise added at 24 to -6 dB SNR by PhysioNet's ``nst``, in
+  alternating 2-minute segments from minute 5 (their ``.atr`` are 118's and 119's);
+* the test records (DS2 by default) with the same ``em`` noise record added at the
+  same SNRs by :func:`simsearch.signal.noise.add_noise` (nst's SNR definition).
+
+118 and 119 are DS1 records, so the index that labels the beats must hold neither
+(:data:`NOISE_INDEX_RECORDS`): :func:`evaluate_noise` refuses one that does. Each set
+also gets a ``clean`` row, the same records without noise, as the reference point.
+
+The two sets differ in where the noise is: nstdb's records are noisy in about 12 of
+their 30 minutes, while ``add_noise`` covers the whole record, so at one SNR the added
+noise is the harder test. Every beat of a record is scored, as in the other tasks
+(EC57's noise test scores the nstdb records whole too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..aami import DS1, to_aami
+from ..errors import ParameterError
+from ..progress import progress_bar
+from ..signal.beats import reference_beats
+from ..signal.noise import add_noise
+from ..signal.records import check_record, data_dir_from, load_record, record_name
+from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
+from .leakage import check_disjoint
+
+NSTDB_SNRS_DB: tuple[int, ...] = (24, 18, 12, 6, 0, -6)
+"""The SNRs of the nstdb records (EC57's noise test), in dB."""
+NSTDB_SOURCES: tuple[str, ...] = ("118", "119")
+"""The MIT-BIH records the nstdb records are noisy copies of."""
+NOISE_INDEX_RECORDS: tuple[str, ...] = tuple(r for r in DS1 if r not in NSTDB_SOURCES)
+"""The index of the noise task: DS1 without the records whose noisy copies are scored."""
+NOISE_RECORD = "em"
+"""The nstdb noise record added to the test records: electrode motion, the noise EC57's
+test uses and the hardest of the three for a QRS detector (it mimics beats)."""
+CLEAN = "clean"
+"""The row key of the records without noise."""
+
+
+def nstdb_name(source: str, snr_db: int) -> str:
+    """The nstdb record of ``source`` at ``snr_db`` (``118``, 6 -> ``118e06``; -6 -> ``118e_6``)."""
+    return f"{source}e{snr_db:02d}" if snr_db >= 0 else f"{source}e_{-snr_db}"
+
+
+def check_snrs(snrs: Sequence[int]) -> list[int]:
+    """``snrs`` without repeats, each one of :data:`NSTDB_SNRS_DB`.
+
+    Raises
+    ------
+    ParameterError
+        None given, or one the nstdb holds no record at.
+    """
+    chosen = list(dict.fromkeys(int(s) for s in snrs))
+    unknown = [s for s in chosen if s not in NSTDB_SNRS_DB]
+    if not chosen or unknown:
+        raise ParameterError(f"SNRs must be some of {', '.join(map(str, NSTDB_SNRS_DB))} dB (the nstdb records'), "
+                             f"not {', '.join(map(str, unknown)) or 'none'}")
+    return chosen
+
+
+def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
+    """The nstdb directory, refused unless it holds the noise record and the records at ``snrs``.
+
+    Raises
+    ------
+    RecordNotFoundError
+        The directory, or a record in it, is missing (the error names which).
+    """
+    path = data_dir_from(noise_dir)  # refuses a missing directory, names it
+    for name in [NOISE_RECORD, *(nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs)]:
+        check_record(name, path)
+    return path
+
+
+def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
+                   snrs: Sequence[int] = NSTDB_SNRS_DB, seed: int = 0, progress: bool = False) -> dict:
+    """End-to-end figures per SNR on the nstdb records and on ``records`` with ``em`` noise added.
+
+    Parameters
+    ----------
+    index : BeatIndex
+        Labels the detected beats; it may hold none of 118, 119 and ``records``
+        (build it of :data:`NOISE_INDEX_RECORDS`).
+    data_dir : str or path, optional
+        The MIT-BIH records: the clean 118 and 119, and ``records`` given by name.
+    noise_dir : str or path
+        The nstdb records (``118e24`` ... ``119e_6``, and ``em``).
+    records : sequence of str
+        Records (names or paths, with reference annotations) to add noise to; none: the
+        nstdb records only.
+    snrs : sequence of int
+        Some of :data:`NSTDB_SNRS_DB`, in dB.
+    seed : int
+        Where in the noise record each record's noise starts: record ``i`` gets
+        ``seed + i`` at every SNR, so the SNR is all that changes between rows.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        ``snrs``, ``noise_record``, and for ``nstdb`` and ``added`` (the latter only
+        when ``records`` are given): ``records`` (``nstdb`` also its ``sources``) and
+        ``rows``: per row (``clean``, then each SNR as a string)
+        :func:`~simsearch.evaluation.end_to_end.end_to_end_figures` pooled over the
+        records, i.e. EC57 class figures and ``qrs`` Se/+P.
+
+    Raises
+    ------
+    ParameterError
+        The index holds a scored record, or an SNR is not an nstdb one.
+    RecordNotFoundError
+        A record, the noise record or an nstdb record is missing.
+    """
+    snrs = check_snrs(snrs)
+    noise_dir = check_noise_dir(noise_dir, snrs)
+    sources = [*NSTDB_SOURCES, *map(record_name, records)]
+    check_disjoint(set(index.label_table()[2]), sources, "the index")
+    rows = [CLEAN, *map(str, snrs)]
+    report: dict = {"snrs": snrs, "noise_record": NOISE_RECORD}
+    steps = len(NSTDB_SOURCES) * len(rows) + len(records) * len(rows)
+    with progress_bar("noise", steps, enabled=progress) as advance:
+        totals = {row: no_counts() for row in rows}
+        for source in NSTDB_SOURCES:
+            totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, load_record(source, data_dir)))
+            advance(source)
+            for snr in snrs:
+                name = nstdb_name(source, snr)
+                # the noisy copy is its source's patient: neither may vote for it
+                totals[str(snr)] = add_counts(totals[str(snr)], record_counts(
+                    index, load_record(name, noise_dir), exclude=[source]))
+                advance(name)
+        report["nstdb"] = {"sources": list(NSTDB_SOURCES),
+                           "records": [nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs],
+                           "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
+        if not records:
+            return report
+        noise = load_record(NOISE_RECORD, noise_dir, annotations=None)
+        totals = {row: no_counts() for row in rows}
+        for i, name in enumerate(records):
+            clean = load_record(name, data_dir)
+            totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
+            advance(clean.name)
+            r_peaks = _sized_beats(clean)
+            for snr in snrs:
+                noisy = dataclasses.replace(clean, signal=add_noise(clean.signal, clean.fs, noise.signal, noise.fs,
+                                                                    snr, r_peaks, seed + i))
+                totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
+                advance(f"{clean.name} {snr} dB")
+        report["added"] = {"records": [record_name(r) for r in records],
+                           "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
+    return report
+
+
+def _sized_beats(record) -> np.ndarray:
+    """The reference beats the ECG's size is measured on, as ``nst`` takes them: all but
+    ventricular, fusion and unclassifiable beats (all of them if that leaves none)."""
+    samples, symbols = reference_beats(record)
+    normal = ~np.isin(to_aami(symbols), ("V", "F", "Q"))
+    return samples[normal] if normal.any() else samples
