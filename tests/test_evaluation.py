@@ -55,17 +55,35 @@ def test_baseline_vectors_are_unit_raw_beats(data_dir):
     assert raw_rr_vectors(beats.windows[:20], beats.context[:20]).shape[1] > raw.shape[1]
 
 
-def test_classification_protocol_on_a_few_records(data_dir):
+def test_classification_protocol_on_a_few_records(data_dir, capsys):
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209", "118"],
-                                     test_records=["100", "233"], k=10)
+                                     test_records=["100", "232", "233"], k=10)
     assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "simsearch encoder"]
     n_test = report["protocol"]["test_beats"]
     for system in report["systems"]:
         assert np.sum(system["confusion"]) == n_test
         per_record = system["per_record_confusion"]
-        assert sorted(per_record) == ["100", "233"]
-        np.testing.assert_array_equal(np.sum([per_record["100"], per_record["233"]], axis=0), system["confusion"])
+        assert list(per_record) == ["100", "232", "233"]
+        np.testing.assert_array_equal(np.sum(list(per_record.values()), axis=0), system["confusion"])
         assert 0 <= system["precision_at_10"]["macro_NSV"] <= 1
+        # the report's per-record figures are each record's own EC57 figures
+        for name, matrix in per_record.items():
+            figures, own = system["per_record"][name], class_metrics(np.array(matrix))
+            assert figures["beats"] == np.sum(matrix)
+            assert figures["classes"]["S"] == {key: own["classes"]["S"][key] for key in ("n", "se", "ppv")}
+        # without 232: the pooled figures of the other records, precision@10 of their beats only
+        without = system["without_232"]
+        others = np.array(per_record["100"]) + np.array(per_record["233"])
+        assert without["confusion"] == others.tolist() and without["classes"] == class_metrics(others)["classes"]
+        assert without["precision_at_10"]["S"] != system["precision_at_10"]["S"]
+    assert report["systems"][0]["per_record"]["232"]["classes"]["S"]["n"] == 1382
+    from simsearch.cli import _print_classification
+
+    _print_classification({**report, "plot": "confusion.png"}, as_json=False)
+    text = capsys.readouterr().out
+    for shown in ("P@10 S", "P@10 NSV", "without record 232 (its 1780 beats left out)", "per record: Se/+P",
+                  "│ 232 │ 1780 │ 398 │ 1382 │ 0 │"):
+        assert shown in " ".join(text.split()), shown
     encoder_row = report["systems"][-1]
     # 233 holds 831 VEBs; a trained encoder finds most of them in other patients' beats
     assert encoder_row["classes"]["V"]["se"] > 50
@@ -174,6 +192,7 @@ def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_rec
     tp, fn, fp = match_peaks(reference, detect_beats(record), record.fs)
     confusion = np.array(report["confusion"])
     assert confusion.sum() == tp and report["missed_reference_beats"] == fn and report["extra_beats"] == fp
+    assert {k: report["qrs"][k] for k in ("tp", "fn", "fp")} == {"tp": tp, "fn": fn, "fp": fp}
     reference_counts = np.bincount(class_index(to_aami(symbols)), minlength=len(AAMI_CLASSES))
     assert (confusion.sum(axis=1) <= reference_counts).all()
     assert (reference_counts - confusion.sum(axis=1)).sum() == fn

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..aami import DS1, to_aami
-from ..errors import ParameterError
+from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
 from ..signal.noise import add_noise
@@ -80,7 +80,12 @@ def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
     RecordNotFoundError
         The directory, or a record in it, is missing (the error names which).
     """
-    path = data_dir_from(noise_dir)  # refuses a missing directory, names it
+    try:
+        path = data_dir_from(noise_dir) if str(noise_dir) else None  # '~' expanded; odd names refused, not raised on
+    except RecordNotFoundError:
+        path = None
+    if path is None:
+        raise RecordNotFoundError(f"noise stress test directory not found: {str(noise_dir)!r}")
     for name in [NOISE_RECORD, *(nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs)]:
         check_record(name, path)
     return path
