@@ -6,6 +6,7 @@ beside the checkout, and fails the tests when the records are not there.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from simsearch.errors import SignalQualityError
 from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes
 from simsearch.evaluation.matching import match_peaks, pair_peaks
 from simsearch.signal.beats import reference_beats
-from simsearch.signal.detection import detect_r_peaks
+from simsearch.signal import detection
+from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks
 from simsearch.signal.records import load_record
 
 FIVE_MINUTES_S = 300
@@ -77,6 +79,24 @@ def test_works_at_another_sampling_rate(data_dir: Path) -> None:
     assert fs == 250
     se, ppv = se_ppv(reference, detect_r_peaks(signal, fs), fs)
     assert se >= 99.0 and ppv >= 99.0, (se, ppv)
+
+
+def test_default_params_are_the_module_constants() -> None:
+    for field in dataclasses.fields(DetectorParams):
+        assert getattr(DEFAULT_PARAMS, field.name) == getattr(detection, field.name.upper()), field.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULT_PARAMS.threshold_fraction = 0.5  # type: ignore[misc]
+
+
+def test_params_are_passed_through(data_dir: Path) -> None:
+    signal, reference, fs = first_minutes("100", data_dir)
+    default = detect_r_peaks(signal, fs)
+    assert np.array_equal(default, detect_r_peaks(signal, fs, DEFAULT_PARAMS))
+    # a 1.5 s refractory period leaves at most one detection per 1.5 s (record 100 beats at ~75 bpm)
+    slow = detect_r_peaks(signal, fs, dataclasses.replace(DEFAULT_PARAMS, refractory_s=1.5))
+    assert slow.shape[0] <= FIVE_MINUTES_S / 1.5 < default.shape[0]
+    # a minimum length above the signal's: no beats
+    assert detect_r_peaks(signal, fs, DetectorParams(min_signal_s=FIVE_MINUTES_S + 1)).shape == (0,)
 
 
 def test_match_peaks_counts_one_to_one() -> None:
