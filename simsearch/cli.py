@@ -501,6 +501,10 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         return
     first = "expert labels per record" if task_name == "adaptive" else "system"
     out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index", rows, first))
+    if "qrs" in report:
+        q = report["qrs"]
+        out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "
+                  f"{q['fp']} extra)")
 
 
 def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
