@@ -586,6 +586,8 @@ def _print_classification(report: dict, as_json: bool) -> None:
 
 
 def _print_noise(report: dict, as_json: bool) -> None:
+    """One table per noisy set (nstdb, then the test records with noise added): a row per SNR
+    after the clean one, QRS and N/S/V Se/+P."""
     if as_json:
         print(json.dumps(report))
         return
