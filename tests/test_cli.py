@@ -64,7 +64,7 @@ def test_help_and_version_import_nothing_heavy():
 def test_help_shows_choices_and_defaults(capsys):
     main(["evaluate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "<classification|detection|adaptive|end-to-end>" in text and "[default: classification]" in text
+    assert "<classification|detection|adaptive|end-to-end|noise>" in text and "[default: classification]" in text
     main(["annotate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "<detect|reference>" in text and "[default: detect]" in text and "[default: pred]" in text
