@@ -12,10 +12,10 @@ records stay an out-of-sample noise test. Its objective is the number of errors
 VF episodes left out) on clean DS1 plus their mean over the noisy conditions (see
 :func:`score`). Coordinate descent: one setting at a time is tried at each of a few
 values around the current one and the best kept, while a move saves at least
-``--min-gain`` of the errors (smaller gains over 22 patients are chance) and leaves at
-most :data:`CLEAN_SLACK` more errors on clean DS1 than the original settings make
-(noise robustness is not bought with clean-signal errors); passes repeat until none
-moves. The figures of the original settings (tuned on all 48
+``--min-gain`` of the errors (smaller gains over 22 patients are chance) and lowers
+neither Se nor +P (outside VF) on clean DS1 by more than :data:`CLEAN_SLACK` from the
+original settings' (noise robustness is not bought with clean-signal errors of either
+kind); passes repeat until none moves. The figures of the original settings (tuned on all 48
 records, before DS1/DS2 were kept apart) and the chosen ones are printed side by side.
 
 ``--report`` reads DS2: it scores the original and the current module settings on
@@ -66,16 +66,18 @@ TUNING_SNR_DB = 12.0
 NSTDB_SNRS = ("24", "18", "12", "06", "00", "_6")
 """nstdb's record suffixes: 24, 18, 12, 6, 0 and -6 dB."""
 
-CLEAN_SLACK = 0.10
-"""A setting may make at most this fraction more clean-DS1 errors than the original ones:
-10 % of their 157 errors is 16 beats in 51,000 (0.03 points of Se or +P), within chance,
-while a hard limit would refuse large noise gains for a beat or two."""
+CLEAN_SLACK = 0.0003
+"""A setting may lower clean-DS1 Se, and +P outside VF, by at most this fraction (0.03
+points: 15 beats of DS1's 51,000, one patient's chance more or less) from the original
+settings'. A hard limit would refuse large noise gains for a beat or two; a limit on
+missed and false beats summed let Se fall (94 -> 118 missed) for fewer false detections,
+and record 203 with it (tests/test_detection.py)."""
 
 SEARCH_SPACE: dict[str, tuple] = {
     "threshold_fraction": (0.25, 0.3, 0.35, 0.4, 0.45),
     "search_back_rr": (1.3, 1.5, 1.66, 1.8),
     "search_back_fraction": (0.4, 0.6, 0.8),
-    "t_wave_slope_ratio": (0.3, 0.5, 0.7),
+    "t_wave_slope_ratio": (0.3, 0.5, 0.7, 0.85, 1.0),
     "p_wave_slope_ratio": (0.8, 1.0, 1.2),
     "qrs_band_hz": ((5.0, 15.0), (5.0, 20.0), (8.0, 20.0), (5.0, 25.0), (10.0, 25.0)),
     "integration_s": (0.060, 0.080, 0.100, 0.120),
@@ -167,8 +169,11 @@ def search(start: DetectorParams, start_scores: dict, pool, min_gain: float,
            max_passes: int) -> tuple[DetectorParams, dict]:
     """Coordinate descent over :data:`SEARCH_SPACE` from ``start``; returns the settings and their scores."""
     best, best_scores = start, start_scores
-    clean_limit = (1.0 + CLEAN_SLACK) * best_scores["clean"]["errors"]
-    print(f"start: {best_scores['errors']:.0f} errors ({best_scores['clean']['errors']} clean)", flush=True)
+    clean = best_scores["clean"]
+    slack = CLEAN_SLACK * (clean["tp"] + clean["fn"])
+    fn_limit, fp_limit = clean["fn"] + slack, clean["fp"] - clean["fp_vf"] + slack
+    print(f"start: {best_scores['errors']:.0f} errors (clean: {clean['fn']} missed, "
+          f"{clean['fp'] - clean['fp_vf']} false)", flush=True)
     for n in range(1, max_passes + 1):
         moved = False
         for name, values in SEARCH_SPACE.items():
@@ -176,9 +181,11 @@ def search(start: DetectorParams, start_scores: dict, pool, min_gain: float,
             for value in values:
                 if value not in tried:
                     tried[value] = score(replace(best, **{name: value}), pool)
-            allowed = [v for v in tried if tried[v]["clean"]["errors"] <= clean_limit]
+            allowed = [v for v in tried if tried[v]["clean"]["fn"] <= fn_limit
+                       and tried[v]["clean"]["fp"] - tried[v]["clean"]["fp_vf"] <= fp_limit]
             value = min(allowed, key=lambda v: tried[v]["errors"])
-            trace = ", ".join(f"{v}: {s['errors']:.0f}/{s['clean']['errors']}" for v, s in tried.items())
+            trace = ", ".join(f"{v}: {s['errors']:.0f}/{s['clean']['fn']}+{s['clean']['fp'] - s['clean']['fp_vf']}"
+                              for v, s in tried.items())
             if best_scores["errors"] - tried[value]["errors"] >= min_gain * best_scores["errors"]:
                 best, best_scores, moved = replace(best, **{name: value}), tried[value], True
                 print(f"pass {n} {name} -> {value} ({trace})", flush=True)
@@ -213,6 +220,8 @@ def changed(params: DetectorParams) -> str:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    """The search from the original settings; prints its trace (objective/clean missed+false per
+    value tried) and the DS1 figures of the original, chosen and module settings."""
     started = time.perf_counter()
     _CASES[:] = tuning_cases(args.data_dir, args.nstdb_dir)
     print(f"{len(_CASES)} DS1 signals ({len(DS1)} clean, {len(_CASES) - len(DS1)} noisy); DS2 is not read", flush=True)
@@ -259,10 +268,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nstdb-dir", type=Path, default=default_dir("SIMSEARCH_NSTDB", "nstdb"),
                         help="MIT-BIH Noise Stress Test records (default: $SIMSEARCH_NSTDB or ../shared/data/nstdb)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for the search (default 1)")
-    parser.add_argument("--min-gain", type=float, default=0.01,
-                        help="smallest fraction of the errors a move must save to be taken (default 0.01)")
-    parser.add_argument("--max-passes", type=int, default=1,
-                        help="coordinate-descent passes at most (default 1: a pass takes ~15 min on 2 busy cores)")
+    parser.add_argument("--min-gain", type=float, default=0.02,
+                        help="smallest fraction of the errors a move must save to be taken (default 0.02: "
+                             "history 8 -> 12 saved 1 %% and cost record 203 a beat, chance either way)")
+    parser.add_argument("--max-passes", type=int, default=3,
+                        help="coordinate-descent passes at most (default 3; a pass takes 5-15 min on 2 busy cores)")
     parser.add_argument("--report", action="store_true",
                         help="score DS2, all 48 and nstdb, original vs module settings (reads DS2: run once)")
     return parser.parse_args(argv)

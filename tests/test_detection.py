@@ -16,8 +16,8 @@ from helpers import resample
 from simsearch.errors import SignalQualityError
 from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes
 from simsearch.evaluation.matching import match_peaks, pair_peaks
-from simsearch.signal.beats import reference_beats
 from simsearch.signal import detection
+from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks
 from simsearch.signal.records import load_record
 
@@ -89,7 +89,7 @@ def test_default_params_are_the_module_constants() -> None:
 
 
 def test_params_are_passed_through(data_dir: Path) -> None:
-    signal, reference, fs = first_minutes("100", data_dir)
+    signal, _, fs = first_minutes("100", data_dir)
     default = detect_r_peaks(signal, fs)
     assert np.array_equal(default, detect_r_peaks(signal, fs, DEFAULT_PARAMS))
     # a 1.5 s refractory period leaves at most one detection per 1.5 s (record 100 beats at ~75 bpm)

@@ -13,9 +13,12 @@ nstdb records 118e24 ... 119e_6), measured as its helper ``sigamp`` measures:
 Two differences from ``nst``, both so that a test signal holds exactly the SNR asked
 for: the noise size is measured on the stretch of noise actually added (``nst``
 measures the first 300 s of the noise record), and every QRS given counts (``sigamp``
-stops at 300). Noise covers the whole signal; nstdb's records are noisy only in
-alternate two-minute stretches after five clean minutes, so the same SNR is a harder
-test here.
+stops at 300). The first matters: ``em``'s first five minutes are quieter than the
+rest (RMS 0.33 against 0.55 in the stretches nst added), so by this definition the
+noisy stretches of nstdb's 118e12 hold 7.5 dB, not 12 (every nstdb record ~4.5 dB
+below its name; ``tests/test_noise_signal.py`` checks that nst's own calibration is
+reproduced). Noise covers the whole signal; nstdb's records are noisy only in
+alternate two-minute stretches after five clean minutes.
 """
 
 from __future__ import annotations
