@@ -250,13 +250,14 @@ def run_report(args: argparse.Namespace) -> int:
     sets = {"DS2 (22)": (list(DS2), args.data_dir), "all 48": (list(ALL_RECORDS), args.data_dir)}
     for snr in NSTDB_SNRS:
         sets[f"nstdb 118+119 e{snr}"] = ([f"118e{snr}", f"119e{snr}"], args.nstdb_dir)
-    print(f"\n{'':22}" + "".join(f"{name:>48}" for name in settings))
+    print(f"\n{'':22}" + "".join(f"{name:>52}" for name in settings))
     for label, (records, directory) in sets.items():
         cells = []
         for params in settings.values():
             s = summary(records, directory, params)
-            cells.append(f"Se {s['se']:6.2f} +P {s['ppv']:6.2f} (EC57 {s['ppv_ec57']:6.2f}) FN {s['fn']:3d} FP {s['fp']:3d}")
-        print(f"{label:22}" + "".join(f"{cell:>48}" for cell in cells), flush=True)
+            cells.append(f"Se {s['se']:6.2f} +P {s['ppv']:6.2f} (EC57 {s['ppv_ec57']:6.2f}) "
+                         f"FN {s['fn']:3d} FP {s['fp']:4d}")
+        print(f"{label:22}" + "".join(f"{cell:>52}" for cell in cells), flush=True)
     print("\nGross figures over whole records (nstdb: noisy in alternate 2-min stretches after 5 clean minutes).")
     return 0
 
@@ -272,7 +273,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="smallest fraction of the errors a move must save to be taken (default 0.02: "
                              "history 8 -> 12 saved 1 %% and cost record 203 a beat, chance either way)")
     parser.add_argument("--max-passes", type=int, default=3,
-                        help="coordinate-descent passes at most (default 3; a pass takes 5-15 min on 2 busy cores)")
+                        help="coordinate-descent passes at most (default 3; a pass takes 3-7 min on 2 busy cores)")
     parser.add_argument("--report", action="store_true",
                         help="score DS2, all 48 and nstdb, original vs module settings (reads DS2: run once)")
     return parser.parse_args(argv)
