@@ -23,12 +23,15 @@ import argparse
 import os
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from simsearch.signal.filtering import resample  # noqa: E402
+
 LEAD_PAIR = ("MLII", "V1")
 PHYSICAL_RANGE_MV = 20.0
 """EDF samples are 16-bit over +-this (0.6 uV a step, finer than MIT-BIH's 5 uV)."""
@@ -39,15 +42,6 @@ def lead_pair_records(data_dir: Path, leads: tuple[str, str]) -> list[str]:
 
     names = sorted(p.stem for p in data_dir.glob("*.hea"))
     return [n for n in names if list(wfdb.rdheader(str(data_dir / n)).sig_name) == list(leads)]
-
-
-def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if fs_in == fs_out:
-        return x
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
 
 
 def concatenate(data_dir: Path, records: list[str], seconds: float, fs_out: float | None,

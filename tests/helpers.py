@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import wfdb
-from scipy.signal import resample_poly
 
+from simsearch.signal.filtering import resample
 from simsearch.signal.records import load_record
-
-
-def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(np.asarray(signal, dtype=np.float64), ratio.numerator, ratio.denominator)
 
 
 def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: float | None = None,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
-from simsearch.signal.beats import (CONTEXT_COLUMNS, MODEL_FS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
+from simsearch.signal.beats import (CONTEXT_COLUMNS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
                              beats_from_record, dominant_beat_features, normalize_windows, reference_beats,
-                             rr_features, segment)
+                             rr_features, segment, two_cluster_spread)
 from simsearch.errors import AnnotationError
 from simsearch.signal.filtering import clean_ecg
 from simsearch.signal.records import load_record
@@ -91,10 +91,30 @@ def test_rr_features_on_a_known_rhythm():
     premature = 31  # the beat that ends the short interval
     assert features[premature, 0] == pytest.approx(0.5, abs=0.01)
     assert features[premature, 1] == pytest.approx(1.1, abs=0.01)
-    assert features[premature, 2] == pytest.approx(0.8, abs=0.01)  # the local median ignores one outlier
-    assert features[10, 4] == pytest.approx(0.0, abs=1e-3)  # regular rhythm: no irregularity
+    assert features[premature, 2] == pytest.approx(0.8, abs=0.01)  # a beat and its pause leave the local mean be
+    assert features[-1, 4] == pytest.approx(0.0, abs=1e-3)  # regular rhythm (the premature beat out of the window)
     single = rr_features(np.array([500]), fs)
     assert single.shape == (1, len(RR_COLUMNS)) and np.all(np.isfinite(single))
+
+
+def test_irregularity_tells_fibrillation_from_frequent_premature_beats():
+    """Bigeminy and random premature beats fall in two tight interval groups (low spread);
+    fibrillation's scattered intervals do not (high spread), though all three jump as much."""
+    rng = np.random.default_rng(0)
+    sinus = 0.8 * (1 + 0.01 * rng.normal(size=400))
+    bigeminy = np.where(np.arange(400) % 2, 0.6 * sinus, 1.1 * sinus)
+    frequent = np.where(rng.random(400) < 0.4, 0.6 * sinus, sinus)
+    fibrillation = 0.7 * np.exp(rng.normal(0.0, 0.2, 400))
+    spread = {name: float(np.median(two_cluster_spread(rr)))
+              for name, rr in (("sinus", sinus), ("bigeminy", bigeminy), ("frequent", frequent),
+                               ("fibrillation", fibrillation))}
+    assert max(spread["sinus"], spread["bigeminy"], spread["frequent"]) < 0.02 < 0.05 < spread["fibrillation"]
+    # the prefix-sum split equals the brute-force one
+    window = np.log(np.sort(fibrillation[:33]))
+    brute = min(np.abs(window[:c] - np.median(window[:c])).sum() + np.abs(window[c:] - np.median(window[c:])).sum()
+                for c in range(1, 33)) / 33
+    assert two_cluster_spread(fibrillation[:33], beats=33)[16] == pytest.approx(brute, rel=1e-5)
+    assert two_cluster_spread(np.array([])).shape == (0,) and two_cluster_spread(np.array([0.8])).shape == (1,)
 
 
 def test_normalized_windows_are_z_scores(record_208):

@@ -23,7 +23,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +38,6 @@ from simsearch.label.query import query_beat
 from simsearch.signal.beats import beats_from_record
 from simsearch.signal.records import load_record
 from simsearch.store import layout
-from simsearch.store.catalog import Catalog
 from simsearch.store.index import CATALOG, MANIFEST, VECTORS
 
 JOB_BEATS = 400

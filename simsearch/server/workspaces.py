@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..aami import AAMI_CLASSES
@@ -37,6 +39,9 @@ from ..signal.beats import CONTEXT_COLUMNS
 from ..signal.records import Record
 from .paths import confined_record, inside, safe_name
 from .signals import beat_window, strip, window_grid
+
+if TYPE_CHECKING:  # state.py imports this module: the name is for annotations only
+    from .state import ServerState
 
 DOCUMENT = "workspace.json"
 MAX_EVENTS = 1000

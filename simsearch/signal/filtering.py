@@ -32,11 +32,20 @@ def clean_ecg(signal: np.ndarray, fs: float) -> np.ndarray:
     return bandpass(signal, fs)
 
 
-def resample_poly(x, up, down, **kwargs) -> np.ndarray:
-    """:func:`scipy.signal.resample_poly`, SciPy imported on the first call."""
-    from scipy.signal import resample_poly as resample  # lazy: see the module docstring
+def resample(x, from_fs: float, to_fs: float, axis: int = 0) -> np.ndarray:
+    """``x`` sampled at ``from_fs`` resampled to ``to_fs`` along ``axis``: polyphase
+    (:func:`scipy.signal.resample_poly`, SciPy imported on the first call), the rate ratio
+    rounded to a fraction with a denominator of at most 1000. The one rate conversion of
+    simsearch (records to the model's rate, noise to a record's rate)."""
+    x = np.asarray(x, dtype=np.float64)
+    if abs(from_fs - to_fs) < 1e-9:
+        return x
+    from fractions import Fraction
 
-    return resample(x, up, down, **kwargs)
+    from scipy.signal import resample_poly  # lazy: see the module docstring
+
+    ratio = Fraction(to_fs / from_fs).limit_denominator(1000)
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=axis)
 
 
 def find_peaks(x, **kwargs):

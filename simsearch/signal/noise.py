@@ -23,12 +23,11 @@ alternate two-minute stretches after five clean minutes.
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 
 from ..errors import ParameterError
-from .filtering import resample_poly  # SciPy, imported on first use
+from .filtering import resample  # SciPy, imported on first use
 
 QRS_WINDOW_S = 0.050
 """``sigamp``'s default: the QRS's peak-to-peak amplitude is measured within ±50 ms of the beat."""
@@ -141,9 +140,7 @@ def add_noise(
     noise = np.asarray(noise, dtype=np.float64)
     if noise.size == 0 or not np.all(np.isfinite(noise)):
         raise ParameterError("the noise recording is empty or holds non-finite values")
-    if abs(noise_fs - fs) > 1e-9:
-        ratio = Fraction(fs / noise_fs).limit_denominator(1000)
-        noise = resample_poly(noise, ratio.numerator, ratio.denominator)
+    noise = resample(noise, noise_fs, fs)
     start = 0 if seed is None else int(np.random.default_rng(seed).integers(noise.shape[0]))
     stretch = _continued(noise, start, signal.shape[0])
     rms = noise_rms(stretch, fs)
