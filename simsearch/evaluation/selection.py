@@ -89,7 +89,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
     The kNN index holds the training fold's real beats, as a deployed index does; with
     ``index_simulated`` it also holds the training fold's synthetic records (as an index
     built with simulated rhythms does), and the vote's class counts are those of all
-    indexed beats. Not adopted for the product: with it (4 folds, 300 steps, vote k=100,
+    indexed beats. Not adopted for the product (measured with the earlier irregularity input,
+    the median of successive differences): with it (4 folds, 300 steps, vote k=100,
     alpha 0.25, boost SV) the mean score rose to 82.2 against 75.2, but only through the
     synthetic records (88.1 against 68.5; SVEB Se 89 / +P 91; frequent premature atrial
     beats 87 %, atrial bigeminy 89 %, the record-232 pattern 92 %), which the index now

@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..aami import AAMI_CLASSES
@@ -39,9 +37,6 @@ from ..signal.beats import CONTEXT_COLUMNS
 from ..signal.records import Record
 from .paths import confined_record, inside, safe_name
 from .signals import beat_window, strip, window_grid
-
-if TYPE_CHECKING:  # state.py imports this module: the name is for annotations only
-    from .state import ServerState
 
 DOCUMENT = "workspace.json"
 MAX_EVENTS = 1000
