@@ -52,11 +52,12 @@ successive differences used before made frequent premature beats look as irregul
 as fibrillation (median 1.9 in encoder units for synthetic frequent premature atrial
 beats against 0.8 for DS1's fibrillation), so the vote called them normal.
 Cross-validation inside DS1 with synthetic rhythms (4 folds, vote k=100, alpha 0.25,
-context weight 2): 80.9 with 33 beats, 80.1 with 17, against 75.2 for the old measure;
-synthetic SVEB Se 58 % against 18 % (frequent premature atrial beats 51 % against 6 %,
-atrial bigeminy 57 % against 3 %, the record-232 pattern 53 % against 4 %). Its cost on
-the real DS1 records: 81.1 against 81.9 (SVEB +P 63 against 68, VEB Se 87 against 90,
-VEB +P 78 against 72): ventricular bigeminy is now as regular as sinus rhythm, and only
+context weight 2, mean of real and synthetic scores): 81.1 with 51 beats, 80.9 with 33,
+80.1 with 17, against 75.2 for the old measure; synthetic SVEB Se 57 % against 18 %
+(frequent premature atrial beats 52 % against 6 %, atrial bigeminy 55 % against 3 %, the
+record-232 pattern 51 % against 4 %). Its cost on the real DS1 records: 81.4 against
+81.9 (SVEB +P 64 against 68, VEB Se 88 against 90, VEB +P 77 against 72; training seed 1:
+80.1 against 82.4, VEB Se 84 against 91): ventricular bigeminy is now as regular as sinus rhythm, and only
 the beat's shape tells its ventricular beats from premature atrial ones. Keeping the
 old measure beside the new one (a tenth input) kept the real records (82.4) but lost
 the synthetic ones (69.5): premature atrial beats then sit among DS1's ventricular
@@ -188,7 +189,8 @@ def two_cluster_spread(intervals: np.ndarray, beats: int = IRREGULARITY_BEATS) -
     and runs give two tight groups and a small value; atrial fibrillation scatters
     every interval and gives a large one. Windows at the ends repeat the edge interval.
     Written by hand (a one-dimensional two-median split is not in SciPy or NumPy):
-    prefix sums over the sorted windows make every cut cost O(1), O(n * beats) in all.
+    prefix sums over the sorted windows make every cut cost O(1), so all cuts of all
+    windows cost O(n * beats) after the sort.
 
     Parameters
     ----------
