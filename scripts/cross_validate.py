@@ -82,6 +82,9 @@ def main() -> None:
     parser.add_argument("--irregularity-weights", default="", metavar="W,W",
                         help="also score each checkpoint with the irregularity input weighed by these in the "
                              "fixed context part of the embedding only")
+    parser.add_argument("--rhythm-seed", type=int, default=0,
+                        help="seed of the synthetic rhythms, apart from the training seed (--set seed=N), so "
+                             "that training seeds are compared on the same synthetic records")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
@@ -89,7 +92,7 @@ def main() -> None:
     start = time.perf_counter()
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
-    simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=config.seed))
+    simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
                         index_simulated=args.index_simulated,
                         irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w])
