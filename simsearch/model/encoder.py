@@ -95,7 +95,8 @@ vector: neighbors are chosen first by rhythm and difference from the patient's u
 beat, then by learned shape. Cross-validation inside DS1 with synthetic rhythms
 (``scripts/cross_validate.py``, 4 folds, vote k=100, alpha 0.25, mean of the real and
 synthetic scores), the same training runs scored with the weight set afterwards to 2
-and 3: seed 0 81.1 against 80.4, seed 1 78.2 against 78.0 (real records 81.4 against
+and 3 (checkpoints saved and scored outside the script): seed 0 81.1 against 80.4, seed 1
+78.2 against 78.0 (real records 81.4 against
 80.3 and 80.1 against 79.7). With the earlier irregularity measure 3 had won (one run,
 2, 3, 4, 6: 81.6, 82.2, 81.8, 81.1, real records only).
 
