@@ -39,12 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import ALL_RECORDS, DS1, DS2, to_aami  # noqa: E402
-from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes  # noqa: E402
-from simsearch.evaluation.matching import match_peaks  # noqa: E402
+from simsearch.aami import ALL_RECORDS, DS1, DS2  # noqa: E402
+from simsearch.evaluation.detection import (detection_counts, detection_rates, evaluate_detection,  # noqa: E402
+                                            summarize_detection, vf_episodes)  # noqa: E402
 from simsearch.signal.beats import reference_beats  # noqa: E402
 from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks  # noqa: E402
-from simsearch.signal.noise import add_noise  # noqa: E402
+from simsearch.signal.noise import add_noise, sized_beats  # noqa: E402
 from simsearch.signal.records import load_record  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +118,7 @@ def tuning_cases(data_dir: Path, nstdb_dir: Path) -> list[Case]:
         cases.append(Case("clean", name, record.signal, record.fs, beats, vf))
         if name in NOISY_LEFT_OUT:
             continue
-        # nst measures the signal's size on the beats it calls normal: all but V, F and Q
-        normal = beats[np.isin(to_aami(symbols), ("N", "S"))]
+        normal = sized_beats(beats, symbols)
         for j, (noise_name, noise) in enumerate(noises.items()):
             noisy = add_noise(record.signal, record.fs, noise.signal, noise.fs, TUNING_SNR_DB, normal,
                               seed=1000 * j + i)
@@ -134,12 +133,7 @@ def _score_case(job: tuple[DetectorParams, int]) -> tuple[int, int, int, int]:
     """TP, FN, FP and the FP inside VF episodes, as evaluate_detection counts them."""
     params, index = job
     case = _CASES[index]
-    detected = detect_r_peaks(case.signal, case.fs, params)
-    in_vf = np.zeros(detected.shape[0], dtype=bool)
-    for start, end in case.vf:
-        in_vf |= (detected >= start) & (detected <= end)
-    tp, fn, fp = match_peaks(case.reference, detected, case.fs)
-    return tp, fn, fp, fp - match_peaks(case.reference, detected[~in_vf], case.fs)[2]
+    return detection_counts(case.reference, detect_r_peaks(case.signal, case.fs, params), case.fs, case.vf)
 
 
 def score(params: DetectorParams, pool) -> dict[str, dict]:
@@ -156,9 +150,7 @@ def score(params: DetectorParams, pool) -> dict[str, dict]:
         for key, count in zip(("tp", "fn", "fp", "fp_vf"), case_counts):
             row[key] += count
     for row in by_condition.values():
-        row["se"] = 100.0 * row["tp"] / (row["tp"] + row["fn"])
-        row["ppv"] = 100.0 * row["tp"] / (row["tp"] + row["fp"])
-        row["ppv_ec57"] = 100.0 * row["tp"] / (row["tp"] + row["fp"] - row["fp_vf"])
+        row.update(detection_rates(row["tp"], row["fn"], row["fp"], row["fp_vf"]))
         row["errors"] = row["fn"] + row["fp"] - row["fp_vf"]
     noisy = [row["errors"] for condition, row in by_condition.items() if condition != "clean"]
     by_condition["errors"] = by_condition["clean"]["errors"] + sum(noisy) / len(noisy)

@@ -33,6 +33,17 @@ def vf_episodes(record: Record) -> np.ndarray:
     return np.asarray(episodes, dtype=np.int64).reshape(-1, 2)
 
 
+def detection_counts(reference: np.ndarray, detected: np.ndarray, fs: float,
+                     vf: np.ndarray) -> tuple[int, int, int, int]:
+    """TP, FN, FP of ``detected`` against ``reference`` (150 ms window), and how many of the
+    FP fall inside the ventricular flutter/fibrillation episodes ``vf`` (:func:`vf_episodes`)."""
+    tp, fn, fp = match_peaks(reference, detected, fs)
+    in_vf = np.zeros(detected.shape[0], dtype=bool)
+    for start, end in vf:
+        in_vf |= (detected >= start) & (detected <= end)
+    return tp, fn, fp, fp - match_peaks(reference, detected[~in_vf], fs)[2]
+
+
 def evaluate_detection(
     records: Sequence[str],
     data_dir: str | os.PathLike | None,
@@ -71,11 +82,7 @@ def evaluate_detection(
         started = time.perf_counter()
         detected = np.asarray(detector(record.signal, record.fs), dtype=np.int64)
         seconds = time.perf_counter() - started
-        tp, fn, fp = match_peaks(reference, detected, record.fs)
-        in_vf = np.zeros(detected.shape[0], dtype=bool)
-        for start, end in vf_episodes(record):
-            in_vf |= (detected >= start) & (detected <= end)
-        fp_outside_vf = match_peaks(reference, detected[~in_vf], record.fs)[2]
+        tp, fn, fp, fp_vf = detection_counts(reference, detected, record.fs, vf_episodes(record))
         rows.append(
             {
                 "record": record.name,
@@ -83,7 +90,7 @@ def evaluate_detection(
                 "tp": tp,
                 "fn": fn,
                 "fp": fp,
-                "fp_vf": fp - fp_outside_vf,
+                "fp_vf": fp_vf,
                 "se": _percent(tp, tp + fn),
                 "ppv": _percent(tp, tp + fp),
                 "seconds": seconds,
@@ -108,12 +115,15 @@ def summarize_detection(rows: Sequence[dict]) -> dict:
         "fn": fn,
         "fp": fp,
         "fp_vf": fp_vf,
-        "se": _percent(tp, tp + fn),
-        "ppv": _percent(tp, tp + fp),
-        "ppv_ec57": _percent(tp, tp + fp - fp_vf),
+        **detection_rates(tp, fn, fp, fp_vf),
         "seconds": seconds,
         "seconds_per_record": seconds / len(rows) if rows else float("nan"),
     }
+
+
+def detection_rates(tp: int, fn: int, fp: int, fp_vf: int = 0) -> dict:
+    """``se``, ``ppv`` and ``ppv_ec57`` (false positives inside ventricular flutter left out) in percent."""
+    return {"se": _percent(tp, tp + fn), "ppv": _percent(tp, tp + fp), "ppv_ec57": _percent(tp, tp + fp - fp_vf)}
 
 
 def _percent(part: int, whole: int) -> float:

@@ -12,7 +12,7 @@ from ..progress import progress_bar
 from ..signal.beats import beats_from_record, detect_beats, reference_beats
 from ..signal.records import Record, load_record
 from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
-from .metrics import _pct
+from .metrics import percent
 
 Counts = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(confusion matrix of matched beats, missed reference beats per class, extra detections
@@ -71,7 +71,7 @@ def end_to_end_figures(counts: Counts) -> dict:
     """
     matrix, missed, extra = counts
     tp, fn, fp = int(matrix.sum()), int(missed.sum()), int(extra.sum())
-    qrs = {"tp": tp, "fn": fn, "fp": fp, "se": _pct(tp, tp + fn), "ppv": _pct(tp, tp + fp)}
+    qrs = {"tp": tp, "fn": fn, "fp": fp, "se": percent(tp, tp + fn), "ppv": percent(tp, tp + fp)}
     return {**matched_metrics(matrix, missed, extra), "qrs": qrs}
 
 

@@ -36,11 +36,11 @@ def class_metrics(matrix: np.ndarray) -> dict:
         result["classes"][name] = {
             "n": int(scored[i].sum()),
             "tp": int(tp), "fn": int(fn), "fp": int(fp),
-            "se": _pct(tp, tp + fn),
-            "ppv": _pct(tp, tp + fp),
-            "fpr": _pct(fp, fp + tn),
+            "se": percent(tp, tp + fn),
+            "ppv": percent(tp, tp + fp),
+            "fpr": percent(fp, fp + tn),
         }
-    result["accuracy"] = _pct(np.trace(scored), total)
+    result["accuracy"] = percent(np.trace(scored), total)
     q_row = matrix[q]
     result["q_beats"] = {"n": int(q_row.sum()), "predicted": {c: int(v) for c, v in zip(AAMI_CLASSES, q_row)}}
     return result
@@ -58,5 +58,6 @@ def precision_at_k(query_idx: np.ndarray, neighbor_idx: np.ndarray, k: int) -> d
     return out
 
 
-def _pct(num, den) -> float | None:
+def percent(num, den) -> float | None:
+    """``100 * num / den`` rounded to 2 decimals; None where ``den`` is 0."""
     return round(100.0 * float(num) / float(den), 2) if den else None

@@ -27,13 +27,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 
-from ..aami import DS1, to_aami
+from ..aami import DS1
 from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
-from ..signal.noise import add_noise
+from ..signal.noise import add_noise, sized_beats
 from ..signal.records import check_record, data_dir_from, load_record, record_name
 from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
 from .leakage import check_disjoint
@@ -160,7 +159,7 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
             clean = load_record(name, data_dir)
             totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
             advance(clean.name)
-            r_peaks = _sized_beats(clean)
+            r_peaks = sized_beats(*reference_beats(clean))
             for snr in snrs:
                 noisy = dataclasses.replace(clean, signal=add_noise(clean.signal, clean.fs, noise.signal, noise.fs,
                                                                     snr, r_peaks, seed + i))
@@ -169,11 +168,3 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
         report["added"] = {"records": [record_name(r) for r in records],
                            "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
     return report
-
-
-def _sized_beats(record) -> np.ndarray:
-    """The reference beats the ECG's size is measured on, as ``nst`` takes them: all but
-    ventricular, fusion and unclassifiable beats (all of them if that leaves none)."""
-    samples, symbols = reference_beats(record)
-    normal = ~np.isin(to_aami(symbols), ("V", "F", "Q"))
-    return samples[normal] if normal.any() else samples

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..aami import to_aami
 from ..errors import ParameterError
 from .filtering import resample  # SciPy, imported on first use
 
@@ -35,6 +36,20 @@ RMS_WINDOW_S = 1.0
 """``sigamp``'s default: the noise's RMS is measured in consecutive one-second windows."""
 TRIM_FRACTION = 0.05
 """``sigamp`` leaves out this fraction of the largest and of the smallest measurements."""
+
+
+def sized_beats(samples: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """The beats a record's ECG size is measured on, as ``nst`` takes them: all but
+    ventricular, fusion and unclassifiable beats (all of them if that leaves none).
+
+    Parameters
+    ----------
+    samples, symbols : ndarray, shape (n,)
+        Reference beat positions and their MIT-BIH symbols.
+    """
+    samples = np.asarray(samples)
+    normal = ~np.isin(to_aami(np.asarray(symbols)), ("V", "F", "Q"))
+    return samples[normal] if normal.any() else samples
 
 
 def qrs_amplitude(signal: np.ndarray, fs: float, r_peaks: np.ndarray) -> float:
