@@ -82,7 +82,7 @@ Records = Annotated[str, typer.Option("--records", help="all, DS1, DS2 or a comm
 EncoderPath = Annotated[Optional[Path], typer.Option("--encoder", help="Encoder .keras [default: the packaged model "
                                                      "for build; the index's own for queries]", show_default=False)]
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout instead of tables")]
-Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default: MLII, else the first]",
+Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default: MLII, else II, else the first]",
                                              show_default=False)]
 
 

@@ -35,6 +35,28 @@ def test_first_lead_when_no_mlii(data_dir):
     assert load_record("102", data_dir).lead == "V5"
 
 
+def test_lead_ii_when_no_mlii(tmp_path):
+    """A 12-lead-style record without MLII: lead II, the nearest view to an MIT-BIH index's MLII, not
+    the first lead; in EDF a label such as ``ECG II`` counts, and a named lead still wins."""
+    import pyedflib
+
+    fs, seconds = 250, 12
+    t = np.arange(fs * seconds) / fs
+    signals = np.column_stack([np.sin(2 * np.pi * 1.1 * t) * (0.5 + k) for k in range(3)])
+    wfdb.wrsamp("twelve", fs=fs, units=["mV"] * 3, sig_name=["I", "II", "III"], p_signal=signals,
+                fmt=["16"] * 3, write_dir=str(tmp_path))
+    assert load_record(tmp_path / "twelve").lead == "II"
+    assert load_record(tmp_path / "twelve", lead="I").lead == "I"
+
+    writer = pyedflib.EdfWriter(str(tmp_path / "holter.edf"), 3, file_type=pyedflib.FILETYPE_EDFPLUS)
+    writer.setSignalHeaders([{"label": label, "dimension": "mV", "sample_frequency": fs, "physical_max": 5.0,
+                              "physical_min": -5.0, "digital_max": 32767, "digital_min": -32768}
+                             for label in ("ECG I", "ECG II", "ECG V1")])
+    writer.writeSamples([np.ascontiguousarray(signals[:, k]) for k in range(3)])
+    writer.close()
+    assert load_record(tmp_path / "holter.edf").lead == "ECG II"
+
+
 def test_missing_record(data_dir):
     with pytest.raises(RecordNotFoundError, match="record not found: 999"):
         load_record("999", data_dir)

@@ -272,7 +272,7 @@ def annotate_record(index: BeatIndex, record: str | os.PathLike, *, data_dir: st
     data_dir : str or path, optional
         Where a bare name is looked up (default: ``$SIMSEARCH_DATA``).
     lead : str, optional
-        Lead to read (default: MLII, else the first).
+        Lead to read (default: MLII, else II, else the first).
     beats : {"detect", "reference"}
         Beat positions from the QRS detector, or those of the record's ``.atr`` (whose
         labels are ignored).

@@ -416,7 +416,7 @@ class BeatIndex:
         data_dir : str or path, optional
             Where bare names are looked up (default: ``$SIMSEARCH_DATA``).
         lead : str, optional
-            Lead to read (default: MLII, else the first).
+            Lead to read (default: MLII, else II, else the first).
         progress : bool
             Show a progress bar on stderr.
         engine : optional
