@@ -1,6 +1,7 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
-    python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...] [--json]
+    python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...]
+        [--setups "other lead,128 Hz"] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
 out in turn while an encoder trains on the others. The held-out beats' neighbors are
@@ -32,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1  # noqa: E402
-from simsearch.evaluation.selection import cross_validate, cv_scores  # noqa: E402
+from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise  # noqa: E402
 from simsearch.model.datasets import BeatSet, load_beats  # noqa: E402
 from simsearch.model.training import TrainingConfig  # noqa: E402
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
@@ -85,6 +86,9 @@ def main() -> None:
     parser.add_argument("--rhythm-seed", type=int, default=0,
                         help="seed of the synthetic rhythms, apart from the training seed (--set seed=N), so "
                              "that training seeds are compared on the same synthetic records")
+    parser.add_argument("--setups", default="", metavar="SETUP,SETUP",
+                        help='also vote on the held-out patients as recorded otherwise: "other lead" (V1 in most '
+                             'records), "128 Hz" (any rate): how the index fares on databases unlike its own')
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
@@ -93,9 +97,12 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
+    setups = {name: recorded_otherwise(DS1, args.data_dir, name)
+              for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
                         index_simulated=args.index_simulated,
-                        irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w])
+                        irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w],
+                        setups=setups)
     seconds = time.perf_counter() - start
     default_vote = summary(cv, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
     by_step = {}
@@ -128,6 +135,10 @@ def main() -> None:
                                                 if g.endswith(SEPARATOR + scenario)]), row["best_step"])
                 for scenario in SCENARIOS}
         report["irregularity_weights"][w] = row
+    step = default_vote["best_step"]
+    report["setups"] = {"as recorded": default_vote["real"], **{
+        name: figures_of(cv_scores({"checkpoints": checkpoints}, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, "real"), step)
+        for name, checkpoints in cv["setups"].items()}}
     if args.json:
         print(json.dumps(report))
         return
@@ -144,6 +155,11 @@ def main() -> None:
         for scenario, r in row.get("by_scenario", {}).items():
             print(f"  {scenario:22s} score {r['score']:6.2f}  " + " ".join(
                 f"{c} {r[f'{c}_se']}/{r[f'{c}_ppv']}" for c in "NSV"))
+    if cv["setups"]:
+        print(f"real records as recorded and otherwise (default vote, step {step}):")
+        for name, row in report["setups"].items():
+            print(f"  {name:12s} score {row['score']:6.2f}  " + " ".join(
+                f"{c} {row[f'{c}_se']}/{row[f'{c}_ppv']}" for c in "NSV"))
     print("vote settings, each at its best step (top 10):")
     for g in grid[:10]:
         print(f"  k {g['k']:3d} alpha {g['alpha']:.2f} boost {g['boosted']:4s} step {g['best_step']:4d} " + line(g))

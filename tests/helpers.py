@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import wfdb
 
-from simsearch.signal.filtering import resample
-from simsearch.signal.records import load_record
+from simsearch.signal.records import load_record, resampled
 
 
 def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: float | None = None,
@@ -16,14 +15,14 @@ def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: 
     """Record ``name`` (its default lead) resampled to ``fs`` and written as WFDB with its
     annotations moved to the new rate; returns the new record's path (no extension)."""
     record = load_record(name, data_dir)
-    end = record.n_samples if seconds is None else int(seconds * record.fs)
-    signal = resample(record.signal[:end], record.fs, fs)
+    if seconds is not None:
+        end = int(seconds * record.fs)
+        keep = record.ann_samples < end
+        record = replace(record, signal=record.signal[:end], ann_samples=record.ann_samples[keep],
+                         ann_symbols=record.ann_symbols[keep])
+    record = resampled(record, fs)
     new_name = new_name or f"{name}_{int(fs)}"
-    wfdb.wrsamp(new_name, fs=fs, units=["mV"], sig_name=[record.lead], p_signal=signal[:, None], fmt=["16"],
+    wfdb.wrsamp(new_name, fs=fs, units=["mV"], sig_name=[record.lead], p_signal=record.signal[:, None], fmt=["16"],
                 write_dir=str(out_dir))
-    keep = record.ann_samples < end
-    samples = np.round(record.ann_samples[keep] * fs / record.fs).astype(np.int64)
-    inside = samples < signal.size
-    wfdb.wrann(new_name, "atr", samples[inside], symbol=list(record.ann_symbols[keep][inside]), fs=fs,
-               write_dir=str(out_dir))
+    wfdb.wrann(new_name, "atr", record.ann_samples, symbol=list(record.ann_symbols), fs=fs, write_dir=str(out_dir))
     return Path(out_dir) / new_name

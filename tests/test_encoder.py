@@ -116,3 +116,27 @@ def test_patient_folds_are_disjoint_cover_every_record_and_are_balanced():
         # the patients rich in rare beats are spread: no fold takes two before every fold has one
         rich = [sum(r in rare for r in fold) for fold in folds]
         assert max(rich) - min(rich) <= 1, (n_folds, folds)
+
+
+def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
+    """Held-out patients recorded otherwise (their other lead, another rate) are voted on by the
+    same training-fold index, at every checkpoint, and scored like the real records."""
+    from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise
+    from simsearch.signal.records import record_leads
+
+    records = ["119", "209", "220", "223"]
+    assert record_leads("114", data_dir) == ["V5", "MLII"]
+    beats = BeatSet.stack(load_beats(records, data_dir))
+    setups = {name: recorded_otherwise(records, data_dir, name) for name in ("other lead", "128 Hz")}
+    for other in setups.values():  # the same beats, labeled the same (a beat or two may fall off an end)
+        assert abs(len(other) - len(beats)) <= 2 * len(records)
+        assert set(other.groups) == set(records)
+    with pytest.raises(Exception, match="unknown recording set-up"):
+        recorded_otherwise(records, data_dir, "upside down")
+    config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)
+    cv = cross_validate(beats, config, n_folds=2, k_max=10, setups=setups)
+    assert set(cv["setups"]) == set(setups)
+    for name, checkpoints in cv["setups"].items():
+        assert sorted(checkpoints) == sorted(cv["checkpoints"]) == [5, 10]
+        scores = cv_scores({"checkpoints": checkpoints}, 10, 0.25, ("S", "V"))
+        assert sum(figures["n"] for figures in scores[10]["classes"].values()) == len(setups[name])

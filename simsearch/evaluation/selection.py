@@ -7,7 +7,7 @@ records (DS1); DS2 is never read.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +19,8 @@ from ..model.datasets import BeatSet, load_beats, patient_folds, split_validatio
 from ..model.encoder import Encoder, encoder_inputs, import_keras, weights_fingerprint
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
+from ..signal.beats import beats_from_record
+from ..signal.records import load_record, record_leads, resampled
 from ..progress import progress_bar
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
@@ -73,7 +75,7 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
 
 def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
                    progress: bool = False, simulated: BeatSet | None = None, index_simulated: bool = False,
-                   irregularity_weights: Sequence[float] = ()) -> dict:
+                   irregularity_weights: Sequence[float] = (), setups: Mapping[str, BeatSet] | None = None) -> dict:
     """Patient-disjoint cross-validation inside the training records.
 
     Each fold's records are held out in turn; at every checkpoint the held-out beats'
@@ -102,10 +104,17 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
     ``irregularity_weights``: the same checkpoints are also scored with the irregularity
     input (the fourth) weighed by each of these in the fixed context part of the
     embedding only (:func:`fixed_weighted`), in ``"variants"`` by weight.
+
+    ``setups``: the same patients' beats recorded otherwise (another lead, another
+    sampling rate: :func:`recorded_otherwise`), by name; each fold's held-out patients
+    in each setup are voted on by the same index of the training fold, as a deployed
+    index meets recordings unlike its own, in ``"setups"`` by name.
     """
     folds = patient_folds(beats, n_folds)
     checkpoints: dict[int, dict[str, list]] = {}
     variants: dict[float, dict[int, dict[str, list]]] = {w: {} for w in irregularity_weights}
+    setups = dict(setups or {})
+    setup_checkpoints: dict[str, dict[int, dict[str, list]]] = {name: {} for name in setups}
     sources = np.array([source_record(g) for g in simulated.groups]) if simulated is not None else None
     with progress_bar("cross-validation", n_folds * config.steps, enabled=progress) as advance:
         for fold in folds:
@@ -121,12 +130,17 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                     indexed = concatenate(indexed, simulated.subset(~sim_held_out))
             counts = np.bincount(indexed.labels, minlength=len(AAMI_CLASSES))
 
-            def keep_neighbors(model, indexed=indexed, val=val, counts=counts) -> dict:
+            held_out_setups = {name: other.subset(np.isin(other.groups, fold)) for name, other in setups.items()}
+
+            def keep_neighbors(model, indexed=indexed, val=val, counts=counts, held_out_setups=held_out_setups
+                               ) -> dict:
                 encoder = Encoder(model)
-                distances, nn = knn_search(encoder.embed(indexed.windows, indexed.context),
-                                           encoder.embed(val.windows, val.context),
-                                           k_max)
+                index = encoder.embed(indexed.windows, indexed.context)
+                distances, nn = knn_search(index, encoder.embed(val.windows, val.context), k_max)
                 out = {"score": 0.0, "neighbors": (val.labels, indexed.labels[nn], distances, counts, val.groups)}
+                for name, other in held_out_setups.items():
+                    distances, nn = knn_search(index, encoder.embed(other.windows, other.context), k_max)
+                    out[("setup", name)] = (other.labels, indexed.labels[nn], distances, counts, other.groups)
                 if irregularity_weights:
                     base, queries = (shape_and_inputs(encoder, b.windows, b.context) for b in (indexed, val))
                 for w in irregularity_weights:
@@ -142,11 +156,33 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                 slot = checkpoints.setdefault(report["step"], {key: [] for key in CV_KEYS})
                 for key, value in zip(CV_KEYS, report["neighbors"]):
                     slot[key].append(value)
-                for w in irregularity_weights:
-                    slot = variants[w].setdefault(report["step"], {key: [] for key in CV_KEYS})
-                    for key, value in zip(CV_KEYS, report[("variant", w)]):
+                for store, tag in [(variants[w], ("variant", w)) for w in irregularity_weights] + \
+                                  [(setup_checkpoints[name], ("setup", name)) for name in setups]:
+                    slot = store.setdefault(report["step"], {key: [] for key in CV_KEYS})
+                    for key, value in zip(CV_KEYS, report[tag]):
                         slot[key].append(value)
-    return {"folds": folds, "checkpoints": checkpoints, "variants": variants}
+    return {"folds": folds, "checkpoints": checkpoints, "variants": variants, "setups": setup_checkpoints}
+
+
+def recorded_otherwise(records: Sequence[str], data_dir, setup: str) -> BeatSet:
+    """Reference-labeled beats of ``records`` as another recording set-up would give them:
+    ``"other lead"`` (each record's first lead that is not its default one: V1 in most
+    MIT-BIH records) or ``"<rate> Hz"`` (the default lead resampled to that rate, e.g.
+    ``"128 Hz"``, a Holter's). What a deployed index meets in other databases."""
+    beats = []
+    for name in records:
+        if setup == "other lead":
+            default = load_record(name, data_dir).lead
+            others = [lead for lead in record_leads(name, data_dir) if lead != default]
+            if not others:
+                raise SimsearchError(f"{name} has one lead: no other lead to score")
+            record = load_record(name, data_dir, lead=others[0])
+        elif setup.endswith(" Hz"):
+            record = resampled(load_record(name, data_dir), float(setup[:-3]))
+        else:
+            raise SimsearchError(f"unknown recording set-up {setup!r} (\"other lead\" or \"<rate> Hz\")")
+        beats.append(beats_from_record(record))
+    return BeatSet.stack(beats)
 
 
 IRREGULARITY_INPUT = 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from ..aami import check_symbols
 from ..errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
 from . import edf
+from .filtering import resample
 
 DATA_ENV = "SIMSEARCH_DATA"
 PREFERRED_LEADS = ("MLII", "II")
@@ -226,6 +227,20 @@ def _load_edf(path: Path, lead: str | None, annotations: bool) -> Record:
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
 
 
+def resampled(record: Record, fs: float) -> Record:
+    """``record`` as if it had been recorded at ``fs``: its signal resampled
+    (:func:`simsearch.signal.filtering.resample`) and its annotations moved to the nearest
+    sample at the new rate (those falling past the end dropped). For tests and model
+    selection at other sampling rates; simsearch itself never resamples a record."""
+    fs = check_sampling_rate(fs, f"{record.name}: target rate")
+    signal = resample(record.signal, record.fs, fs)
+    if not record.has_annotations:
+        return replace(record, signal=signal, fs=fs)
+    samples = np.round(record.ann_samples * (fs / record.fs)).astype(np.int64)
+    inside = samples < signal.shape[0]
+    return replace(record, signal=signal, fs=fs, ann_samples=samples[inside], ann_symbols=record.ann_symbols[inside])
+
+
 def _checked_edf_header(path: Path) -> edf.EdfHeader:
     try:
         return edf.read_header(path)
@@ -393,6 +408,14 @@ def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None =
     if annotations and _is(path.with_name(f"{path.name}.{annotations}"), "file"):
         read_annotations(path, annotations)
     return path
+
+
+def record_leads(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the leads of ``record`` (WFDB signal names, EDF labels), from its header."""
+    path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path):
+        return list(_checked_edf_header(path).leads)
+    return [str(name) for name in _checked_header(path)[0].sig_name]
 
 
 def _checked_header(path: Path):
