@@ -54,8 +54,9 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
     -------
     dict
         ``budgets`` maps ``"global"`` (the index's vote alone, without spreading) and
-        each budget to its pooled EC57 figures, ``expert_labels`` (how many were given)
-        and ``per_record`` figures; ``records`` are the records' names.
+        each budget to its pooled EC57 figures, their ``confusion`` matrix (reference
+        rows, AAMI class order), ``expert_labels`` (how many were given) and
+        ``per_record`` figures; ``records`` are the records' names.
     """
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]
@@ -88,7 +89,7 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
         "k": k, "rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K,
         "wall_s": round(time.perf_counter() - start, 1),
         "budgets": {key: {"expert_labels": labeled[key], **class_metrics(pooled[key]),
-                          "per_record": per_record[key]} for key in keys},
+                          "confusion": pooled[key].tolist(), "per_record": per_record[key]} for key in keys},
     }
 
 

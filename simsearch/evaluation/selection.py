@@ -6,8 +6,10 @@ records (DS1); DS2 is never read.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +22,7 @@ from ..model.encoder import Encoder, encoder_inputs, import_keras, weights_finge
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..signal.beats import beats_from_record
+from ..store.index import BeatIndex
 from ..signal.records import load_record, record_leads, resampled
 from ..progress import progress_bar
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
@@ -162,6 +165,36 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                     for key, value in zip(CV_KEYS, report[tag]):
                         slot[key].append(value)
     return {"folds": folds, "checkpoints": checkpoints, "variants": variants, "setups": setup_checkpoints}
+
+
+def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingConfig = TrainingConfig(),
+                 n_folds: int = 4, progress: bool = False) -> list[tuple[list[str], BeatIndex]]:
+    """Per patient-disjoint fold of ``records`` (:func:`patient_folds`): its records, and an
+    index of the other folds' records embedded by an encoder trained on those only.
+
+    What the protocols that need a whole index (the simulated expert of
+    :mod:`simsearch.evaluation.adaptive`) are cross-validated with inside DS1. Encoders
+    and indexes are kept in ``work_dir`` (``fold<i>.keras``, ``fold<i>/``) and reused
+    while the training settings and records are the same (``folds.json`` records them).
+    """
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
+    wanted = {"config": config.__dict__, "folds": folds}
+    stamp = work_dir / "folds.json"
+    fresh = not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(wanted))
+    out = []
+    with progress_bar("fold indexes", n_folds, enabled=progress) as advance:
+        for number, fold in enumerate(folds):
+            model, index_dir = work_dir / f"fold{number}.keras", work_dir / f"fold{number}"
+            training = [r for r in records if r not in fold]
+            if fresh or not model.exists() or not index_dir.exists():
+                train_and_save(model, training, data_dir, val_records=[], config=config)
+                BeatIndex.build(index_dir, training, data_dir, encoder=model)
+            out.append((list(fold), BeatIndex.open(index_dir)))
+            advance(f"fold {number}")
+    stamp.write_text(json.dumps(wanted))
+    return out
 
 
 def recorded_otherwise(records: Sequence[str], data_dir, setup: str) -> BeatSet:
