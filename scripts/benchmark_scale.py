@@ -295,11 +295,11 @@ def time_catalog(url: str, rows: int, *, per_record: int = 2000, lookups: int = 
               "nearest_beat_ms": timed(catalog)}
     from sqlalchemy import func, select
 
-    from simsearch.store.catalog import BeatRow, RecordRow
+    from simsearch.store.catalog import BEATS, RECORDS
 
     def scan_query(name: str, sample: int):  # the query before the two index seeks: every beat of the record sorted
-        query = (select(BeatRow.id).join(RecordRow).where(catalog._alive() & (RecordRow.name == name))
-                 .order_by(func.abs(BeatRow.sample - sample)).limit(1))
+        query = (select(BEATS.c.id).join(RECORDS).where(catalog._alive() & (RECORDS.c.name == name))
+                 .order_by(func.abs(BEATS.c.sample - sample)).limit(1))
         with catalog.engine.connect() as conn:
             return conn.execute(query).scalar()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import resample
+from simsearch.signal.filtering import resample
 from simsearch.errors import SignalQualityError
 from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes
 from simsearch.evaluation.matching import match_peaks, pair_peaks

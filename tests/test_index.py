@@ -15,7 +15,7 @@ from simsearch.store.layout import POINTER
 from simsearch.label.query import query_beat, query_signal
 from simsearch.signal.records import load_record
 
-from helpers import resample
+from simsearch.signal.filtering import resample
 
 from conftest import INDEX_RECORDS
 

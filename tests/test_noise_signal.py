@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import resample
+from simsearch.signal.filtering import resample
 from simsearch.aami import to_aami
 from simsearch.errors import ParameterError
 from simsearch.evaluation.matching import match_peaks
