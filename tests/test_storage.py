@@ -446,6 +446,11 @@ def _drop_one_vector(path: Path) -> None:
     _edit_manifest(path, n_vectors=int(vectors.ntotal))
 
 
+def _edit_catalog(path: Path, sql: str) -> None:
+    with sqlite3.connect(path / "gen-000001" / CATALOG) as conn:
+        conn.execute(sql)
+
+
 def _foreign_sqlite(file: Path) -> None:
     file.unlink()
     with sqlite3.connect(file) as conn:
@@ -471,6 +476,11 @@ CORRUPTIONS = {
     "vectors of another dimension": (lambda p: _write_faiss(p, faiss.IndexIDMap2(faiss.IndexFlatIP(16))),
                                      "16 dimensions"),
     "a vector missing": (_drop_one_vector, "do not hold the same beats"),
+    "a beat missing from the catalog": (lambda p: _edit_catalog(p, "DELETE FROM beats WHERE id = (SELECT min(id) + 7 "
+                                                                   "FROM beats)"), "do not hold the same beats"),
+    "a beat id changed in the catalog": (lambda p: _edit_catalog(p, "UPDATE beats SET id = (SELECT max(id) + 1 FROM "
+                                                                    "beats) WHERE id = (SELECT min(id) FROM beats)"),
+                                         "do not hold the same beats"),
     "garbage pointer": (lambda p: (p / layout.POINTER).write_text("../../etc"), "names no generation"),
     "pointer to nothing": (lambda p: (p / layout.POINTER).write_text("gen-000009\n"), "which is missing"),
     "no pointer": (lambda p: (p / layout.POINTER).unlink(), "first build did not finish"),
