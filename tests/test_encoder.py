@@ -52,6 +52,8 @@ def test_fingerprint_survives_save_and_load_and_tracks_weights(tmp_path):
     encoder.save(tmp_path / "a.keras")
     assert Encoder.load(tmp_path / "a.keras").fingerprint == encoder.fingerprint
     assert Encoder(build_encoder(seed=2)).fingerprint != encoder.fingerprint
+    # the same trained weights with another fixed context scale embed differently: another encoder
+    assert Encoder(build_encoder(seed=1, input_weights=None)).fingerprint != encoder.fingerprint
 
 
 def test_missing_or_foreign_model_file(tmp_path):
@@ -86,7 +88,7 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     # trained with the context at its loss weight, shipped with it at its index weight
     assert config.loss_context_weight != config.context_weight
     scales = [layer.scale for layer in Encoder.load(tmp_path / "a.keras").model.layers if hasattr(layer, "scale")]
-    assert scales == [pytest.approx(config.context_weight)]
+    assert scales == [pytest.approx([config.context_weight * w for w in config.fixed_input_weights[:9]])]
 
 
 def test_patient_folds_are_disjoint_cover_every_record_and_are_balanced():

@@ -147,7 +147,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                 if irregularity_weights:
                     base, queries = (shape_and_inputs(encoder, b.windows, b.context) for b in (indexed, val))
                 for w in irregularity_weights:
-                    weights = np.full(encoder.context_inputs, float(config.context_weight))
+                    weights = float(config.context_weight) * np.asarray(
+                        config.fixed_input_weights, dtype=float)[:encoder.context_inputs]
                     weights[IRREGULARITY_INPUT] = w
                     distances, nn = knn_search(fixed_weighted(*base, weights), fixed_weighted(*queries, weights), k_max)
                     out[("variant", w)] = (val.labels, indexed.labels[nn], distances, counts, val.groups)

@@ -17,7 +17,8 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..signal.beats import MODEL_FS, WINDOW_BEFORE
 from .datasets import BeatSet
-from .encoder import CONTEXT_INPUTS, CONTEXT_WEIGHT, Encoder, build_encoder, encoder_inputs, import_keras
+from .encoder import (CONTEXT_INPUTS, CONTEXT_WEIGHT, FIXED_INPUT_WEIGHTS, Encoder, build_encoder, encoder_inputs,
+                      import_keras)
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
 """Q is too rare in MIT-BIH (a few dozen unpaced beats) to learn from."""
@@ -58,6 +59,9 @@ class TrainingConfig:
     dropout: float = 0.3
     context_weight: float = CONTEXT_WEIGHT
     """Weight of the fixed context part of the embedding the trained encoder ships with."""
+    fixed_input_weights: tuple[float, ...] = FIXED_INPUT_WEIGHTS
+    """Each context input's own weight in that fixed part (times ``context_weight``), see
+    :data:`simsearch.model.encoder.FIXED_INPUT_WEIGHTS`."""
     loss_context_weight: float = 1.0
     """Its weight while training: lower, so the triplet loss still asks the learned shape
     part to separate classes that timing alone would already pull apart."""
@@ -181,17 +185,18 @@ def train_encoder(train: BeatSet, config: TrainingConfig = TrainingConfig(),
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
-    def encoder_with(context_weight: float):
+    def encoder_with(context_weight: float, input_weights):
         return build_encoder(lstm_units=config.lstm_units, dropout=config.dropout, context_weight=context_weight,
-                             context_inputs=config.context_inputs, seed=config.seed)
+                             context_inputs=config.context_inputs, seed=config.seed, input_weights=input_weights)
 
-    model = encoder_with(config.loss_context_weight)
+    model = encoder_with(config.loss_context_weight, None)
 
     def shipped(trained):
-        """The trained weights in the encoder as it is shipped (its own context weight)."""
-        if config.context_weight == config.loss_context_weight:
+        """The trained weights in the encoder as it is shipped (its own context weights)."""
+        weights = np.asarray(config.fixed_input_weights, dtype=float)[:config.context_inputs]
+        if config.context_weight == config.loss_context_weight and np.all(weights == 1.0):
             return trained
-        encoder = encoder_with(config.context_weight)
+        encoder = encoder_with(config.context_weight, config.fixed_input_weights)
         encoder.set_weights(trained.get_weights())
         return encoder
 
