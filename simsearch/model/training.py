@@ -69,8 +69,10 @@ class TrainingConfig:
     band_limit: float = 0.0
     """Share of training windows low-passed as if recorded at 128 or 250 Hz and resampled
     to 360 Hz (:func:`band_limited`), so shapes learned at MIT-BIH's rate carry over to
-    recordings at other rates. Off: cross-validation inside DS1 is all at 360 Hz and
-    cannot tell what it does; not measured yet."""
+    recordings at other rates. Off: not needed. Cross-validation inside DS1 with the
+    held-out patients resampled (``scripts/cross_validate.py --setups "128 Hz,250 Hz"``)
+    scores them 81.0 at 128 Hz and 81.2 at 250 Hz against 81.4 as recorded, without it:
+    beats are cut from a signal band-limited to 40 Hz, which a Holter's rate keeps."""
     simulated_rhythms: bool = False
     """Train also on synthetic rhythms re-sequenced from the training patients' beats
     (:mod:`simsearch.model.rhythms`); the callers that load the records add them.
