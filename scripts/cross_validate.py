@@ -1,7 +1,7 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
     python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...]
-        [--setups "other lead,128 Hz"] [--json]
+        [--setups other-lead,128Hz] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
 out in turn while an encoder trains on the others. The held-out beats' neighbors are
@@ -87,8 +87,8 @@ def main() -> None:
                         help="seed of the synthetic rhythms, apart from the training seed (--set seed=N), so "
                              "that training seeds are compared on the same synthetic records")
     parser.add_argument("--setups", default="", metavar="SETUP,SETUP",
-                        help='also vote on the held-out patients as recorded otherwise: "other lead" (V1 in most '
-                             'records), "128 Hz" (any rate): how the index fares on databases unlike its own')
+                        help="also vote on the held-out patients as recorded otherwise: other-lead (V1 in most "
+                             "records), 128Hz (any rate): how the index fares on databases unlike its own")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})

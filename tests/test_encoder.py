@@ -129,7 +129,7 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
     records = ["119", "209", "220", "223"]
     assert record_leads("114", data_dir) == ["V5", "MLII"]
     beats = BeatSet.stack(load_beats(records, data_dir))
-    setups = {name: recorded_otherwise(records, data_dir, name) for name in ("other lead", "128 Hz")}
+    setups = {name: recorded_otherwise(records, data_dir, name) for name in ("other-lead", "128Hz")}
     for other in setups.values():  # the same beats, labeled the same (a beat or two may fall off an end)
         assert abs(len(other) - len(beats)) <= 2 * len(records)
         assert set(other.groups) == set(records)

@@ -7,6 +7,7 @@ records (DS1); DS2 is never read.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -200,21 +201,21 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
 
 def recorded_otherwise(records: Sequence[str], data_dir, setup: str) -> BeatSet:
     """Reference-labeled beats of ``records`` as another recording set-up would give them:
-    ``"other lead"`` (each record's first lead that is not its default one: V1 in most
-    MIT-BIH records) or ``"<rate> Hz"`` (the default lead resampled to that rate, e.g.
-    ``"128 Hz"``, a Holter's). What a deployed index meets in other databases."""
+    ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
+    MIT-BIH records) or ``"<rate>Hz"`` (the default lead resampled to that rate, e.g.
+    ``"128Hz"``, a Holter's). What a deployed index meets in other databases."""
     beats = []
     for name in records:
-        if setup == "other lead":
+        if setup == "other-lead":
             default = load_record(name, data_dir).lead
             others = [lead for lead in record_leads(name, data_dir) if lead != default]
             if not others:
                 raise SimsearchError(f"{name} has one lead: no other lead to score")
             record = load_record(name, data_dir, lead=others[0])
-        elif setup.endswith(" Hz"):
-            record = resampled(load_record(name, data_dir), float(setup[:-3]))
+        elif re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
+            record = resampled(load_record(name, data_dir), float(setup[:-2]))
         else:
-            raise SimsearchError(f"unknown recording set-up {setup!r} (\"other lead\" or \"<rate> Hz\")")
+            raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead or <rate>Hz, e.g. 128Hz)")
         beats.append(beats_from_record(record))
     return BeatSet.stack(beats)
 
