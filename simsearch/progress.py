@@ -59,7 +59,7 @@ def _plain_lines(description: str, total: int) -> Iterator[Callable[..., None]]:
         nonlocal done, last
         done += steps
         now = time.monotonic()
-        if now - last >= PLAIN_INTERVAL_S:
+        if now - last >= PLAIN_INTERVAL_S and done < total:  # at the end, the done line says it
             last = now
             line(now, status)
 

@@ -10,8 +10,8 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -22,10 +22,10 @@ from ..model.datasets import BeatSet, load_beats, patient_folds, split_validatio
 from ..model.encoder import Encoder, encoder_inputs, import_keras, weights_fingerprint
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
-from ..signal.beats import beats_from_record
-from ..store.index import BeatIndex
-from ..signal.records import load_record, record_leads, resampled
 from ..progress import progress_bar
+from ..signal.beats import beats_from_record
+from ..signal.records import load_record, record_leads, resampled
+from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 

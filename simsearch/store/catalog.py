@@ -422,7 +422,7 @@ class Catalog:
         """Every beat id, sorted (what opening an index checks against the vectors).
 
         A record's beats get consecutive ids, so the ids are first read as one
-        ``(lowest, highest, count)`` row per record, a few milliseconds where listing a
+        ``(lowest, highest, count)`` row per record, a few milliseconds where listing
         100,000 beats takes a tenth of a second; only a catalog in which some record's ids
         are not one unbroken run is listed beat by beat. Either way the answer is exact.
         """
