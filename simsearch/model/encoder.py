@@ -138,7 +138,10 @@ choice is the strongest setting that leaves the real records and their VEB Se wi
 point (2, 1.5: real VEB Se 87.4 / 82.7, SVEB Se / +P 66.7 / 62.1 against 63.1 / 64.2 at
 seed 0). Other inputs weighed instead scored lower (seed 0: every rhythm input at 1.5
 81.25, the shape inputs at 1.5 79.82, the previous RR over the long-term median left out
-81.50 with real records 80.53, or halved beside a prematurity of 1.5 82.09 with 80.74)."""
+81.50 with real records 80.53, or halved beside a prematurity of 1.5 82.09 with 80.74).
+Training with these weights in the loss too (``scripts/cross_validate.py``, seeds 0 and 1)
+scored 82.72 and 81.63 against 82.77 and 81.51 for training without them: no change, so
+training keeps every input at the loss weight."""
 
 
 def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, dropout: float = 0.0,
