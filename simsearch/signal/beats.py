@@ -80,7 +80,11 @@ simulated pooled scores) it scored 74.8 (real 81.3) against 75.2 (real 81.9) wit
 it, and 75.2 (real 82.1) when the encoder also trained on synthetic rhythms: the kNN
 index holds real DS1 beats only, none of them premature against such a reference.
 Replacing the median of :data:`RHYTHM_PERCENTILE` by this percentile instead scored
-73.3 (real 79.5)."""
+73.3 (real 79.5). Checked again beside the prematurity weights of
+:data:`simsearch.model.encoder.FIXED_INPUT_WEIGHTS`, in the fixed part of the embedding only
+(the same training runs scored afterwards, mean of seeds 0 and 1): weights 0.5, 1, 1.5 gave
+81.1, 80.5, 79.5 against 81.3 without it (the record-232 pattern's SVEB Se falls: 71, 63,
+45 % against 73 % at seed 0)."""
 
 RR_COLUMNS = ("rr_prev", "rr_next", "rr_local", "rr_long_term", "rr_irregularity", "rr_long_term_mean",
               "rr_sinus")
