@@ -76,7 +76,7 @@ def test_semihard_loss_is_zero_for_separated_classes_and_positive_otherwise():
 
 
 def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
-    config = TrainingConfig(steps=30, eval_every=15, beats_per_class=16, seed=3)
+    config = TrainingConfig(steps=10, eval_every=5, beats_per_class=8, seed=3)
     first = train_and_save(tmp_path / "a.keras", ["119", "209", "118"], data_dir, val_records=["118"], config=config)
     second = train_and_save(tmp_path / "b.keras", ["119", "209", "118"], data_dir, val_records=["118"],
                             config=config)

@@ -7,13 +7,11 @@ record: each test stays within seconds to tens of seconds.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from simsearch import BeatIndex
+from simsearch import BeatIndex, cli
 from simsearch.evaluation.matching import match_peaks
 from simsearch.evaluation.noise import (NOISE_INDEX_RECORDS, NSTDB_SNRS_DB, NSTDB_SOURCES, check_snrs,
                                         evaluate_noise, nstdb_name)
@@ -90,7 +88,6 @@ def test_noise_task_refuses_an_index_holding_a_scored_record(small_index, noise_
 def test_cli_noise_task_json_and_table(data_dir, monkeypatch, capsys):
     """The command line with the default noise directory (nstdb beside the data); the
     index is made smaller here (the real one is all of NOISE_INDEX_RECORDS)."""
-    from simsearch import cli
 
     monkeypatch.setattr("simsearch.evaluation.noise.NOISE_INDEX_RECORDS", tuple(NOISE_INDEX))
     cli.main(["evaluate", "--task", "noise", "--data-dir", str(data_dir), "--records", "100", "--snrs", "0",
@@ -103,12 +100,7 @@ def test_cli_noise_task_json_and_table(data_dir, monkeypatch, capsys):
     assert "nstdb 118, 119" in text and "1 test records with em noise" in text and "QRS +P" in text
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--task", "noise", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_cli_noise_task_bad_input_is_one_line(data_dir, noise_dir, tmp_path):
+def test_cli_noise_task_bad_input_is_one_line(data_dir, noise_dir, tmp_path, capsys):
     """A missing or incomplete noise directory, or an SNR the nstdb lacks: one error line, exit 2."""
     mitdb = tmp_path / "mitdb"
     mitdb.mkdir()
@@ -127,8 +119,10 @@ def test_cli_noise_task_bad_input_is_one_line(data_dir, noise_dir, tmp_path):
         (("--data-dir", data_dir, "--snrs", "6,x"), "--snrs must be a comma list of integers"),
         (("--data-dir", data_dir, "--records", "118"), "overlap DS1"),
     ]
-    for args, message in cases:
-        proc = run(*args)
-        assert proc.returncode == 2, (args, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, proc.stderr)
+    for args, message in cases:  # in this process: test_bad_input runs the command line as a user does
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["evaluate", "--task", "noise", *map(str, args)])
+        stderr = capsys.readouterr().err
+        assert exit_.value.code == 2, (args, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, stderr)
