@@ -26,7 +26,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
 from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
 from .label.expert import gather_labels
@@ -88,6 +87,8 @@ Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default:
 
 def _print_version(value: bool) -> None:
     if value:
+        from . import __version__  # read from the package metadata only when asked for
+
         print(f"simsearch {__version__}")
         raise typer.Exit()
 

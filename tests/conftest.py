@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+try:
+    # pymilvus configures logging when first imported (logging.config.dictConfig), which closes the handlers
+    # already there: TensorFlow's absl handler among them, and with it the stream it holds, pytest's capture of
+    # an earlier test (the next test of this process then dies on a closed file). Imported first, it finds none.
+    import pymilvus  # noqa: F401
+except ImportError:  # the scale extra is not installed: the tests that need it skip
+    pass
+
 from simsearch import BeatIndex
 
 REPO = Path(__file__).resolve().parents[1]
