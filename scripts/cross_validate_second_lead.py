@@ -1,0 +1,124 @@
+"""Both leads as two views of each beat, cross-validated inside DS1 (an experiment, not yet the product).
+
+    python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
+        [--json]
+
+Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
+encoder trains on the other folds' beats in their default lead (MLII) and on their
+synthetic rhythms, exactly as the packaged encoder is trained. That one encoder then
+embeds every beat twice: in its record's default lead and in the record's other lead
+(V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
+alpha 0.25, S and V boosted) runs on the two vectors side by side, the other lead's scaled
+by ``w`` (then normalised). ``w = 0`` is today's product: one lead. Real DS1 records
+only (the synthetic rhythms have one lead); DS2 is never read.
+
+Why a script of its own: the product indexes one lead per beat, so this view needs an
+index of two vectors per beat, and a query in both leads, which no command has yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
+from simsearch.evaluation.classification import knn_search, nsv_score, vote_predict  # noqa: E402
+from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
+from simsearch.evaluation.selection import concatenate  # noqa: E402
+from simsearch.label.vote import PRIOR_ALPHA, VOTE_K  # noqa: E402
+from simsearch.model.datasets import BeatSet, load_beats, patient_folds  # noqa: E402
+from simsearch.model.encoder import Encoder  # noqa: E402
+from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
+from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
+from simsearch.signal.beats import beats_from_record  # noqa: E402
+from simsearch.signal.records import load_record, record_leads  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def other_lead_beats(records, data_dir) -> BeatSet:
+    """Every record's beats in its other lead (the first that is not its default one)."""
+    out = []
+    for name in records:
+        default = load_record(name, data_dir).lead
+        other = next((lead for lead in record_leads(name, data_dir) if lead != default), None)
+        if other is None:
+            raise SystemExit(f"error: record {name} has one lead")
+        out.append(beats_from_record(load_record(name, data_dir, lead=other)))
+    return BeatSet.stack(out)
+
+
+def side_by_side(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    both = np.concatenate([first, weight * second], axis=1)
+    return (both / np.linalg.norm(both, axis=1, keepdims=True)).astype(np.float32)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "mitdb")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    weights = [float(w) for w in args.weights.split(",")]
+    config = TrainingConfig(seed=args.seed)
+    start = time.time()
+
+    records = load_beats(DS1, args.data_dir)
+    first = BeatSet.stack(records)
+    second = other_lead_beats(DS1, args.data_dir)
+    if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
+        raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
+    simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
+    sources = np.array([source_record(g) for g in simulated.groups])
+    matrices = {w: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for w in weights}
+    print(f"loaded {len(first)} beats in two leads, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+
+    for number, fold in enumerate(patient_folds(first, args.folds), 1):
+        held = np.isin(first.groups, fold)
+        train = first.subset(~held)
+        train_all = concatenate(train, simulated.subset(~np.isin(sources, fold)))
+        final = {"checkpoints": 0}
+
+        def at_checkpoint(model, final=final):  # embed at the last checkpoint only: it trains all its steps
+            final["checkpoints"] += 1
+            if final["checkpoints"] == config.steps // config.eval_every:
+                encoder = Encoder(model)
+                final["vectors"] = [encoder.embed(part.windows, part.context) for part in
+                                    (train, second.subset(~held), first.subset(held), second.subset(held))]
+            return {"score": 0.0}
+
+        train_encoder(train_all, replace(config, patience=config.steps), checkpoint=at_checkpoint)
+        train_1, train_2, held_1, held_2 = final["vectors"]
+        counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
+        for w in weights:
+            distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w), VOTE_K)
+            predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, PRIOR_ALPHA)
+            matrices[w] += confusion_matrix(first.subset(held).labels, predicted)
+        print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
+              flush=True)
+
+    report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "weights": {}}
+    for w in weights:
+        metrics = class_metrics(matrices[w])
+        report["weights"][str(w)] = {"score": nsv_score(metrics), **{
+            c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight -> score (mean Se/+P of N, S, V)")
+    for w, row in report["weights"].items():
+        print(f"  {w:>4}: {row['score']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
+
+
+if __name__ == "__main__":
+    main()
