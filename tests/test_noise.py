@@ -88,7 +88,6 @@ def test_noise_task_refuses_an_index_holding_a_scored_record(small_index, noise_
 def test_cli_noise_task_json_and_table(data_dir, monkeypatch, capsys):
     """The command line with the default noise directory (nstdb beside the data); the
     index is made smaller here (the real one is all of NOISE_INDEX_RECORDS)."""
-
     monkeypatch.setattr("simsearch.evaluation.noise.NOISE_INDEX_RECORDS", tuple(NOISE_INDEX))
     cli.main(["evaluate", "--task", "noise", "--data-dir", str(data_dir), "--records", "100", "--snrs", "0",
               "--json"])
