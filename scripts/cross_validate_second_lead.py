@@ -32,28 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
 from simsearch.evaluation.classification import knn_search, nsv_score, vote_predict  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
-from simsearch.evaluation.selection import concatenate  # noqa: E402
+from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
 from simsearch.label.vote import PRIOR_ALPHA, VOTE_K  # noqa: E402
 from simsearch.model.datasets import BeatSet, load_beats, patient_folds  # noqa: E402
 from simsearch.model.encoder import Encoder  # noqa: E402
 from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
 from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
-from simsearch.signal.beats import beats_from_record  # noqa: E402
-from simsearch.signal.records import load_record, record_leads  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def other_lead_beats(records, data_dir) -> BeatSet:
-    """Every record's beats in its other lead (the first that is not its default one)."""
-    out = []
-    for name in records:
-        default = load_record(name, data_dir).lead
-        other = next((lead for lead in record_leads(name, data_dir) if lead != default), None)
-        if other is None:
-            raise SystemExit(f"error: record {name} has one lead")
-        out.append(beats_from_record(load_record(name, data_dir, lead=other)))
-    return BeatSet.stack(out)
 
 
 def side_by_side(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
@@ -75,7 +61,7 @@ def main(argv=None) -> None:
 
     records = load_beats(DS1, args.data_dir)
     first = BeatSet.stack(records)
-    second = other_lead_beats(DS1, args.data_dir)
+    second = recorded_otherwise(DS1, args.data_dir, "other-lead")
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
     simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
@@ -88,13 +74,13 @@ def main(argv=None) -> None:
         train = first.subset(~held)
         train_all = concatenate(train, simulated.subset(~np.isin(sources, fold)))
         final = {"checkpoints": 0}
+        parts = (train, second.subset(~held), first.subset(held), second.subset(held))
 
-        def at_checkpoint(model, final=final):  # embed at the last checkpoint only: it trains all its steps
+        def at_checkpoint(model, final=final, parts=parts):  # embed at the last checkpoint only: it trains all steps
             final["checkpoints"] += 1
             if final["checkpoints"] == config.steps // config.eval_every:
                 encoder = Encoder(model)
-                final["vectors"] = [encoder.embed(part.windows, part.context) for part in
-                                    (train, second.subset(~held), first.subset(held), second.subset(held))]
+                final["vectors"] = [encoder.embed(part.windows, part.context) for part in parts]
             return {"score": 0.0}
 
         train_encoder(train_all, replace(config, patience=config.steps), checkpoint=at_checkpoint)
