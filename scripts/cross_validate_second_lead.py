@@ -14,6 +14,8 @@ only (the synthetic rhythms have one lead); DS2 is never read.
 
 Why a script of its own: the product indexes one lead per beat, so this view needs an
 index of two vectors per beat, and a query in both leads, which no command has yet.
+``simsearch evaluate`` scores it as the system "encoder, both leads", at the weight
+chosen here (``simsearch.evaluation.classification.SECOND_LEAD_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
-from simsearch.evaluation.classification import knn_search, nsv_score, vote_predict  # noqa: E402
+from simsearch.evaluation.classification import knn_search, nsv_score, side_by_side, vote_predict  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
 from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
 from simsearch.label.vote import PRIOR_ALPHA, VOTE_K  # noqa: E402
@@ -40,11 +42,6 @@ from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E40
 from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def side_by_side(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
-    both = np.concatenate([first, weight * second], axis=1)
-    return (both / np.linalg.norm(both, axis=1, keepdims=True)).astype(np.float32)
 
 
 def main(argv=None) -> None:

@@ -16,6 +16,8 @@ from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precis
 from simsearch.label.vote import prior_weights, vote_scores, vote_winner
 from simsearch.signal.records import load_record
 
+from helpers import write_at_rate
+
 
 def test_class_metrics_follow_ec57():
     truth = class_index(list("NNNNSSVVFQ"))
@@ -58,7 +60,9 @@ def test_baseline_vectors_are_unit_raw_beats(data_dir):
 def test_classification_protocol_on_a_few_records(data_dir, capsys):
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209", "118"],
                                      test_records=["100", "232", "233"], k=10)
-    assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "simsearch encoder"]
+    assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "encoder, both leads",
+                                                        "simsearch encoder"]
+    assert report["protocol"]["both_leads_skipped"] is None
     n_test = report["protocol"]["test_beats"]
     for system in report["systems"]:
         assert np.sum(system["confusion"]) == n_test
@@ -87,6 +91,8 @@ def test_classification_protocol_on_a_few_records(data_dir, capsys):
     encoder_row = report["systems"][-1]
     # 233 holds 831 VEBs; a trained encoder finds most of them in other patients' beats
     assert encoder_row["classes"]["V"]["se"] > 50
+    both = report["systems"][2]
+    assert both["confusion"] != encoder_row["confusion"] and both["classes"]["V"]["se"] > 50
     with pytest.raises(ValueError, match="overlap"):
         evaluate_classification(data_dir, Encoder.load(), train_records=["100"], test_records=["100"])
     with pytest.raises(ValueError, match=r"overlap.*\['100'\]"):  # by name, whatever the spelling
@@ -230,3 +236,12 @@ def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_ind
     again = evaluate_adaptive(small_index, records, budgets=(10,), data_dir=data_dir)
     assert again["budgets"]["10"]["per_record"] == budgets["10"]["per_record"]  # deterministic
     assert round_sizes(10, 3) == [4, 3, 3] and round_sizes(2, 3) == [1, 1] and round_sizes(0, 3) == []
+
+
+def test_a_record_with_one_lead_leaves_out_the_both_leads_system(data_dir, tmp_path):
+    one_lead = write_at_rate("233", data_dir, 360.0, tmp_path, seconds=120, new_name="x233")
+    report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209"],
+                                     test_records=[str(one_lead)], k=10)
+    assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "simsearch encoder"]
+    assert report["protocol"]["both_leads_skipped"] == "x233 has one lead: no second lead to read"
+    assert report["systems"][-1]["classes"]["V"]["n"] > 0

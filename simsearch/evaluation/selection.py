@@ -24,7 +24,7 @@ from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record
-from ..signal.records import load_record, record_leads, resampled
+from ..signal.records import load_record, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
@@ -204,20 +204,12 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str) -> BeatSet:
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
     MIT-BIH records) or ``"<rate>Hz"`` (the default lead resampled to that rate, e.g.
     ``"128Hz"``, a Holter's). What a deployed index meets in other databases."""
-    beats = []
-    for name in records:
-        if setup == "other-lead":
-            default = load_record(name, data_dir).lead
-            others = [lead for lead in record_leads(name, data_dir) if lead != default]
-            if not others:
-                raise SimsearchError(f"{name} has one lead: no other lead to score")
-            record = load_record(name, data_dir, lead=others[0])
-        elif re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
-            record = resampled(load_record(name, data_dir), float(setup[:-2]))
-        else:
-            raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead or <rate>Hz, e.g. 128Hz)")
-        beats.append(beats_from_record(record))
-    return BeatSet.stack(beats)
+    if setup == "other-lead":
+        return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
+        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead or <rate>Hz, e.g. 128Hz)")
+    return BeatSet.stack([beats_from_record(resampled(load_record(name, data_dir), float(setup[:-2])))
+                          for name in records])
 
 
 IRREGULARITY_INPUT = 3

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index
-from ..errors import AnnotationError
+from ..errors import AnnotationError, LeadNotFoundError
 from ..signal.beats import Beats, beats_from_record
-from ..signal.records import load_record
+from ..signal.records import load_record, other_lead, record_name
 
 DS1_VALIDATION = ("106", "112", "209", "220")
 """DS1 records held out for early stopping: they hold half of DS1's SVEB and a
@@ -45,11 +45,24 @@ class BeatSet:
         return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows])
 
 
-def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None) -> list[Beats]:
-    """Reference-annotated beats of each record, at the model's rate."""
+def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None, *,
+               second_lead: bool = False) -> list[Beats]:
+    """Reference-annotated beats of each record, at the model's rate, in its default lead, or
+    with ``second_lead`` in its other one (:func:`~simsearch.signal.records.other_lead`).
+
+    Raises
+    ------
+    LeadNotFoundError
+        ``second_lead`` and a record has one lead.
+    """
     out = []
     for name in records:
-        out.append(beats_from_record(load_record(name, data_dir)))
+        lead = None
+        if second_lead:
+            lead = other_lead(name, data_dir)
+            if lead is None:
+                raise LeadNotFoundError(f"{record_name(name)} has one lead: no second lead to read")
+        out.append(beats_from_record(load_record(name, data_dir, lead=lead)))
         if progress:
             progress(name)
     return out

@@ -418,6 +418,21 @@ def record_leads(record: str | os.PathLike, data_dir: str | os.PathLike | None =
     return [str(name) for name in _checked_header(path)[0].sig_name]
 
 
+def other_lead(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> str | None:
+    """The first lead of ``record`` that :func:`load_record` does not read by default (V1 in
+    most MIT-BIH records), from its header; ``None`` when it has one lead. In an EDF file only
+    signals at an ECG rate count."""
+    path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path):
+        header = _checked_edf_header(path)
+        leads = [lead for lead, fs in zip(header.leads, header.rates) if MIN_FS <= fs <= MAX_FS] or header.leads
+        default = _choose_lead(header.leads, None, record_name(path), header.rates)
+    else:
+        leads = [str(name) for name in _checked_header(path)[0].sig_name]
+        default = _choose_lead(leads, None, record_name(path))
+    return next((lead for lead in leads if lead != default), None)
+
+
 def _checked_header(path: Path):
     """(wfdb header, sampling rate, signal length or None) of a record whose header and
     signal files pass :func:`read_record_line` and :func:`check_signal_files`."""
