@@ -312,7 +312,7 @@ def test_readers_never_see_half_an_index_while_a_writer_publishes(small_index, j
     states = expected_states(small_index, jobs)
     long_lived = BeatIndex.open(path)
     query_beat(long_lived, *QUERY, k=5)  # warm (first-call imports) before the writer's clock starts
-    writer = zygote.start(path, payload, rounds=6)
+    writer = zygote.start(path, payload, rounds=24)  # long enough to overlap reads even on a loaded machine
     reads, errors, deadline = 0, [], time.monotonic() + 60
     while reads < 2000 and time.monotonic() < deadline and zygote.running(writer):  # bounded whatever happens
         try:
