@@ -24,7 +24,7 @@ import pytest
 from simsearch.cli import main
 from simsearch.errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError
 from simsearch.label.annotate import STAGES
-from simsearch.signal.records import check_record, load_record, record_name
+from simsearch.signal.records import check_record, load_record, other_lead, record_name
 from simsearch.store.exact import ExactKnn, flat_knn
 
 from conftest import REPO
@@ -85,6 +85,7 @@ def test_edf_names_in_the_data_dir_and_lead_errors(holter, tmp_path):
         assert load_record(name, only_edf).path == str((only_edf / "rec1.edf").resolve())
     assert record_name(only_edf / "rec1.edf") == "rec1"
     assert check_record("rec1.edf", only_edf, "V1") == (only_edf / "rec1.edf").resolve()
+    assert other_lead("rec1", only_edf) == other_lead(holter / "h") == "V1"  # EDF and WFDB alike
     with pytest.raises(LeadNotFoundError, match="no lead 'V5'.*MLII, V1"):
         check_record("rec1", only_edf, "V5")
     with pytest.raises(RecordNotFoundError):

@@ -195,13 +195,21 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         second, skipped = _second_leads(train_records, test_records, train, test, data_dir, advance)
     results = []
     systems = [system for system in systems_for(encoder) if second is not None or not system.both_leads]
+    embedded: dict = {}
+
+    def vectors(system: System, beats: BeatSet) -> np.ndarray:  # the encoder's default-lead vectors serve twice
+        key = (system.vectors, id(beats))
+        if key not in embedded:
+            embedded[key] = system.vectors(beats.windows, beats.context)
+        return embedded[key]
+
     with progress_bar("systems", len(systems), enabled=progress) as advance:
         for system in systems:
             t0 = time.perf_counter()
-            base, queries = system.vectors(train.windows, train.context), system.vectors(test.windows, test.context)
+            base, queries = vectors(system, train), vectors(system, test)
             if system.both_leads:
-                base = side_by_side(base, system.vectors(second[0].windows, second[0].context))
-                queries = side_by_side(queries, system.vectors(second[1].windows, second[1].context))
+                base = side_by_side(base, vectors(system, second[0]))
+                queries = side_by_side(queries, vectors(system, second[1]))
             distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
             neighbors = train.labels[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))

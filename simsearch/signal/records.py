@@ -423,14 +423,10 @@ def other_lead(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
     most MIT-BIH records), from its header; ``None`` when it has one lead. In an EDF file only
     signals at an ECG rate count."""
     path = resolve_record_path(record, data_dir)
-    if edf.is_edf(path):
-        header = _checked_edf_header(path)
-        leads = [lead for lead, fs in zip(header.leads, header.rates) if MIN_FS <= fs <= MAX_FS] or header.leads
-        default = _choose_lead(header.leads, None, record_name(path), header.rates)
-    else:
-        leads = [str(name) for name in _checked_header(path)[0].sig_name]
-        default = _choose_lead(leads, None, record_name(path))
-    return next((lead for lead in leads if lead != default), None)
+    rates = _checked_edf_header(path).rates if edf.is_edf(path) else None
+    leads = record_leads(path)
+    default = _choose_lead(leads, None, record_name(path), rates)
+    return next((lead for lead in _ecg_leads(leads, rates) if lead != default), None)
 
 
 def _checked_header(path: Path):
@@ -462,10 +458,14 @@ def _lead_key(lead: str) -> str:
     return key
 
 
+def _ecg_leads(leads: list[str], rates: list[float] | None) -> list[str]:
+    """The leads at an ECG rate (an EDF file may hold slow signals too: accelerometer, events)."""
+    return [l for l, fs in zip(leads, rates) if MIN_FS <= fs <= MAX_FS] if rates is not None else leads
+
+
 def _choose_lead(leads: list[str], lead: str | None, name: str, rates: list[float] | None = None) -> str:
     if lead is None:
-        usable = [l for l, fs in zip(leads, rates) if MIN_FS <= fs <= MAX_FS] if rates is not None else leads
-        # an EDF file may hold slow signals too (accelerometer, events): those are skipped
+        usable = _ecg_leads(leads, rates)
         for preferred in PREFERRED_LEADS:
             found = next((l for l in usable if _lead_key(l) == preferred), None)
             if found is not None:
