@@ -49,7 +49,8 @@ def test_nstdb_names_and_snrs():
 
 def test_noise_task_scores_nstdb_and_added_noise(noise_index, data_dir, noise_dir):
     """QRS figures are the detector's on each noisy record; noise costs Se/+P; the
-    noisy copies of 118 never have 118 (or themselves) vote; the added noise is seeded."""
+    noisy copies of 118 never have 118 (or themselves) vote (that the added noise is seeded is
+    tests/test_noise_signal.py's)."""
     spy = SearchSpy(noise_index)
     report = evaluate_noise(spy, data_dir, noise_dir, records=["100"], snrs=[24, -6])
     assert report["snrs"] == [24, -6] and report["noise_record"] == "em"
@@ -74,8 +75,6 @@ def test_noise_task_scores_nstdb_and_added_noise(noise_index, data_dir, noise_di
         assert worst["qrs"]["ppv"] < clean["qrs"]["ppv"] - 10  # electrode motion mimics beats
         assert worst["classes"]["N"]["se"] < clean["classes"]["N"]["se"]
     print(f"QRS Se/+P clean {added['rows']['clean']['qrs']}, -6 dB {added['rows']['-6']['qrs']}")
-    again = evaluate_noise(noise_index, data_dir, noise_dir, records=["100"], snrs=[-6])
-    assert again["added"]["rows"]["-6"] == added["rows"]["-6"]  # the same noise at the same seed
 
 
 def test_noise_task_refuses_an_index_holding_a_scored_record(small_index, noise_index, data_dir, noise_dir):
