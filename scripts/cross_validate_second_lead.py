@@ -15,7 +15,7 @@ only (the synthetic rhythms have one lead); DS2 is never read.
 Why a script of its own: the product indexes one lead per beat, so this view needs an
 index of two vectors per beat, and a query in both leads, which no command has yet.
 ``simsearch evaluate`` scores it as the system "encoder, both leads", at the weight
-chosen here (``simsearch.evaluation.classification.SECOND_LEAD_WEIGHT``).
+chosen here (``simsearch.model.leads.SECOND_LEAD_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
-from simsearch.evaluation.classification import knn_search, nsv_score, side_by_side, vote_predict  # noqa: E402
+from simsearch.evaluation.classification import knn_search, nsv_score, vote_predict  # noqa: E402
+from simsearch.model.leads import side_by_side  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
 from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
 from simsearch.label.vote import PRIOR_ALPHA, VOTE_K  # noqa: E402

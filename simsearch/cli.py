@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
-from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
+from .errors import AnnotationError, LeadNotFoundError, ParameterError, RecordNotFoundError, SimsearchError
 from .label.expert import gather_labels
 from .model.training import TrainingConfig
-from .signal.records import check_record, data_dir_from, read_annotations, record_name
+from .signal.records import check_record, data_dir_from, other_lead, read_annotations, record_name
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -66,6 +66,13 @@ class Engine(str, enum.Enum):
 
     local = "local"
     ray = "ray"
+
+
+class Leads(str, enum.Enum):
+    """What ``simsearch build`` stores of each beat (see simsearch/model/leads.py)."""
+
+    one = "one"
+    both = "both"
 
 
 class BeatPositions(str, enum.Enum):
@@ -113,9 +120,12 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
           milvus_uri: Annotated[Optional[str], typer.Option("--milvus-uri", help="Keep the vectors in Milvus: a .db file "
                                                             "(Milvus Lite) or http://host:19530; needs --catalog-url",
                                                             show_default=False)] = None,
+          leads: Annotated[Leads, typer.Option("--leads", help="Each beat in one lead (--lead), or in both: that lead "
+                                               "and the record's other lead (V1 in most MIT-BIH records) side by side; "
+                                               "every record then needs two leads")] = Leads.one,
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
-    names = _checked_records(records, data_dir, lead)
+    names = _checked_records(records, data_dir, lead, both_leads=leads is Leads.both)
     _check_file(encoder, "encoder model")
     _check_output_dir(index_dir, "index directory")
     if milvus_uri is not None and catalog_url is None:
@@ -133,14 +143,15 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
     new_dirs = [p for p in index_dir.absolute().parents if not p.exists()]  # what a build creates around the index
     try:
         index = BeatIndex.build(index_dir, names, data_dir, encoder=encoder, catalog_url=catalog_url, lead=lead,
-                                progress=not as_json, index_type=index_type.value, milvus_uri=milvus_uri, engine=runner)
+                                progress=not as_json, index_type=index_type.value, milvus_uri=milvus_uri, engine=runner,
+                                leads=leads.value)
     except BaseException:
         for directory in new_dirs:  # a failed build leaves no trace: no empty parent directories either
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         raise
     report = {"index": str(index_dir), "wall_s": round(time.perf_counter() - start, 2), **index.manifest["build"],
-              "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint,
+              "by_class": index.catalog.counts()["by_class"], "encoder": index.fingerprint, "leads": index.leads,
               "vectors": index.manifest["vectors"]}
     if as_json:
         print(json.dumps(report))
@@ -153,6 +164,7 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     table.add_row("beats per class", ", ".join(f"{k} {v}" for k, v in report["by_class"].items()))
     table.add_row("encoder", report["encoder"])
+    table.add_row("leads", report["leads"])
     table.add_row("vectors", ", ".join(f"{k} {v}" for k, v in report["vectors"].items()
                                        if k in ("type", "nlist", "nprobe", "efSearch", "uri", "collection")))
     out.print(table)
@@ -244,6 +256,8 @@ def info(index_dir: Path, as_json: Json = False) -> None:
     table.add_row("by class", ", ".join(f"{k} {v}" for k, v in counts["by_class"].items()))
     table.add_row("by label source", ", ".join(f"{k} {v}" for k, v in counts["by_label_source"].items()))
     table.add_row("encoder", f"{details['encoder']['fingerprint']} ({details['encoder']['dim']} dims)")
+    both = details.get("leads") == "both"
+    table.add_row("leads", f"both, the second weighted {details['second_lead_weight']:g}" if both else "one")
     table.add_row("created", details["created"])
     table.add_row("catalog", details["catalog_url"] or "catalog.sqlite (in the index directory)")
     if "build" in details:
@@ -670,14 +684,17 @@ def _whole_numbers(text: str, option: str, signed: bool = False) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list[str]:
+def _checked_records(spec: str, data_dir: Path | None, lead: str | None, both_leads: bool = False) -> list[str]:
     """The records of a ``--records`` list to index or train on, each found, its header and
     annotations read (a bad one is refused before any signal is read or the encoder
-    loads). A record whose annotation file holds no beat has nothing to index."""
+    loads). A record whose annotation file holds no beat has nothing to index; with
+    ``both_leads``, a record with one lead neither."""
     names = parse_record_list(spec)
     data_dir_from(data_dir)
     for name in names:
         path = check_record(name, data_dir, lead)
+        if both_leads and other_lead(path, first=lead) is None:
+            raise LeadNotFoundError(f"{path.name} has one lead: --leads both needs two in every record")
         if path.with_name(f"{path.name}.atr").is_file():
             _, symbols = read_annotations(path, "atr")
             if not any(s in SYMBOL_TO_AAMI for s in symbols):

@@ -18,6 +18,7 @@ from ..errors import LeadNotFoundError
 from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_winner
 from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
+from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
 from ..progress import progress_bar
 from .leakage import check_disjoint
 from .metrics import class_metrics, confusion_matrix, precision_at_k
@@ -34,29 +35,16 @@ RAW_RR_WEIGHT = 3.0
 in an early experiment on DS1 validation records (never on DS2) and not re-tuned."""
 
 
-SECOND_LEAD_WEIGHT = 1.5
-"""Weight of a beat's vector in its record's other lead beside its vector in the default lead, in
-the both-leads system. Chosen by ``scripts/cross_validate_second_lead.py`` (4 folds inside DS1,
-real records, the product's vote): weights 0 (one lead), 0.5, 1, 1.5 scored 81.3, 82.5, 84.3, 85.0
-at training seed 0 and 81.1, 83.2, 85.5, 85.7 at seed 1."""
-
-
 @dataclass(frozen=True)
 class System:
     """A way to turn beats into vectors compared by Euclidean distance.
 
     ``both_leads``: the vectors of a beat in its record's default lead and in its other lead,
-    side by side (:func:`side_by_side`)."""
+    side by side (:func:`~simsearch.model.leads.side_by_side`, the vectors of an index of both leads)."""
 
     name: str
     vectors: Callable[[np.ndarray, np.ndarray], np.ndarray]
     both_leads: bool = False
-
-
-def side_by_side(first: np.ndarray, second: np.ndarray, weight: float = SECOND_LEAD_WEIGHT) -> np.ndarray:
-    """Each beat's two vectors, the second scaled by ``weight``, as one unit vector."""
-    both = np.concatenate([first, weight * second], axis=1)
-    return np.ascontiguousarray(both / np.linalg.norm(both, axis=1, keepdims=True), dtype=np.float32)
 
 
 def raw_vectors(windows: np.ndarray, context: np.ndarray) -> np.ndarray:

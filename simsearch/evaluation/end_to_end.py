@@ -42,7 +42,7 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
     """
     reference, symbols = reference_beats(record)
     detected = beats_from_record(record, r_peaks=detect_beats(record))
-    distances, ids = index.search(index.encoder.embed(detected.windows, detected.context), VOTE_K,
+    distances, ids = index.search(index.embed(record, detected), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
     pred, _ = vote_winner(index_vote(index, distances, ids))
     return match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs, tolerance_s)

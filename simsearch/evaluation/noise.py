@@ -161,8 +161,9 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
             advance(clean.name)
             r_peaks = sized_beats(*reference_beats(clean))
             for snr in snrs:
-                noisy = dataclasses.replace(clean, signal=add_noise(clean.signal, clean.fs, noise.signal, noise.fs,
-                                                                    snr, r_peaks, seed + i))
+                # path '': the noise is in this lead only, so an index of both leads compares it by this lead
+                noisy = dataclasses.replace(clean, path="", signal=add_noise(clean.signal, clean.fs, noise.signal,
+                                                                             noise.fs, snr, r_peaks, seed + i))
                 totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
                 advance(f"{clean.name} {snr} dB")
         report["added"] = {"records": [record_name(r) for r in records],

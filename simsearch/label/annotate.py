@@ -210,8 +210,8 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
     """
     log = log or StageLog()
     with log.stage("embed") as info:
-        embeddings = index.encoder.embed(beats.windows, beats.context)
-        info["detail"] = f"{len(beats)} beats"
+        embeddings = index.embed(record, beats)
+        info["detail"] = f"{len(beats)} beats" + (", both leads" if embeddings.shape[1] > index.encoder.dim else "")
     with log.stage("search+vote") as info:
         distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
         if not (ids >= 0).any():

@@ -123,7 +123,7 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
     row = nearest_beat(beats.samples, sample, loaded.name)
     # a stored beat of this record in another lead is the same heartbeat: never its own neighbor
     exclude_ids = [] if stored is None else [index.catalog.nearest_beat(name, int(beats.samples[row]))]
-    return _answer(index, _embed_row(index, beats, row), _beat_info(loaded, beats, row), k,
+    return _answer(index, index.embed(loaded, beats, rows=[row]), _beat_info(loaded, beats, row), k,
                    [loaded.name] if exclude_record else [], [i for i in exclude_ids if i is not None], classes)
 
 
@@ -182,7 +182,7 @@ def query_signal(index: BeatIndex, signal: np.ndarray, fs: float, sample: int | 
             raise SampleOutOfRangeError(f"no beat within {SNAP_TOLERANCE_S * 1000:.0f} ms of sample {sample} "
                                         f"(nearest: {int(beats.samples[row])})")
     info = {**_beat_info(record, beats, row), "record": None, "lead": None}
-    return _answer(index, _embed_row(index, beats, row), info, k, list(exclude_records), [], classes)
+    return _answer(index, index.embed(record, beats, rows=[row]), info, k, list(exclude_records), [], classes)
 
 
 def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = DEFAULT_K, *,
@@ -196,10 +196,6 @@ def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = D
     k = _check_k(k)
     vector = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
     return _answer(index, vector, dict(info), k, list(exclude_records), [int(i) for i in exclude_ids], classes)
-
-
-def _embed_row(index: BeatIndex, beats: Beats, row: int) -> np.ndarray:
-    return index.encoder.embed(beats.windows[row:row + 1], beats.context[row:row + 1])
 
 
 def _beat_info(record: Record, beats: Beats, row: int) -> dict:

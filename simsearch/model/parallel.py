@@ -26,6 +26,7 @@ from ..errors import ParameterError, SimsearchError
 from ..signal.beats import Beats, beats_from_record
 from ..signal.records import load_record
 from .encoder import Encoder
+from .leads import beat_vectors
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -46,14 +47,17 @@ class EmbeddedRecord:
     embed_s: float
 
 
-def embed_one(encoder, name: str, data_dir: str | None, lead: str | None) -> EmbeddedRecord:
-    """Read, filter, segment and embed one record (what a worker does; also usable in-process)."""
+def embed_one(encoder, name: str, data_dir: str | None, lead: str | None,
+              second_lead_weight: float = 0.0) -> EmbeddedRecord:
+    """Read, filter, segment and embed one record to be stored (what a worker does, and a
+    build here, record after record); with ``second_lead_weight``, in both leads
+    (:func:`~simsearch.model.leads.beat_vectors`)."""
     t0 = time.perf_counter()
     record = load_record(name, data_dir, lead=lead)
     t1 = time.perf_counter()
     beats = beats_from_record(record)
     t2 = time.perf_counter()
-    vectors = encoder.embed(beats.windows, beats.context)
+    vectors = beat_vectors(encoder, record, beats, second_lead_weight, store=True)
     t3 = time.perf_counter()
     light = replace(beats, windows=np.empty((len(beats), 0), dtype=np.float32))  # not stored: not shipped back
     return EmbeddedRecord(name, record.path, int(record.n_samples), light, np.asarray(vectors, dtype=np.float32),
@@ -69,9 +73,9 @@ class _Worker:
         path.write_bytes(encoder_bytes)
         self.encoder = Encoder.load(path)
 
-    def embed(self, name: str, data_dir: str | None, lead: str | None):
+    def embed(self, name: str, data_dir: str | None, lead: str | None, second_lead_weight: float):
         try:
-            return embed_one(self.encoder, name, data_dir, lead)
+            return embed_one(self.encoder, name, data_dir, lead, second_lead_weight)
         except SimsearchError as exc:  # raised again in the driver, with its own class and message
             return exc
 
@@ -120,7 +124,7 @@ class RayEngine:
             self._started = False
 
     def embed(self, records: Sequence[str], data_dir: str | os.PathLike | None, lead: str | None,
-              encoder_path: str | os.PathLike) -> Iterator[EmbeddedRecord]:
+              encoder_path: str | os.PathLike, second_lead_weight: float = 0.0) -> Iterator[EmbeddedRecord]:
         """Each record embedded, in the order given (work runs ahead on every worker).
 
         Starts Ray if :meth:`start` has not (and then stops it at the end).
@@ -139,7 +143,8 @@ class RayEngine:
             worker = ray.remote(num_cpus=1)(_Worker)
             workers = [worker.remote(encoder_ref) for _ in range(n_workers)]
             folder = None if data_dir is None else str(Path(data_dir).absolute())
-            futures = [workers[i % n_workers].embed.remote(name, folder, lead) for i, name in enumerate(records)]
+            futures = [workers[i % n_workers].embed.remote(name, folder, lead, second_lead_weight)
+                       for i, name in enumerate(records)]
             for future in futures:
                 result = ray.get(future)
                 if isinstance(result, BaseException):

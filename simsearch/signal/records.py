@@ -30,6 +30,13 @@ of MLII beats. Cross-validation inside DS1 (``scripts/cross_validate.py`` protoc
 trained on MLII) scores the held-out patients 81.4 on MLII and 76.2 on their other lead
 (V1 in most records), VEB +P 77 against 60."""
 
+SECOND_LEAD_ORDER = ("V1", "V2", "V4", "V5", "V3", "V6")
+"""The lead paired with the first in an index of both leads (:func:`other_lead`), in this
+order, else the record's first other lead: the second leads of MIT-BIH, whose beats that
+index holds (V1 in 40 of its 48 records, V2, V4 or V5 in the others; V1 is where atrial
+activity shows best), and the remaining chest leads after them. Compared like
+:data:`PREFERRED_LEADS`. A 12-lead recording thus pairs II with V1, not with lead I."""
+
 MIN_FS = 50.0
 """Lowest sampling rate accepted, in Hz. Below it the Nyquist frequency falls into the
 5-20 Hz band where the QRS detector works and a QRS complex (about 100 ms) is a handful
@@ -418,15 +425,22 @@ def record_leads(record: str | os.PathLike, data_dir: str | os.PathLike | None =
     return [str(name) for name in _checked_header(path)[0].sig_name]
 
 
-def other_lead(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> str | None:
-    """The first lead of ``record`` that :func:`load_record` does not read by default (V1 in
-    most MIT-BIH records), from its header; ``None`` when it has one lead. In an EDF file only
-    signals at an ECG rate count."""
+def other_lead(record: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+               first: str | None = None) -> str | None:
+    """The lead to pair with ``first`` (default: the lead :func:`load_record` reads by
+    default): the first of :data:`SECOND_LEAD_ORDER` the record has, else its first other
+    lead; ``None`` when it has no other. In an EDF file only signals at an ECG rate count.
+    In MIT-BIH it is the record's other lead (V1 in most records; V2, V4 or V5 in a few)."""
     path = resolve_record_path(record, data_dir)
     rates = _checked_edf_header(path).rates if edf.is_edf(path) else None
     leads = record_leads(path)
-    default = _choose_lead(leads, None, record_name(path), rates)
-    return next((lead for lead in _ecg_leads(leads, rates) if lead != default), None)
+    first = _choose_lead(leads, first, record_name(path), rates)
+    others = [lead for lead in _ecg_leads(leads, rates) if lead != first]
+    for preferred in SECOND_LEAD_ORDER:
+        found = next((lead for lead in others if _lead_key(lead) == preferred), None)
+        if found is not None:
+            return found
+    return others[0] if others else None
 
 
 def _checked_header(path: Path):

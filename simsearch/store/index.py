@@ -32,12 +32,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..aami import AAMI_CLASSES, class_index
-from ..errors import EncoderMismatchError, IndexFormatError, IndexWriteError, ParameterError, SimsearchError, reason
+from ..errors import (EncoderMismatchError, IndexFormatError, IndexWriteError, LeadNotFoundError, ParameterError,
+                      SimsearchError, reason)
 from ..model.encoder import Encoder, unit_distance
-from ..model.parallel import EmbeddedRecord
+from ..model.leads import LEADS, beat_vectors, lead_weight, one_lead_query
+from ..model.parallel import EmbeddedRecord, embed_one
 from ..progress import progress_bar
-from ..signal.beats import MODEL_FS, Beats, beats_from_record
-from ..signal.records import load_record
+from ..signal.beats import MODEL_FS, Beats
+from ..signal.records import Record
 from . import layout
 from .catalog import Catalog
 from .exact import ExactKnn
@@ -117,6 +119,23 @@ class BeatIndex:
         return self.manifest["encoder"]["fingerprint"]
 
     @property
+    def leads(self) -> str:
+        """``"one"`` (each beat in its first lead) or ``"both"`` (:mod:`simsearch.model.leads`)."""
+        return self.manifest.get("leads", "one")
+
+    @property
+    def second_lead_weight(self) -> float:
+        """The second lead's weight in the vectors (0 in an index of one lead)."""
+        return float(self.manifest.get("second_lead_weight", 0.0))
+
+    def embed(self, record: Record, beats: Beats, *, store: bool = False, rows: np.ndarray | None = None
+              ) -> np.ndarray:
+        """Vectors of ``beats`` (cut from ``record``, read in the index's first lead) as this
+        index holds them: see :func:`~simsearch.model.leads.beat_vectors` (a query from a
+        record with one lead gets its one-lead vectors, which :meth:`search` takes)."""
+        return beat_vectors(self.encoder, record, beats, self.second_lead_weight, store=store, rows=rows)
+
+    @property
     def generation(self) -> int:
         """The generation this object reads (or, inside :meth:`updating`, writes)."""
         return self.manifest["generation"]
@@ -136,7 +155,8 @@ class BeatIndex:
     def build(cls, path: str | os.PathLike, records: Sequence[str], data_dir: str | os.PathLike | None = None, *,
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
               lead: str | None = None, progress: bool = False, lock_timeout: float | None = None,
-              index_type: str | None = None, milvus_uri: str | None = None, engine=None) -> "BeatIndex":
+              index_type: str | None = None, milvus_uri: str | None = None, engine=None,
+              leads: str = "one") -> "BeatIndex":
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
         The index is written as a new generation and published in one step (see
@@ -167,11 +187,17 @@ class BeatIndex:
         engine : optional
             Where records are embedded: default here, one after the other;
             :class:`simsearch.model.parallel.RayEngine` on Ray.
+        leads : {"one", "both"}
+            Each beat in its first lead (``lead``), or in both: the first and the record's
+            other lead side by side (:mod:`simsearch.model.leads`; every record then needs
+            two leads). Later writes keep the choice.
 
         Raises
         ------
         IndexFormatError
             ``path`` holds something other than an index, or ``catalog_url`` holds another index's catalog.
+        LeadNotFoundError
+            ``leads="both"`` and a record has one lead.
         IndexBusyError
             Another writer held the index for longer than ``lock_timeout``.
         IndexWriteError
@@ -181,6 +207,7 @@ class BeatIndex:
         layout.refuse_foreign(root)
         url = absolute_catalog_url(catalog_url)
         index_type = normalized_type(index_type or "auto")
+        weight = lead_weight(leads)
         if milvus_uri is not None:
             milvus_uri = milvus.normalized_uri(milvus_uri)
             if url is None:
@@ -190,7 +217,7 @@ class BeatIndex:
         with layout.Writer(root, lock_timeout) as writer, _running(engine):
             old = _old_manifest(root, writer.previous)
             encoder = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
-            index = cls._create(writer, encoder, url, old, index_type, milvus_uri)
+            index = cls._create(writer, encoder, url, old, index_type, milvus_uri, weight)
             try:
                 stats = index.add_records(records, data_dir, lead=lead, progress=progress, engine=engine)
                 index.manifest["build"] = {**asdict(stats), "embed_beats_per_s": round(stats.embed_beats_per_s, 1)}
@@ -289,7 +316,8 @@ class BeatIndex:
 
     @classmethod
     def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None,
-                index_type: str = "auto", milvus_uri: str | None = None) -> "BeatIndex":
+                index_type: str = "auto", milvus_uri: str | None = None, second_lead_weight: float = 0.0
+                ) -> "BeatIndex":
         """An empty index in the writer's staging directory, its ids continuing ``old``'s."""
         staging = writer.staging
         uid = (old or {}).get("index_uid") or uuid.uuid4().hex
@@ -304,6 +332,8 @@ class BeatIndex:
             "encoder": {"fingerprint": encoder.fingerprint, "dim": encoder.dim, "source": encoder.path},
             "model_fs": MODEL_FS,
             "metric": "inner_product",
+            "leads": "both" if second_lead_weight else "one",
+            "second_lead_weight": second_lead_weight,
             "catalog_url": catalog_url,
             "vectors": {"type": "flat", "requested": index_type},
         }
@@ -321,12 +351,13 @@ class BeatIndex:
             except BaseException:
                 catalog.close()
                 raise
+        dim = _vector_dim(manifest)
         if milvus_uri is None:
-            vectors = empty_vectors(encoder.dim)
+            vectors = empty_vectors(dim)
         else:
             try:
                 vectors = milvus.MilvusVectors.create(milvus_uri, f"simsearch_{manifest['index_uid']}_{writer.number}",
-                                                      encoder.dim, writer.number, index_type, catalog.removed_versions)
+                                                      dim, writer.number, index_type, catalog.removed_versions)
             except BaseException:
                 catalog.close()
                 raise
@@ -429,33 +460,13 @@ class BeatIndex:
             Records and beats added, and where the time went.
         """
         if engine is not None:
-            return self._add_embedded(engine.embed(records, data_dir, lead, self.directory / ENCODER_FILE),
-                                      len(records), progress)
-        stats = BuildStats()
-        with progress_bar("indexing", len(records), enabled=progress) as advance:
-            for name in records:
-                t0 = time.perf_counter()
-                record = load_record(name, data_dir, lead=lead)
-                t1 = time.perf_counter()
-                beats = beats_from_record(record)
-                t2 = time.perf_counter()
-                vectors = self.encoder.embed(beats.windows, beats.context)
-                t3 = time.perf_counter()
-                source = np.where(beats.aami != "", "reference", "none")
-                self.add_beats(beats, vectors, record_path=record.path, n_samples=record.n_samples,
-                               label_source=source)
-                t4 = time.perf_counter()
-                stats.records += 1
-                stats.beats += len(beats)
-                stats.read_s += t1 - t0
-                stats.filter_s += t2 - t1
-                stats.embed_s += t3 - t2
-                stats.index_s += t4 - t3
-                advance(f"{name}: {len(beats)} beats")
-        return stats
+            embedded = engine.embed(records, data_dir, lead, self.directory / ENCODER_FILE, self.second_lead_weight)
+        else:
+            embedded = (embed_one(self.encoder, name, data_dir, lead, self.second_lead_weight) for name in records)
+        return self._add_embedded(embedded, len(records), progress)
 
     def _add_embedded(self, embedded: Iterator[EmbeddedRecord], total: int, progress: bool) -> BuildStats:
-        """Store records embedded by an engine; where the time went (engine time summed over its workers)."""
+        """Store embedded records in the order given; where the time went (an engine's summed over its workers)."""
         stats = BuildStats()
         with progress_bar("indexing", total, enabled=progress) as advance:
             for item in embedded:
@@ -485,10 +496,15 @@ class BeatIndex:
             The index was opened for reading.
         ParameterError
             ``vectors`` is not one row of the index's dimension per beat.
+        LeadNotFoundError
+            One-lead vectors for an index of both leads.
         """
         if not self.writable:
             raise IndexWriteError(f"{self.path} is open for reading: add beats inside BeatIndex.updating(path)")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.second_lead_weight and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]:
+            raise LeadNotFoundError(f"{beats.record} was embedded in one lead: this index holds both leads of every "
+                                    "beat (build a one-lead index, --leads one, for such records)")
         if vectors.shape != (len(beats), self.vectors.d):
             raise ParameterError(f"{len(beats)} beats need vectors of shape ({len(beats)}, {self.vectors.d}), "
                                  f"not {vectors.shape}")
@@ -535,7 +551,9 @@ class BeatIndex:
         Parameters
         ----------
         vectors : array (n, dim) or (dim,)
-            Unit embeddings from the index's encoder.
+            Unit vectors as the index holds them (:meth:`embed`); in an index of both
+            leads, one-lead vectors too: they are compared by the first lead alone
+            (:func:`~simsearch.model.leads.one_lead_query`).
         k : int
             Neighbors per vector.
         exclude_records : sequence of str
@@ -553,6 +571,9 @@ class BeatIndex:
         """
         if k < 1:
             raise ValueError("k must be at least 1")
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if self.second_lead_weight and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]:
+            vectors = one_lead_query(vectors, self.second_lead_weight)
         if getattr(self.vectors, "filters_inside", False):  # Milvus: the filters run inside the engine
             similarity, ids = self.vectors.search_filtered(vectors, k, exclude_records=exclude_records,
                                                            exclude_ids=exclude_ids, classes=classes)
@@ -713,6 +734,10 @@ def _read_manifest(directory: Path, number: int) -> dict:
         "encoder.fingerprint": isinstance(encoder, dict) and isinstance(encoder.get("fingerprint"), str),
         "encoder.dim": isinstance(encoder, dict) and _positive_int(encoder.get("dim")),
         "catalog_url": manifest.get("catalog_url") is None or isinstance(manifest.get("catalog_url"), str),
+        "leads": manifest.get("leads", "one") in LEADS,
+        "second_lead_weight": isinstance(manifest.get("second_lead_weight", 0.0), (int, float))
+        and not isinstance(manifest.get("second_lead_weight", 0.0), bool)
+        and (manifest.get("second_lead_weight", 0.0) > 0) == (manifest.get("leads", "one") == "both"),
         "n_vectors": isinstance(manifest.get("n_vectors"), int) and not isinstance(manifest.get("n_vectors"), bool),
     }
     bad = [key for key, ok in checks.items() if not ok]
@@ -720,6 +745,11 @@ def _read_manifest(directory: Path, number: int) -> dict:
         raise IndexFormatError(f"{where} is corrupt: {bad[0]} is missing or wrong ({_shown(manifest, bad[0])}): "
                                "rebuild the index")
     return manifest
+
+
+def _vector_dim(manifest: dict) -> int:
+    """Dimensions of an index's vectors: the encoder's, twice in an index of both leads."""
+    return manifest["encoder"]["dim"] * (2 if manifest.get("leads", "one") == "both" else 1)
 
 
 def _positive_int(value) -> bool:
@@ -758,10 +788,10 @@ def _read_vectors(directory: Path, manifest: dict, mmap: bool = False, hidden=li
         vectors = milvus.MilvusVectors.read(path, manifest["generation"], hidden, writable=not mmap)
     else:
         vectors = read_vectors(path, params if isinstance(params, dict) else {"type": "flat"}, mmap=mmap)
-    dim = manifest["encoder"]["dim"]
+    dim = _vector_dim(manifest)
     if vectors.d != dim:
-        raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {dim}: rebuild the "
-                               "index")
+        raise IndexFormatError(f"{path}: vectors have {vectors.d} dimensions, the encoder gives {dim} (leads: "
+                               f"{manifest.get('leads', 'one')}): rebuild the index")
     if vectors.type != "milvus" and vectors.ntotal != manifest["n_vectors"]:  # Milvus: counted once paired
         raise IndexFormatError(f"{path} holds {vectors.ntotal} vectors, the manifest says {manifest['n_vectors']}")
     return vectors

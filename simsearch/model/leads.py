@@ -1,0 +1,119 @@
+"""Both leads of a recording in one vector per beat, and one-lead queries against it.
+
+An index may hold each beat in one lead (the default lead, MLII in MIT-BIH) or in both:
+the encoder embeds the beat in its first lead and again, at the same position, in the
+record's other lead (:func:`~simsearch.signal.records.other_lead`, V1 in most MIT-BIH
+records), and the two unit vectors are joined side by side, the second scaled by
+:data:`SECOND_LEAD_WEIGHT`, into one unit vector. Inner products of such vectors are a
+weighted sum of the two leads' similarities, so every index type, filter and vote works on
+them unchanged.
+
+A query with one lead (a raw signal, a recording with one lead) is compared with a
+both-leads index by its lead alone: :func:`one_lead_query` pads it with zeros and scales it
+so that its inner product with a stored beat is exactly the first-lead similarity, the
+answer a one-lead index of the same beats would give (same neighbors, same distances).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
+from ..signal.beats import Beats, beats_from_record, rescale_samples
+from ..signal.records import Record, load_record, other_lead
+
+LEADS = ("one", "both")
+"""What an index holds of each beat: its first lead, or both leads side by side."""
+
+SECOND_LEAD_WEIGHT = 1.5
+"""Weight of the second lead's vector beside the first's. Chosen by cross-validation inside
+DS1 (``scripts/cross_validate_second_lead.py``: 4 patient-disjoint folds, each fold's
+encoder trained on MLII as the packaged one is; pooled score, mean of N, S, V Se and +P):
+weights 0, 0.5, 1, 1.5 scored 81.3, 82.5, 84.3, 85.0 at training seed 0 and 81.1, 83.2,
+85.5, 85.7 at seed 1 (SVEB +P 64 → 74, VEB Se 88 → 94). Larger weights were not tried: at
+1.5 the second lead already outweighs the lead the encoder was trained on."""
+
+
+def lead_weight(leads: str) -> float:
+    """The second lead's weight of an index holding ``leads`` (0 for one lead)."""
+    if leads not in LEADS:
+        raise ParameterError(f"leads must be one of {', '.join(LEADS)}, not {leads!r}")
+    return SECOND_LEAD_WEIGHT if leads == "both" else 0.0
+
+
+def side_by_side(first: np.ndarray, second: np.ndarray, weight: float = SECOND_LEAD_WEIGHT) -> np.ndarray:
+    """Each beat's two unit vectors, the second scaled by ``weight``, as one unit vector (n, 2d)."""
+    both = np.concatenate([np.atleast_2d(first), weight * np.atleast_2d(second)], axis=1)
+    return np.ascontiguousarray(both / np.linalg.norm(both, axis=1, keepdims=True), dtype=np.float32)
+
+
+def one_lead_query(first: np.ndarray, weight: float = SECOND_LEAD_WEIGHT) -> np.ndarray:
+    """One-lead unit vectors (n, d) as queries of a both-leads index (n, 2d).
+
+    ``[first * sqrt(1 + weight²), 0]``: its inner product with a stored beat
+    ``[a, weight * b] / sqrt(1 + weight²)`` is ``first · a``, the first lead's similarity.
+    """
+    first = np.atleast_2d(first)
+    out = np.zeros((first.shape[0], 2 * first.shape[1]), dtype=np.float32)
+    out[:, :first.shape[1]] = first * math.sqrt(1.0 + weight * weight)
+    return out
+
+
+def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
+    """The beats of ``record`` (read in one lead) at the same positions in its other lead;
+    ``None`` when it has none (or is no file: a raw signal)."""
+    if not record.path:
+        return None
+    lead = other_lead(record.path, first=record.lead)
+    if lead is None:
+        return None
+    second = load_record(record.path, lead=lead, annotations=None)
+    # an EDF file may sample its leads at different rates: the same instants, at the second lead's rate
+    peaks = np.clip(rescale_samples(beats.samples, record.fs, second.fs), 0, max(second.n_samples - 1, 0))
+    return beats_from_record(second, r_peaks=peaks)
+
+
+def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store: bool = False,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """The vectors of ``beats`` (cut from ``record``) for an index whose second lead weighs ``weight``.
+
+    Parameters
+    ----------
+    encoder : Encoder
+    record : Record
+        The recording the beats were cut from, read in the index's first lead.
+    beats : Beats
+    weight : float
+        0 for a one-lead index (the encoder's unit vectors), else both leads side by side.
+    store : bool
+        The vectors go into the index: a record with one lead is refused. A query from a
+        record with one lead (or an unusable second lead) gets its one-lead vectors, which
+        :meth:`~simsearch.store.index.BeatIndex.search` compares by that lead alone.
+    rows : array of int, optional
+        Embed only these beats (a single query beat); default all.
+
+    Raises
+    ------
+    LeadNotFoundError
+        ``store`` and a both-leads index, but the record has one lead.
+    SignalQualityError
+        ``store`` and the second lead is flat or holds NaN.
+    """
+    rows = np.arange(len(beats)) if rows is None else np.atleast_1d(np.asarray(rows, dtype=np.int64))
+    first = encoder.embed(beats.windows[rows], beats.context[rows])
+    if not weight:
+        return first
+    try:
+        second = second_lead_beats(record, beats)
+    except SignalQualityError:
+        if store:
+            raise
+        second = None  # a query: its lead alone is still a good question
+    if second is None:
+        if store:
+            raise LeadNotFoundError(f"{record.name} has one lead: this index holds both leads of every beat "
+                                    "(build a one-lead index, --leads one, for such records)")
+        return first
+    return side_by_side(first, encoder.embed(second.windows[rows], second.context[rows]), weight)
