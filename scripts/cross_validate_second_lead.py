@@ -1,4 +1,4 @@
-"""Both leads as two views of each beat, cross-validated inside DS1 (an experiment, not yet the product).
+"""Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--json]
@@ -9,13 +9,13 @@ synthetic rhythms, exactly as the packaged encoder is trained. That one encoder 
 embeds every beat twice: in its record's default lead and in the record's other lead
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
 alpha 0.25, S and V boosted) runs on the two vectors side by side, the other lead's scaled
-by ``w`` (then normalised). ``w = 0`` is today's product: one lead. Real DS1 records
+by ``w`` (then normalised). ``w = 0`` is an index of one lead, the default. Real DS1 records
 only (the synthetic rhythms have one lead); DS2 is never read.
 
-Why a script of its own: the product indexes one lead per beat, so this view needs an
-index of two vectors per beat, and a query in both leads, which no command has yet.
-``simsearch evaluate`` scores it as the system "encoder, both leads", at the weight
-chosen here (``simsearch.model.leads.SECOND_LEAD_WEIGHT``).
+Why a script of its own: one encoder per fold embeds each held-out beat in both leads
+once, and every weight is scored from those embeddings; ``build --leads both`` makes an
+index at the weight chosen here (``simsearch.model.leads.SECOND_LEAD_WEIGHT``), and
+``simsearch evaluate`` scores it as the system "encoder, both leads".
 """
 
 from __future__ import annotations

@@ -125,7 +125,9 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
                                                "every record then needs two leads")] = Leads.one,
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
-    names = _checked_records(records, data_dir, lead, both_leads=leads is Leads.both)
+    names = _checked_records(records, data_dir, lead)
+    if leads is Leads.both:
+        _check_two_leads(names, data_dir, lead)
     _check_file(encoder, "encoder model")
     _check_output_dir(index_dir, "index directory")
     if milvus_uri is not None and catalog_url is None:
@@ -177,6 +179,8 @@ def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead:
     names = _checked_records(records, data_dir, lead)
     from .store.index import BeatIndex
 
+    if BeatIndex.open(index_dir).leads == "both":  # its manifest, read before any signal or TensorFlow
+        _check_two_leads(names, data_dir, lead)
     with BeatIndex.updating(index_dir) as index:
         stats = index.add_records(names, data_dir, lead=lead, progress=not as_json)
     report = {"index": str(index_dir), "records": stats.records, "beats": stats.beats}
@@ -684,23 +688,28 @@ def _whole_numbers(text: str, option: str, signed: bool = False) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _checked_records(spec: str, data_dir: Path | None, lead: str | None, both_leads: bool = False) -> list[str]:
+def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list[str]:
     """The records of a ``--records`` list to index or train on, each found, its header and
     annotations read (a bad one is refused before any signal is read or the encoder
-    loads). A record whose annotation file holds no beat has nothing to index; with
-    ``both_leads``, a record with one lead neither."""
+    loads). A record whose annotation file holds no beat has nothing to index."""
     names = parse_record_list(spec)
     data_dir_from(data_dir)
     for name in names:
         path = check_record(name, data_dir, lead)
-        if both_leads and other_lead(path, first=lead) is None:
-            raise LeadNotFoundError(f"{path.name} has one lead: --leads both needs two in every record")
         if path.with_name(f"{path.name}.atr").is_file():
             _, symbols = read_annotations(path, "atr")
             if not any(s in SYMBOL_TO_AAMI for s in symbols):
                 raise AnnotationError(f"{path.name}.atr holds no beat annotation: nothing to index "
                                       f"(remove it to index detected, unlabeled beats)")
     return names
+
+
+def _check_two_leads(names: Sequence[str], data_dir: Path | None, lead: str | None) -> None:
+    """Refuse, from its header, a record with one lead for an index of both leads."""
+    for name in names:
+        if other_lead(name, data_dir, first=lead) is None:
+            raise LeadNotFoundError(f"{record_name(name)} has one lead: an index of both leads needs two in every "
+                                    "record")
 
 
 def _check_file(path: Path | None, what: str) -> None:

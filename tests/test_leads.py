@@ -103,8 +103,12 @@ def test_command_line(data_dir, tmp_path, capsys):
         main(["build", tmp_path / "idx", "--data-dir", tmp_path, "--records", "single", "--leads", "both"])
     assert exit_info.value.code == 2 and not (tmp_path / "idx").exists()
     err = capsys.readouterr().err.strip()
-    assert err == "error: single has one lead: --leads both needs two in every record", err
+    assert err == "error: single has one lead: an index of both leads needs two in every record", err
     main(["build", tmp_path / "idx", "--data-dir", data_dir, "--records", "119", "--leads", "both", "--json"])
     assert json.loads(capsys.readouterr().out)["leads"] == "both"
     main(["info", tmp_path / "idx"])
     assert "both, the second weighted 1.5" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["add", tmp_path / "idx", "--data-dir", tmp_path, "--records", "single"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: single has one lead: an index of both leads needs two in every record"
