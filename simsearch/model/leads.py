@@ -101,8 +101,10 @@ def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store:
     SignalQualityError
         ``store`` and the second lead is flat or holds NaN.
     """
-    rows = np.arange(len(beats)) if rows is None else np.atleast_1d(np.asarray(rows, dtype=np.int64))
-    first = encoder.embed(beats.windows[rows], beats.context[rows])
+    def take(x: np.ndarray) -> np.ndarray:  # no copy of a whole recording's windows
+        return x if rows is None else x[np.atleast_1d(np.asarray(rows, dtype=np.int64))]
+
+    first = encoder.embed(take(beats.windows), take(beats.context))
     if not weight:
         return first
     try:
@@ -116,4 +118,4 @@ def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store:
             raise LeadNotFoundError(f"{record.name} has one lead: this index holds both leads of every beat "
                                     "(build a one-lead index, --leads one, for such records)")
         return first
-    return side_by_side(first, encoder.embed(second.windows[rows], second.context[rows]), weight)
+    return side_by_side(first, encoder.embed(take(second.windows), take(second.context)), weight)

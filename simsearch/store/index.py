@@ -128,12 +128,12 @@ class BeatIndex:
         """The second lead's weight in the vectors (0 in an index of one lead)."""
         return float(self.manifest.get("second_lead_weight", 0.0))
 
-    def embed(self, record: Record, beats: Beats, *, store: bool = False, rows: np.ndarray | None = None
-              ) -> np.ndarray:
-        """Vectors of ``beats`` (cut from ``record``, read in the index's first lead) as this
-        index holds them: see :func:`~simsearch.model.leads.beat_vectors` (a query from a
-        record with one lead gets its one-lead vectors, which :meth:`search` takes)."""
-        return beat_vectors(self.encoder, record, beats, self.second_lead_weight, store=store, rows=rows)
+    def embed(self, record: Record, beats: Beats, rows: np.ndarray | None = None) -> np.ndarray:
+        """Query vectors of ``beats`` (cut from ``record``, read in the index's first lead), or
+        of their ``rows``, as this index holds them: see
+        :func:`~simsearch.model.leads.beat_vectors` (a record with one lead gets its one-lead
+        vectors, which :meth:`search` takes)."""
+        return beat_vectors(self.encoder, record, beats, self.second_lead_weight, rows=rows)
 
     @property
     def generation(self) -> int:
