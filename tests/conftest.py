@@ -25,20 +25,6 @@ INDEX_RECORDS = ["100", "119", "208", "209"]
 """Small enough to build in seconds; holds N, S (209), V (119, 208) and F (208)."""
 
 
-SLOWEST_FIRST = ("test_milvus_ray.py", "test_encoder.py", "test_storage.py", "test_noise.py", "test_scale.py",
-                 "test_postgres.py", "test_evaluation.py", "test_annotate.py", "test_bad_input.py", "test_holter.py",
-                 "test_readme.py", "test_leads.py", "test_browser.py")
-"""Test files by their time in a run of the suite, longest first (the others follow as collected).
-pytest-xdist hands whole files (``--dist loadfile``) to whichever process is free, in collection
-order (``--no-loadscope-reorder``; by default it orders them by their number of tests): the
-longest first, so neither process is left alone with a long file at the end."""
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
-
-
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "100.hea").is_file():
