@@ -8,6 +8,7 @@ beats; a record with one lead cannot be stored in such an index.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -112,3 +113,43 @@ def test_command_line(data_dir, tmp_path, capsys):
         main(["add", tmp_path / "idx", "--data-dir", tmp_path, "--records", "single"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: single has one lead: an index of both leads needs two in every record"
+
+
+def test_the_server_on_an_index_of_both_leads(both_index, data_dir, tmp_path):
+    """Queries in both leads, a one-lead record reviewed by its lead, and refused when added, in 4xx JSON."""
+    pytest.importorskip("fastapi")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from simsearch.server.app import create_app
+    from simsearch.server.state import ServerState
+
+    records = tmp_path / "records"
+    records.mkdir()
+    write_at_rate("233", data_dir, 360, records, seconds=60, new_name="single")
+    served = ServerState(both_index.path, records, tmp_path / "ws", encoder=both_index.encoder)
+    try:
+        with TestClient(create_app(served)) as client:
+            assert client.get("/api/info").json()["leads"] == "both"
+            stored = client.get("/api/query", params={"record": "208", "sample": 61785, "k": 5,
+                                                      "exclude_record": True}).json()
+            assert stored["vote"]["label"] == "V"
+            signal = load_record("119", data_dir).signal[:3600]
+            raw = client.post("/api/query/signal", json={"signal": signal.tolist(), "fs": 360, "k": 5})
+            assert raw.status_code == 200 and len(raw.json()["neighbors"]) == 5
+            opened = client.post("/api/workspaces", json={"record": "single", "by": "ana"})
+            assert opened.status_code == 202, opened.text
+            wid = opened.json()["id"]
+            for _ in range(600):
+                state = client.get(f"/api/workspaces/{wid}/status").json()["state"]
+                if state in ("ready", "failed"):
+                    break
+                time.sleep(0.1)
+            assert state == "ready"
+            refused = client.post(f"/api/workspaces/{wid}/add-to-index", json={"by": "ana"})
+            assert 400 <= refused.status_code < 500 and list(refused.json()) == ["error"]
+            assert "single was embedded in one lead" in refused.json()["error"]
+    finally:
+        served.close()
