@@ -13,17 +13,21 @@ import time
 import numpy as np
 import pytest
 import wfdb
+from conftest import INDEX_RECORDS
+from helpers import write_at_rate
 
 from simsearch import BeatIndex
 from simsearch.cli import main
 from simsearch.errors import LeadNotFoundError, ParameterError
 from simsearch.label.annotate import add_to_index, annotate_record
 from simsearch.label.query import query_beat, query_signal
-from simsearch.model.leads import SECOND_LEAD_WEIGHT, lead_weight, one_lead_query, side_by_side
+from simsearch.model.leads import (
+    SECOND_LEAD_WEIGHT,
+    lead_weight,
+    one_lead_query,
+    side_by_side,
+)
 from simsearch.signal.records import load_record, other_lead
-
-from conftest import INDEX_RECORDS
-from helpers import write_at_rate
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +90,12 @@ def test_a_record_with_one_lead_is_voted_on_by_its_lead_and_never_stored(both_in
     assert annotation.embeddings.shape[1] == both_index.encoder.dim  # its one lead, compared by that lead
     assert {"N", "V"} <= set(annotation.labels)
     generation = both_index.generation
-    with pytest.raises(LeadNotFoundError, match="single was embedded in one lead: this index holds both leads"):
-        with BeatIndex.updating(both_index.path) as writer:
-            add_to_index(writer, annotation)
-    with pytest.raises(LeadNotFoundError, match="single has one lead: this index holds both leads"):
-        with BeatIndex.updating(both_index.path) as writer:
-            writer.add_records([str(single)])
+    with (pytest.raises(LeadNotFoundError, match="single was embedded in one lead: this index holds both leads"),
+          BeatIndex.updating(both_index.path) as writer):
+        add_to_index(writer, annotation)
+    with (pytest.raises(LeadNotFoundError, match="single has one lead: this index holds both leads"),
+          BeatIndex.updating(both_index.path) as writer):
+        writer.add_records([str(single)])
     assert BeatIndex.open(both_index.path).generation == generation  # nothing was published
 
     two = annotate_record(both_index, "233", data_dir=data_dir, beats="reference")
