@@ -170,13 +170,14 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
 
 def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingConfig = TrainingConfig(),
-                 n_folds: int = 4, progress: bool = False) -> list[tuple[list[str], BeatIndex]]:
+                 n_folds: int = 4, progress: bool = False, leads: str = "one") -> list[tuple[list[str], BeatIndex]]:
     """Per patient-disjoint fold of ``records`` (:func:`patient_folds`): its records, and an
-    index of the other folds' records embedded by an encoder trained on those only.
+    index of the other folds' records (of ``leads``, see :class:`BeatIndex`) embedded by an
+    encoder trained on those only.
 
     What the protocols that need a whole index (the simulated expert of
     :mod:`simsearch.evaluation.adaptive`) are cross-validated with inside DS1. Encoders
-    and indexes are kept in ``work_dir`` (``fold<i>.keras``, ``fold<i>/``) and reused
+    and indexes are kept in ``work_dir`` (``fold<i>.keras``, ``fold<i>/``, ``fold<i>-both/``) and reused
     while the training settings and records are the same (``folds.json`` records them).
     """
     work_dir = Path(work_dir)
@@ -188,11 +189,14 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     out = []
     with progress_bar("fold indexes", n_folds, enabled=progress) as advance:
         for number, fold in enumerate(folds):
-            model, index_dir = work_dir / f"fold{number}.keras", work_dir / f"fold{number}"
+            model = work_dir / f"fold{number}.keras"
+            index_dir = work_dir / (f"fold{number}" if leads == "one" else f"fold{number}-{leads}")
             training = [r for r in records if r not in fold]
-            if fresh or not model.exists() or not index_dir.exists():
+            retrain = fresh or not model.exists()
+            if retrain:
                 train_and_save(model, training, data_dir, val_records=[], config=config)
-                BeatIndex.build(index_dir, training, data_dir, encoder=model)
+            if retrain or not index_dir.exists():
+                BeatIndex.build(index_dir, training, data_dir, encoder=model, leads=leads)
             out.append((list(fold), BeatIndex.open(index_dir)))
             advance(f"fold {number}")
     stamp.write_text(json.dumps(wanted))

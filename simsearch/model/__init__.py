@@ -1,1 +1,2 @@
-"""Model stage: the beat encoder (beats in, unit vectors out), its datasets and its training loop."""
+"""Model stage: the beat encoder (beats in, unit vectors out), a beat's vectors in one lead or both,
+its datasets and its training loop."""
