@@ -1,6 +1,6 @@
 """An archive past one machine: records embedded on Ray, vectors in Milvus (Lite here), metadata in SQL.
 
-One local Ray instance (2 CPUs, no dashboard) embeds three MIT-BIH records; Milvus Lite
+One local Ray instance (2 CPUs, no dashboard) embeds three MIT-BIH records in both leads; Milvus Lite
 (an embedded Milvus in a ``.db`` file, the same client code as a server at
 ``http://host:19530``) holds the vectors with record, class and label source as scalar
 fields, so own-record exclusion and class filters run inside Milvus. The answers must be
@@ -28,12 +28,13 @@ RECORDS = ["100", "119", "208"]
 
 @pytest.fixture(scope="module")
 def archive(small_index, data_dir, tmp_path_factory):
-    """(the Milvus + Ray index, an exact FAISS index of the same beats)."""
+    """(the Milvus + Ray index, an exact FAISS index of the same beats), both leads of each beat."""
     where = tmp_path_factory.mktemp("archive")
     index = BeatIndex.build(where / "idx", RECORDS, data_dir, encoder=small_index.encoder,
                             catalog_url=f"sqlite:///{where / 'catalog.db'}", milvus_uri=str(where / "vectors.db"),
-                            engine=RayEngine(num_cpus=2))
-    exact = BeatIndex.build(where / "flat", RECORDS, data_dir, encoder=small_index.encoder, index_type="flat")
+                            engine=RayEngine(num_cpus=2), leads="both")
+    exact = BeatIndex.build(where / "flat", RECORDS, data_dir, encoder=small_index.encoder, index_type="flat",
+                            leads="both")
     yield index, exact
     index.close()
     exact.close()
@@ -50,6 +51,7 @@ def test_ray_and_milvus_give_the_neighbors_of_exact_search(archive):
     index, exact = archive
     assert index.manifest["vectors"]["type"] == "milvus" and (index.directory / milvus.FILE).is_file()
     assert not (index.directory / "vectors.faiss").exists()
+    assert index.leads == "both" and index.vectors.d == exact.vectors.d == 2 * exact.manifest["encoder"]["dim"]
     assert len(index) == len(exact) == index.catalog.counts()["beats"] > 6000
     ours, theirs = _pairs(index), _pairs(exact)
     assert sorted(ours.values()) == sorted(theirs.values())  # the same beats, stored under the same ids
@@ -74,6 +76,9 @@ def test_ray_and_milvus_give_the_neighbors_of_exact_search(archive):
                 assert set(rows["aami"]) <= set(options["classes"])
             np.testing.assert_allclose(d1[0][:len(found)], d2[0][:len(truth)], atol=1e-4)
     assert np.mean(recalls) >= 0.99, np.mean(recalls)
+    first_lead = exact.vectors.reconstruct(int(picks[0]))[:exact.manifest["encoder"]["dim"]]  # a one-lead query, inside Milvus
+    first_lead /= np.linalg.norm(first_lead)
+    np.testing.assert_array_equal(index.search(first_lead, 10)[1], exact.search(first_lead, 10)[1])
 
 
 def test_queries_votes_and_an_added_record_through_milvus(archive, data_dir):
