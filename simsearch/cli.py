@@ -444,6 +444,8 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
              = "24,18,12,6,0,-6",
              plot: Annotated[Path, typer.Option(help="PNG of the confusion matrix (classification)")] = Path(
                  "confusion.png"),
+             leads: Annotated[Leads, typer.Option("--leads", help="What the DS1 index holds of each beat (adaptive, "
+                                                  "end-to-end, noise; classification scores both)")] = Leads.one,
              as_json: Json = False) -> None:
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
     task_name = task.value
@@ -496,30 +498,34 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
             from .evaluation.noise import NOISE_INDEX_RECORDS, evaluate_noise
 
             index = BeatIndex.build(Path(tmp) / "ds1", NOISE_INDEX_RECORDS, data_dir, encoder=enc,
-                                    progress=not as_json)
+                                    progress=not as_json, leads=leads.value)
             report = {"task": task_name, "index_records": list(NOISE_INDEX_RECORDS), "encoder": enc.fingerprint,
+                      "leads": leads.value,
                       **evaluate_noise(index, data_dir, noise_path, records=test, snrs=snr_list,
                                        progress=not as_json)}
             index.close()
             return _print_noise(report, as_json)
-        index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json)
+        index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json,
+                                leads=leads.value)
         if task_name == "adaptive":
             from .evaluation.adaptive import evaluate_adaptive
 
-            report = {"task": task_name, **evaluate_adaptive(index, test, budget_list, data_dir,
-                                                             progress=not as_json)}
+            report = {"task": task_name, "leads": leads.value,
+                      **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
             from .evaluation.end_to_end import evaluate_end_to_end
 
-            report = {"task": task_name, **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
+            report = {"task": task_name, "leads": leads.value,
+                      **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
             rows = {"end-to-end": report}
         index.close()
     if as_json:
         print(json.dumps(report))
         return
     first = "expert labels per record" if task_name == "adaptive" else "system"
-    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index", rows, first))
+    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index ({leads.value} lead{'s' * (leads is Leads.both)})",
+                          rows, first))
     if "qrs" in report:
         q = report["qrs"]
         out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "

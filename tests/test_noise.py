@@ -85,13 +85,13 @@ def test_noise_task_refuses_an_index_holding_a_scored_record(small_index, noise_
 
 
 def test_cli_noise_task_json_and_table(data_dir, monkeypatch, capsys):
-    """The command line with the default noise directory (nstdb beside the data); the
-    index is made smaller here (the real one is all of NOISE_INDEX_RECORDS)."""
+    """The command line with the default noise directory (nstdb beside the data), an index of
+    both leads; the index is made smaller here (the real one is all of NOISE_INDEX_RECORDS)."""
     monkeypatch.setattr("simsearch.evaluation.noise.NOISE_INDEX_RECORDS", tuple(NOISE_INDEX))
     cli.main(["evaluate", "--task", "noise", "--data-dir", str(data_dir), "--records", "100", "--snrs", "0",
-              "--json"])
+              "--leads", "both", "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert report["task"] == "noise" and report["index_records"] == NOISE_INDEX
+    assert report["task"] == "noise" and report["index_records"] == NOISE_INDEX and report["leads"] == "both"
     assert list(report["added"]["rows"]) == ["clean", "0"] and report["added"]["records"] == ["100"]
     cli._print_noise(report, as_json=False)
     text = capsys.readouterr().out
