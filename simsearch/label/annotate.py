@@ -211,7 +211,9 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
     log = log or StageLog()
     with log.stage("embed") as info:
         embeddings = index.embed(record, beats)
-        info["detail"] = f"{len(beats)} beats" + (", both leads" if embeddings.shape[1] > index.encoder.dim else "")
+        info["detail"] = f"{len(beats)} beats"
+        if index.leads == "both":  # a record with one lead is compared by it alone
+            info["detail"] += ", both leads" if embeddings.shape[1] > index.encoder.dim else ", its one lead"
     with log.stage("search+vote") as info:
         distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
         if not (ids >= 0).any():
