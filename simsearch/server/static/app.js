@@ -559,7 +559,8 @@ async function loadInfo() {
   try {
     const info = await api("/api/info");
     const c = info.catalog;
-    $("#index-info").textContent = `index ${info.path.split("/").pop()}: ${c.beats} beats of ${c.records} records · encoder ${info.encoder.fingerprint}`;
+    const leads = info.leads === "both" ? " · both leads" : "";
+    $("#index-info").textContent = `index ${info.path.split("/").pop()}: ${c.beats} beats of ${c.records} records · encoder ${info.encoder.fingerprint}${leads}`;
   } catch (e) { say(e.message, true); }
 }
 async function loadList() {
