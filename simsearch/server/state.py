@@ -12,7 +12,7 @@ from ..errors import ParameterError, RecordNotFoundError, SimsearchError
 from ..label.annotate import Annotation, add_to_index
 from ..label.query import QueryResult, query_beat, query_embedding, query_signal
 from ..model.encoder import Encoder
-from ..signal.beats import check_sample
+from ..signal.beats import CONTEXT_COLUMNS, WINDOW, check_sample
 from ..signal.records import data_dir_from, record_name
 from ..store.index import BeatIndex
 from .paths import confined_record, inside
@@ -50,7 +50,8 @@ class ServerState:
                  vote_k: int = 10, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         self.index_path = Path(os.path.abspath(index_dir))
         first = BeatIndex.open(self.index_path, encoder)
-        self.encoder = first.encoder.traced()  # TensorFlow loads now, not on the first query
+        self.encoder = first.encoder  # TensorFlow loads now, not on the first query
+        self.encoder.embed(np.zeros((1, WINDOW), np.float32), np.ones((1, len(CONTEXT_COLUMNS)), np.float32))  # traced
         first.close()
         self.index = BeatIndex.open(self.index_path, self.encoder)
         self._stored: dict[str, dict | None] = {}
