@@ -60,10 +60,10 @@ BATCH_SEARCH_MIN = 64
 per-vector test keeps FAISS off BLAS: a record's 2,000 beats with their own record
 excluded were searched at ~530 beats/s against 1,400 unfiltered)."""
 OVERFETCH = 64
+"""Extra neighbors a filtered batch asks an approximate index for, to drop the excluded ones."""
 DENSE_IDS = 16
 """Beat ids are looked up in a table over their range while it is at most this many times the
 beats held (ids only grow: replaced records leave gaps)."""
-"""Extra neighbors a filtered batch asks an approximate index for, to drop the excluded ones."""
 OPEN_ATTEMPTS = 3
 """Times :meth:`BeatIndex.open` reads ``CURRENT`` again when the generation it named was
 removed under it (writers keep one previous generation, so this takes two writes

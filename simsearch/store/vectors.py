@@ -89,6 +89,7 @@ FILTER_BOOST = {"hnsw": 4, "ivf": 2, "ivfpq": 2}
 beats, so the answers lie farther out than the tuned effort reaches (measured at 10^5:
 recall@10 with own-patient exclusion 0.87 for HNSW at the tuned efSearch, 0.96 for IVF)."""
 HNSW_FILTER_MIN = 0.2
+"""Below this allowed share a filtered HNSW search scans its flat storage instead of walking the graph."""
 EXHAUSTIVE_BELOW = 0.05
 """Below this allowed share (a rare class, e.g. S or F only) an IVF search probes every
 list: exact, at about the cost of a flat scan, where scaled probes lost a tenth of the
@@ -97,7 +98,6 @@ STABLE_ABOVE = 0.9
 """A filter allowing at least this share (own-record exclusion in an archive of many
 patients, the query beat itself) is searched once with the boosted effort; one removing
 more (own patient in an index of a few) is searched again until its answers hold."""
-"""Below this allowed share a filtered HNSW search scans its flat storage instead of walking the graph."""
 RETRAIN_GROWTH = 4.0
 """An IVF index is trained again at a write once it holds this many times more (or fewer)
 vectors than it was trained on; in between, new vectors go into the trained lists."""
