@@ -179,7 +179,9 @@ def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead:
     names = _checked_records(records, data_dir, lead)
     from .store.index import BeatIndex
 
-    if BeatIndex.open(index_dir).leads == "both":  # its manifest, read before any signal or TensorFlow
+    current = BeatIndex.open(index_dir)  # its manifest, read before any signal or TensorFlow
+    current.close()
+    if current.leads == "both":
         _check_two_leads(names, data_dir, lead)
     with BeatIndex.updating(index_dir) as index:
         stats = index.add_records(names, data_dir, lead=lead, progress=not as_json)
@@ -524,8 +526,8 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         print(json.dumps(report))
         return
     first = "expert labels per record" if task_name == "adaptive" else "system"
-    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index ({leads.value} lead{'s' * (leads is Leads.both)})",
-                          rows, first))
+    held = "both leads" if leads is Leads.both else "one lead"
+    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index ({held})", rows, first))
     if "qrs" in report:
         q = report["qrs"]
         out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "
