@@ -6,7 +6,7 @@ opened once), then measures, warm:
 * a stored beat (``GET /api/query``: 208's VEB at sample 61785, k=10, other patients only);
 * a raw signal (``POST /api/query/signal``: 10 s of 119 at 360 Hz around its VEB at 2488);
 * the same two queries in process, the baseline: the library's ``query_beat`` and
-  ``query_signal`` on the same index (its encoder run as a traced graph, as the server
+  ``query_signal`` on the same index (its encoder's graph traced once, as the server
   does), and the server's own code path without HTTP (``ServerState.query``, which finds
   a stored beat in memory);
 * 8 concurrent clients (threads, one keep-alive connection each) sending both kinds of
