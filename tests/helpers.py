@@ -1,7 +1,8 @@
-"""Test helpers: real MIT-BIH records rewritten at other sampling rates."""
+"""Test helpers: real MIT-BIH records rewritten at other sampling rates; waiting for a review workspace."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,3 +27,18 @@ def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: 
                 write_dir=str(out_dir))
     wfdb.wrann(new_name, "atr", record.ann_samples, symbol=list(record.ann_symbols), fs=fs, write_dir=str(out_dir))
     return Path(out_dir) / new_name
+
+
+def wait_ready(client, wid: str, timeout: float = 120) -> list[str]:
+    """Poll a server workspace's status until it is ready (a failure fails the test); the states seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/workspaces/{wid}/status").json()
+        if not seen or seen[-1] != status["state"]:
+            seen.append(status["state"])
+        if status["state"] in ("ready", "failed"):
+            assert status["state"] == "ready", status
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"workspace {wid} not ready after {timeout} s: {seen}")

@@ -8,13 +8,12 @@ beats; a record with one lead cannot be stored in such an index.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 import wfdb
 from conftest import INDEX_RECORDS
-from helpers import write_at_rate
+from helpers import wait_ready, write_at_rate
 
 from simsearch import BeatIndex
 from simsearch.cli import main
@@ -146,12 +145,7 @@ def test_the_server_on_an_index_of_both_leads(both_index, data_dir, tmp_path):
             opened = client.post("/api/workspaces", json={"record": "single", "by": "ana"})
             assert opened.status_code == 202, opened.text
             wid = opened.json()["id"]
-            for _ in range(600):
-                state = client.get(f"/api/workspaces/{wid}/status").json()["state"]
-                if state in ("ready", "failed"):
-                    break
-                time.sleep(0.1)
-            assert state == "ready"
+            wait_ready(client, wid)
             refused = client.post(f"/api/workspaces/{wid}/add-to-index", json={"by": "ana"})
             assert 400 <= refused.status_code < 500 and list(refused.json()) == ["error"]
             assert "single was embedded in one lead" in refused.json()["error"]

@@ -31,6 +31,8 @@ from simsearch.server.signals import strip  # noqa: E402
 from simsearch.server.state import ServerState  # noqa: E402
 from simsearch.signal.records import load_record  # noqa: E402
 
+from helpers import wait_ready  # noqa: E402
+
 RECORD = "233"
 EXCERPT = "x233"
 TOKEN = "s3cret-token-for-the-tests"
@@ -58,20 +60,6 @@ def excerpt(data_dir, tmp_path_factory) -> Path:
     wfdb.wrsamp(EXCERPT, fs=rec.fs, units=["mV"], sig_name=[rec.lead], p_signal=rec.signal[: int(120 * rec.fs), None],
                 fmt=["16"], write_dir=str(out))
     return out / EXCERPT
-
-
-def wait_ready(client, wid: str, timeout: float = 120) -> list[str]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get(f"/api/workspaces/{wid}/status").json()
-        if not seen or seen[-1] != status["state"]:
-            seen.append(status["state"])
-        if status["state"] in ("ready", "failed"):
-            assert status["state"] == "ready", status
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"workspace {wid} not ready after {timeout} s: {seen}")
 
 
 def is_error(response, status: int, words: str = "") -> None:

@@ -237,6 +237,7 @@ class Encoder:
             import tensorflow as tf  # already loaded with the model
 
             model = self.model
+            # positional inputs: models saved before the context input was renamed still load
             run = tf.function(lambda beat, context: model([beat, context], training=False), reduce_retracing=True)
             self._graph = lambda beat, context: run(tf.convert_to_tensor(beat), tf.convert_to_tensor(context))
         return self._graph

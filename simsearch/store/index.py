@@ -56,9 +56,10 @@ CATALOG = "catalog.sqlite"
 ENCODER_FILE = "encoder.keras"
 DEFAULT_K = 10
 BATCH_SEARCH_MIN = 64
-"""From this many queries on, a search filters without a FAISS id selector (whose
-per-vector test keeps FAISS off BLAS: a record's 2,000 beats with their own record
-excluded were searched at ~530 beats/s against 1,400 unfiltered)."""
+"""From this many queries on, a search of a flat or HNSW index filters without a FAISS id
+selector (whose per-vector test keeps a flat search off BLAS: a record's 2,000 beats with
+their own record excluded were searched at ~530 beats/s against 1,400 unfiltered; an IVF
+batch keeps the selector, see :meth:`BeatIndex._search_overfetch`)."""
 OVERFETCH = 64
 """Extra neighbors a filtered batch asks an approximate index for, to drop the excluded ones."""
 DENSE_IDS = 16
@@ -134,6 +135,10 @@ class BeatIndex:
         :func:`~simsearch.model.leads.beat_vectors` (a record with one lead gets its one-lead
         vectors, which :meth:`search` takes)."""
         return beat_vectors(self.encoder, record, beats, self.second_lead_weight, rows=rows)
+
+    def _one_lead(self, vectors: np.ndarray) -> bool:
+        """One-lead vectors (n, encoder dim) given to an index of both leads."""
+        return bool(self.second_lead_weight) and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]
 
     @property
     def generation(self) -> int:
@@ -502,7 +507,7 @@ class BeatIndex:
         if not self.writable:
             raise IndexWriteError(f"{self.path} is open for reading: add beats inside BeatIndex.updating(path)")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.second_lead_weight and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]:
+        if self._one_lead(vectors):
             raise LeadNotFoundError(f"{beats.record} was embedded in one lead: this index holds both leads of every "
                                     "beat (build a one-lead index, --leads one, for such records)")
         if vectors.shape != (len(beats), self.vectors.d):
@@ -572,7 +577,7 @@ class BeatIndex:
         if k < 1:
             raise ValueError("k must be at least 1")
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        if self.second_lead_weight and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]:
+        if self._one_lead(vectors):
             vectors = one_lead_query(vectors, self.second_lead_weight)
         if getattr(self.vectors, "filters_inside", False):  # Milvus: the filters run inside the engine
             similarity, ids = self.vectors.search_filtered(vectors, k, exclude_records=exclude_records,
@@ -732,6 +737,7 @@ def _read_manifest(directory: Path, number: int) -> dict:
         raise IndexFormatError(f"{where}: index format {manifest.get('format')!r}, this simsearch reads "
                                f"{FORMAT_VERSION}: rebuild the index")
     encoder = manifest.get("encoder")
+    leads, weight = manifest.get("leads", "one"), manifest.get("second_lead_weight", 0.0)
     checks = {
         "generation": manifest.get("generation") == number,
         "index_uid": isinstance(manifest.get("index_uid"), str),
@@ -739,10 +745,9 @@ def _read_manifest(directory: Path, number: int) -> dict:
         "encoder.fingerprint": isinstance(encoder, dict) and isinstance(encoder.get("fingerprint"), str),
         "encoder.dim": isinstance(encoder, dict) and _positive_int(encoder.get("dim")),
         "catalog_url": manifest.get("catalog_url") is None or isinstance(manifest.get("catalog_url"), str),
-        "leads": manifest.get("leads", "one") in LEADS,
-        "second_lead_weight": isinstance(manifest.get("second_lead_weight", 0.0), (int, float))
-        and not isinstance(manifest.get("second_lead_weight", 0.0), bool)
-        and (manifest.get("second_lead_weight", 0.0) > 0) == (manifest.get("leads", "one") == "both"),
+        "leads": leads in LEADS,
+        "second_lead_weight": isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        and (weight > 0) == (leads == "both"),
         "n_vectors": isinstance(manifest.get("n_vectors"), int) and not isinstance(manifest.get("n_vectors"), bool),
     }
     bad = [key for key, ok in checks.items() if not ok]
