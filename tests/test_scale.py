@@ -53,7 +53,7 @@ def typed(small_index, stored, tmp_path_factory) -> dict:
     return {kind: make(where / kind, small_index, stored, kind) for kind in ("flat", "hnsw", "ivf", "ivfpq")}
 
 
-def test_each_type_is_what_its_manifest_says_and_opens_checked(typed, small_index):
+def test_each_type_is_what_its_manifest_says_and_opens_checked(typed, small_index, monkeypatch):
     for kind, index in typed.items():
         manifest = json.loads((index.directory / MANIFEST).read_text())
         assert manifest["vectors"]["type"] == kind and manifest["vectors"]["requested"] == kind
@@ -62,10 +62,25 @@ def test_each_type_is_what_its_manifest_says_and_opens_checked(typed, small_inde
     ivf = typed["ivf"].manifest["vectors"]
     assert ivf["nlist"] == vector_types.ivf_lists(len(small_index)) and ivf["seed"] == vector_types.SEED
     assert ivf["tuned_recall_at_10"] >= vector_types.TARGET_RECALL and 1 <= ivf["nprobe"] <= ivf["nlist"]
+    assert ivf["tuned_recall_at_100"] >= vector_types.WIDE_RECALL and ivf["nprobe_at_100"] >= ivf["nprobe"]
     assert typed["hnsw"].manifest["vectors"]["efSearch"] >= 16
-    # readers map an IVF index's lists from the file instead of reading them
+    assert typed["hnsw"].manifest["vectors"]["efSearch_at_100"] >= 100
+    # readers read a small IVF index's lists, and map a large one's from the file instead
     lists = faiss.downcast_InvertedLists(typed["ivf"].vectors.index.invlists)
-    assert isinstance(lists, faiss.OnDiskInvertedLists)
+    assert isinstance(lists, faiss.ArrayInvertedLists)
+    monkeypatch.setattr(vector_types, "MAP_ABOVE", 0)
+    mapped = BeatIndex.open(typed["ivf"].path)
+    assert isinstance(faiss.downcast_InvertedLists(mapped.vectors.index.invlists), faiss.OnDiskInvertedLists)
+    mapped.close()
+
+
+def test_effort_grows_with_k_between_the_two_tuned_levels():
+    vectors = vector_types.Vectors(faiss.IndexIVFFlat(faiss.IndexFlatIP(4), 4, 64, faiss.METRIC_INNER_PRODUCT),
+                                   {"type": "ivf", "nprobe": 8, "nprobe_at_100": 32})
+    assert [vectors._effort(k)[0] for k in (1, 10, 100, 400)] == [8, 8, 32, 64]
+    assert 8 < vectors._effort(30)[0] < 32 and vectors._effort(30)[1] == 64
+    del vectors.params["nprobe_at_100"]  # an index tuned before the second level: sqrt(k / 10)
+    assert vectors._effort(100)[0] == 26
 
 
 def test_stored_vectors_come_back_by_id(typed, small_index):

@@ -12,8 +12,9 @@ type       FAISS index                                            when
                                                                   :data:`AUTO_FLAT_MAX` vectors
 ``ivf``    ``IndexIVFFlat`` (inner product, its own ids), k-means  archives: 10^6 to 10^7 vectors
            on a seeded sample, ``nprobe`` tuned at build for
-           recall@10 >= :data:`TARGET_RECALL`; memory-mapped
-           on open (``faiss.IO_FLAG_MMAP``)
+           recall@10 >= :data:`TARGET_RECALL` and recall@100
+           >= :data:`WIDE_RECALL`; memory-mapped on open
+           above :data:`MAP_ABOVE` (``faiss.IO_FLAG_MMAP``)
 ``hnsw``   ``IndexIDMap2(IndexHNSWFlat(M=32))``, ``efSearch``     fastest queries, but slow to build
            tuned the same way                                     (single-threaded graph inserts
                                                                   dominate) and ~400 B per vector
@@ -24,14 +25,14 @@ type       FAISS index                                            when
 
 ``auto`` picks ``flat`` up to :data:`AUTO_FLAT_MAX` vectors and ``ivf`` above
 (``scripts/benchmark_scale.py`` measures why). The type and its parameters (list
-count, probes, training sample and seed, tuned recall) are recorded in the manifest
+count, probes for 10 and for 100 neighbors, training sample and seed, tuned recalls) are recorded in the manifest
 under ``vectors``.
 
 A writer always stages a flat index (vectors arrive record by record, and IVF must be
 trained on all of them); :func:`finalize` turns it into the requested type just before
 the generation is written. An index opened for writing is read fully into memory; one
 opened for reading is memory-mapped where FAISS allows (the inverted lists of IVF
-indexes), so opening a large archive costs little memory until it is searched.
+indexes larger than :data:`MAP_ABOVE`), so opening a large archive costs little memory until it is searched.
 
 Filters stay exact: a FAISS id selector (the allowed beats) is applied inside every
 type's search, so an excluded beat never answers. An approximate index searched with
@@ -67,11 +68,17 @@ AUTO_FLAT_MAX = 200_000
 TARGET_RECALL = 0.97
 """Recall@10 against exact search that the probes (IVF) or ``efSearch`` (HNSW) are tuned to reach at build."""
 TUNED_K = 10
-"""Neighbors the effort is tuned for (recall@10). A search for more (the vote's 100) scales the
-effort by ``sqrt(k / TUNED_K)``, unless a filter already raised it more: at 10^5 (IVF, 1024
-lists, tuned nprobe 8), each MIT-BIH beat voted on by the other records had recall@100 0.962
-at the filter's nprobe 17 and ~0.99 at 26 (raw FAISS, a batch selector: nprobe 16 0.964, 32
-0.996)."""
+"""Neighbors the effort (``nprobe``, ``efSearch``) is tuned for: a query's top ten."""
+WIDE_K = 100
+"""The vote's neighbors: a second effort (``nprobe_at_100``, ``efSearch_at_100``) is tuned at build for
+recall@100 >= :data:`WIDE_RECALL`. A search for ``k`` between :data:`TUNED_K` and this many interpolates
+the two geometrically, one for more grows it by ``sqrt(k / WIDE_K)`` (an index without the second
+effort, built before it, grows its first by ``sqrt(k / TUNED_K)``). Before it, the sqrt rule alone gave
+each MIT-BIH beat voted on by the other records (IVF, 1024 lists, own record excluded) recall@100 0.989."""
+WIDE_RECALL = 0.99
+"""Recall@100 the wide effort is tuned for (issue 10 asks it of an approximate vote); at 10^5 (IVF,
+1024 lists) it takes 16 probes unfiltered, 32 with the vote's own-record exclusion (see
+:data:`FILTER_BOOST`): recall@100 0.994, against 0.961 at 16 and 0.987 at 24."""
 TUNE_QUERIES = 300
 """Indexed vectors, sampled with the build's seed, on which the search parameters are tuned."""
 SEED = 1234
@@ -104,6 +111,11 @@ STABLE_ABOVE = 0.9
 """A filter allowing at least this share (own-record exclusion in an archive of many
 patients, the query beat itself) is searched once with the boosted effort; one removing
 more (own patient in an index of a few) is searched again until its answers hold."""
+MAP_ABOVE = 256 * 2**20
+"""Bytes of an IVF file above which a reader maps its lists instead of reading them (about 2 million
+vectors of 32 floats; read from the page cache in a fraction of a second below it). Mapped lists are
+searched through FAISS's on-disk list interface, slower per probe: each MIT-BIH beat voted on by the
+other records at 10^5 (nprobe 33, own record excluded) 16,500-18,900 beats/s mapped, 23,000-24,300 read."""
 RETRAIN_GROWTH = 4.0
 """An IVF index is trained again at a write once it holds this many times more (or fewer)
 vectors than it was trained on; in between, new vectors go into the trained lists."""
@@ -275,8 +287,7 @@ class Vectors:
         sel = getattr(params, "sel", None) if params is not None else None
         if self.type == "flat":
             return self.index.search(x, k, params=params)
-        level, top = self._effort()
-        tuned = level
+        level, top = self._effort(k)
         share = 1.0
         if sel is not None:
             share = self.allowed_share(sel)
@@ -286,8 +297,6 @@ class Vectors:
                 level = top
             else:
                 level = min(top, int(math.ceil(FILTER_BOOST[self.type] * level / share)))
-        if k > TUNED_K:  # more neighbors than the effort was tuned for: the farther ones need more of it
-            level = min(top, max(level, int(math.ceil(tuned * math.sqrt(k / TUNED_K)))))
         distances, labels = self._search_at(x, k, sel, level)
         if sel is None:
             return distances, labels
@@ -327,12 +336,20 @@ class Vectors:
         labels = np.where(positions >= 0, id_map[np.maximum(positions, 0)], -1)
         return distances, labels
 
-    def _effort(self) -> tuple[int, int]:
-        """(tuned, exhaustive) value of the type's search effort: IVF probes or HNSW efSearch."""
-        if self.type == "hnsw":
-            return int(self.params.get("efSearch", 64)), max(int(self.params.get("efSearch", 64)), self.ntotal)
-        nlist = int(self.index.nlist)
-        return min(int(self.params.get("nprobe", 8)), nlist), nlist
+    def _effort(self, k: int) -> tuple[int, int]:
+        """(tuned for ``k`` neighbors, exhaustive) value of the type's search effort: IVF probes or
+        HNSW efSearch (see :data:`WIDE_K`)."""
+        name = "efSearch" if self.type == "hnsw" else "nprobe"
+        top = max(int(self.params.get(name, 64)), self.ntotal) if self.type == "hnsw" else int(self.index.nlist)
+        level = float(self.params.get(name, 64 if self.type == "hnsw" else 8))
+        wide = self.params.get(f"{name}_at_{WIDE_K}")
+        if k > TUNED_K and wide is None:
+            level *= math.sqrt(k / TUNED_K)
+        elif k > TUNED_K:
+            wide = max(float(wide), level)
+            level = level * (wide / level) ** (math.log(min(k, WIDE_K) / TUNED_K) / math.log(WIDE_K / TUNED_K))
+            level *= math.sqrt(max(k, WIDE_K) / WIDE_K)
+        return min(int(math.ceil(level - 1e-9)), top), top
 
     def _search_at(self, x, k, sel, level):
         if self.type == "hnsw":
@@ -452,32 +469,34 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / total if total else 1.0
 
 
-def _tune(vectors: Vectors, x: np.ndarray, ids: np.ndarray, name: str, levels: tuple[int, ...], seed: int,
-          k: int = 10) -> None:
-    """Set ``vectors.params[name]`` to the smallest level whose recall@k reaches :data:`TARGET_RECALL`.
+def _tune(vectors: Vectors, x: np.ndarray, ids: np.ndarray, name: str, levels: tuple[int, ...], seed: int) -> None:
+    """Set ``vectors.params[name]`` to the smallest level whose recall@10 reaches :data:`TARGET_RECALL`,
+    and ``name + "_at_100"`` to the smallest whose recall@100 reaches :data:`WIDE_RECALL`.
 
     Queries are indexed vectors (seeded sample); each one's own id is left out of both
     answers, as a query of a stored beat leaves it out.
     """
     n = len(x)
-    if n <= k + 1:
-        vectors.params[name] = levels[-1]
-        return
     rng = np.random.default_rng(seed + 1)
     rows = np.sort(rng.choice(n, size=min(TUNE_QUERIES, n), replace=False))
     queries = x[rows]
-    _, positions = faiss.knn(queries, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)  # exact, without a copy of x
-    truth = _drop_self(np.where(positions >= 0, ids[np.maximum(positions, 0)], -1), ids[rows], k)
-    chosen, recall = levels[-1], 0.0
-    for level in levels:
-        vectors.params[name] = level
-        _, found = vectors.search(queries, k + 1)
-        recall = recall_at(_drop_self(found, ids[rows], k), truth)
-        if recall >= TARGET_RECALL:
-            chosen = level
-            break
-    vectors.params[name] = chosen
-    vectors.params["tuned_recall_at_10"] = round(float(recall), 4)
+    for k, target, key in ((TUNED_K, TARGET_RECALL, name), (WIDE_K, WIDE_RECALL, f"{name}_at_{WIDE_K}")):
+        if n <= k + 1:
+            vectors.params[key] = levels[-1]
+            continue
+        _, positions = faiss.knn(queries, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)  # exact, without a copy of x
+        truth = _drop_self(np.where(positions >= 0, ids[np.maximum(positions, 0)], -1), ids[rows], k)
+        chosen, recall = levels[-1], 0.0
+        for level in levels:
+            if name == "efSearch" and level < k < levels[-1]:  # an HNSW search looks at k candidates at least
+                continue
+            _, found = vectors._search_at(queries, k + 1, None, level)
+            recall = recall_at(_drop_self(found, ids[rows], k), truth)
+            if recall >= target:
+                chosen = level
+                break
+        vectors.params[key] = chosen
+        vectors.params[f"tuned_recall_at_{k}"] = round(float(recall), 4)
     vectors.params["tuned_on_queries"] = int(len(rows))
 
 
@@ -493,8 +512,8 @@ def _drop_self(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
 def read(path: Path, params: dict, *, mmap: bool) -> Vectors:
     """The vectors of a generation file, of the type its manifest names.
 
-    ``mmap``: map an IVF index's lists from the file instead of reading them (readers
-    only: a mapped index cannot be changed).
+    ``mmap``: map an IVF index's lists from the file instead of reading them, if it is
+    larger than :data:`MAP_ABOVE` (readers only: a mapped index cannot be changed).
 
     Raises
     ------
@@ -505,7 +524,8 @@ def read(path: Path, params: dict, *, mmap: bool) -> Vectors:
     if kind not in TYPES:
         raise IndexFormatError(f"{path}: the manifest names vectors of type {kind!r}, this simsearch reads "
                                f"{', '.join(TYPES)}: rebuild the index")
-    flags = faiss.IO_FLAG_MMAP if (mmap and kind == "ivf") else 0  # (IVF-PQ crashes mapped)
+    mapped = mmap and kind == "ivf" and path.is_file() and path.stat().st_size > MAP_ABOVE  # (IVF-PQ crashes mapped)
+    flags = faiss.IO_FLAG_MMAP if mapped else 0
     try:
         index = faiss.read_index(str(path), flags)
     except (RuntimeError, MemoryError) as exc:  # FAISS reports a foreign or truncated file as RuntimeError
