@@ -197,11 +197,13 @@ def run_cli(*args):
                           env={**os.environ}, timeout=300)
 
 
-def test_cli_annotate_writes_the_files(small_index, unannotated, tmp_path):
+def test_cli_annotate_writes_the_files(small_index, unannotated, tmp_path, capsys):
+    """In this process (the command line as a subprocess, piped: tests/test_holter.py)."""
+    from simsearch import cli
+
     out = tmp_path / "out"
-    proc = run_cli("annotate", small_index.path, unannotated, "--out", out, "--suggest", "4", "--plot", "--json")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    cli.main(["annotate", small_index.path, unannotated, "--out", out, "--suggest", "4", "--plot", "--json"])
+    report = json.loads(capsys.readouterr().out)
     assert report["record"] == RECORD and len(report["suggestions"]) == 4
     for name in (f"{RECORD}.pred", f"{RECORD}.pred.csv", f"{RECORD}.pred.json", f"{RECORD}.suggest.csv",
                  f"{RECORD}.strip.png"):
