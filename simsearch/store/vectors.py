@@ -349,7 +349,7 @@ class Vectors:
             wide = max(float(wide), level)
             level = level * (wide / level) ** (math.log(min(k, WIDE_K) / TUNED_K) / math.log(WIDE_K / TUNED_K))
             level *= math.sqrt(max(k, WIDE_K) / WIDE_K)
-        return min(int(math.ceil(level - 1e-9)), top), top
+        return min(math.ceil(level - 1e-9), top), top
 
     def _search_at(self, x, k, sel, level):
         if self.type == "hnsw":
@@ -497,7 +497,7 @@ def _tune(vectors: Vectors, x: np.ndarray, ids: np.ndarray, name: str, levels: t
                 break
         vectors.params[key] = chosen
         vectors.params[f"tuned_recall_at_{k}"] = round(float(recall), 4)
-    vectors.params["tuned_on_queries"] = int(len(rows))
+    vectors.params["tuned_on_queries"] = len(rows)
 
 
 def _drop_self(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
