@@ -214,7 +214,7 @@ def batched_vote(index: BeatIndex, baseline_records: int, ivf_dir: Path) -> dict
     out.update({"old_one_by_one_beats_per_s": round(n / seconds, 1), "load_one_by_one": load()})
     ivf = BeatIndex.open(ivf_dir)
     try:
-        ivf.search(x[:600], 100)  # the lists mapped in once
+        ivf.search(x[:600], 100)  # warm: the first search pays one-time costs
         seconds, approx = timed(lambda: vote_each_record(ivf, x, stored_records), repeats=3)
         hits = sum(len(np.intersect1d(a[a >= 0], b[b >= 0])) for name in names
                    for a, b in zip(approx[name][0], exact[name][0]))
