@@ -296,7 +296,7 @@ class Vectors:
             if share < EXHAUSTIVE_BELOW:
                 level = top
             else:
-                level = min(top, int(math.ceil(FILTER_BOOST[self.type] * level / share)))
+                level = min(top, math.ceil(FILTER_BOOST[self.type] * level / share))
         distances, labels = self._search_at(x, k, sel, level)
         if sel is None:
             return distances, labels
