@@ -61,7 +61,7 @@ def raw_rr_vectors(windows: np.ndarray, context: np.ndarray) -> np.ndarray:
 
 
 def systems_for(encoder: Encoder) -> list[System]:
-    """The baselines, the encoder on both leads (`build --leads both`, not the default), and the default product last."""
+    """The baselines, the encoder on both leads (`build --leads both`, not the default), the default last."""
     return [System("raw kNN", raw_vectors), System("raw+RR kNN", raw_rr_vectors),
             System("encoder, both leads", encoder.embed, both_leads=True), System("simsearch encoder", encoder.embed)]
 
