@@ -7,8 +7,8 @@ import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
 from simsearch.signal.beats import (CONTEXT_COLUMNS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
-                             beats_from_record, dominant_beat_features, normalize_windows, reference_beats,
-                             rr_features, segment, two_cluster_spread)
+                             beats_from_record, dominant_beat_features, normalize_windows, p_wave_consistency,
+                             reference_beats, rr_features, segment, two_cluster_spread)
 from simsearch.errors import AnnotationError
 from simsearch.signal.filtering import clean_ecg
 from simsearch.signal.records import load_record
@@ -56,7 +56,7 @@ def test_beats_carry_windows_context_and_labels(record_208):
 
 def test_ventricular_beats_stand_out_from_the_dominant_beat(record_208):
     beats = beats_from_record(record_208)
-    shape = beats.context[:, len(CONTEXT_COLUMNS) - len(SHAPE_COLUMNS):]
+    shape = beats.context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]
     normal, ventricular = shape[beats.aami == "N"], shape[beats.aami == "V"]
     qrs_difference = SHAPE_COLUMNS.index("qrs_difference")
     # 208's VEBs are its second most common beat, yet the running median still follows the normal beats
@@ -130,3 +130,23 @@ def test_aami_mapping_and_record_sets():
     assert not set(DS1) & set(DS2) and not set(PACED) & (set(DS1) | set(DS2))
     assert len(parse_record_list("all")) == 48 and parse_record_list("ds2") == list(DS2)
     assert parse_record_list("100, 208") == ["100", "208"]
+
+
+def test_p_wave_consistency_tells_fibrillation_from_premature_atrial_beats(data_dir):
+    """201 (DS1): atrial fibrillation in about half the record, sinus rhythm with premature atrial
+    beats in the rest. A consistent P wave precedes the sinus and premature beats, none the
+    fibrillation's."""
+    import wfdb
+
+    record = load_record("201", data_dir)
+    beats = beats_from_record(record)
+    annotation = wfdb.rdann(str(data_dir / "201"), "atr")
+    starts = [(s, a.strip("\x00")) for s, a in zip(annotation.sample, annotation.aux_note) if a.startswith("(")]
+    rhythm = np.array([next((a for s, a in reversed(starts) if s <= sample), "") for sample in beats.samples])
+    consistency = beats.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+    fibrillation, sinus = np.isin(rhythm, ["(AFIB", "(AFL"]), rhythm == "(N"
+    assert fibrillation.sum() > 500 and sinus.sum() > 500
+    assert np.median(consistency[fibrillation]) < 0.3 < 0.6 < np.median(consistency[sinus])
+    assert np.median(consistency[sinus & (beats.aami == "S")]) > 0.5  # premature atrial beats keep theirs
+    assert p_wave_consistency(beats.windows[:0]).shape == (0,)
+    assert p_wave_consistency(beats.windows[:1]).shape == (1,)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.model.encoder import Encoder, build_encoder
+from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError
 from simsearch.evaluation.selection import train_and_save
 from simsearch.model.datasets import BeatSet, load_beats
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
+from simsearch.signal.beats import CONTEXT_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,17 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
         assert sorted(checkpoints) == sorted(cv["checkpoints"]) == [5, 10]
         scores = cv_scores({"checkpoints": checkpoints}, 10, 0.25, ("S", "V"))
         assert sum(figures["n"] for figures in scores[10]["classes"].values()) == len(setups[name])
+
+
+def test_irregularity_counts_where_no_p_wave_precedes_the_beats(beat_set):
+    """RR irregularity reaches the encoder in full under fibrillation (no consistent P wave),
+    at the floor among premature atrial beats and pauses (a P wave before every beat)."""
+    high, low, floor = FIBRILLATION_GATE
+    assert fibrillation_gate(np.array([0.0, low, (high + low) / 2, high, 1.0])).tolist() == pytest.approx(
+        [1.0, 1.0, 0.5, floor, floor])
+    windows, context = beat_set.windows[:50], beat_set.context[:50].copy()
+    consistency = CONTEXT_COLUMNS.index("p_wave_consistency")
+    context[:, consistency] = 0.0
+    fibrillating = encoder_inputs(windows, context)[1][:, 3]
+    context[:, consistency] = 1.0
+    assert encoder_inputs(windows, context)[1][:, 3] == pytest.approx(floor * fibrillating, rel=1e-5)

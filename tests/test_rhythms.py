@@ -7,7 +7,7 @@ import pytest
 
 from simsearch.model.rhythms import (SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms,
                                      source_record)
-from simsearch.signal.beats import CONTEXT_COLUMNS, RR_COLUMNS, beat_context, beats_from_record
+from simsearch.signal.beats import CONTEXT_COLUMNS, P_WAVE, RR_COLUMNS, beat_context, beats_from_record
 from simsearch.signal.records import load_record
 
 
@@ -44,9 +44,11 @@ def test_labels_positions_and_context_are_consistent(beats_119):
         assert np.array_equal(simulated.aami == "S", simulated.symbols == "A")
         assert is_simulated(simulated.record) and source_record(simulated.record) == "119"
         assert simulated.record == f"119{SEPARATOR}{simulated.record.split(SEPARATOR)[1]}"
-        # every window is one of the patient's own beats of the class it stands for
-        normal_shapes = {w.tobytes() for w in beats_119.windows[beats_119.aami == "N"]}
-        assert all(w.tobytes() in normal_shapes for w in simulated.windows[simulated.aami != "V"])
+        # every window is one of the patient's own beats of the class it stands for (from the
+        # QRS on under fibrillation, whose P waves are replaced)
+        kept = slice(P_WAVE.stop, None) if simulated.record.endswith("atrial_fibrillation") else slice(None)
+        normal_shapes = {w[kept].tobytes() for w in beats_119.windows[beats_119.aami == "N"]}
+        assert all(w[kept].tobytes() in normal_shapes for w in simulated.windows[simulated.aami != "V"])
 
 
 def test_premature_beats_are_premature(beats_209):
@@ -75,6 +77,10 @@ def test_atrial_fibrillation_stays_normal(beats_209):
     assert set(simulated.aami) == {"N"}
     rr = np.diff(simulated.samples) / simulated.fs
     assert np.std(np.diff(rr)) / np.mean(rr) > 0.15  # irregularly irregular
+    # no P waves: fibrillatory waves before each QRS, so no consistent atrial activity
+    consistency = simulated.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+    sinus = simulate_rhythm(beats_209, "frequent_apc", seed=0).context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+    assert np.median(consistency) < 0.4 < 0.7 < np.median(sinus)
 
 
 def test_ventricular_rhythms_need_ventricular_beats(beats_119, beats_209):

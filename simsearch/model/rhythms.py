@@ -45,7 +45,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..signal.beats import Beats, beat_context
+from ..signal.beats import MODEL_FS, P_WAVE, QRS, Beats, beat_context
 
 SCENARIOS = ("frequent_apc", "apc_runs", "atrial_bigeminy", "atrial_trigeminy", "brady_apc",
              "atrial_fibrillation", "ventricular_bigeminy", "ventricular_couplets")
@@ -168,6 +168,34 @@ def _sick_sinus(rr: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> 
     return rr
 
 
+FIBRILLATORY_WAVES = ((4.0, 9.0), (0.03, 0.10))
+"""Fibrillatory waves drawn in place of the P waves of synthetic atrial fibrillation: their
+frequency (Hz, 240-540 a minute) and amplitude (a share of the beat's QRS amplitude)."""
+
+
+def _fibrillating(windows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The beats of synthetic atrial fibrillation: their P waves replaced by fibrillatory waves.
+
+    Without this, fibrillation made of sinus beats kept a P wave before every beat, which
+    :func:`~simsearch.signal.beats.p_wave_consistency` rightly calls atrial activity.
+    Everything before the QRS (up to 56 ms before the R-peak) becomes a straight line
+    between its ends plus one wave of random frequency, amplitude and phase per beat.
+    """
+    windows = np.array(windows, dtype=np.float32, copy=True)
+    n = windows.shape[0]
+    end = P_WAVE.stop
+    (f_low, f_high), (a_low, a_high) = FIBRILLATORY_WAVES
+    t = np.arange(end) / MODEL_FS
+    frequency = rng.uniform(f_low, f_high, n)
+    amplitude = rng.uniform(a_low, a_high, n) * np.ptp(windows[:, QRS], axis=1)
+    phase = rng.uniform(0.0, 2 * np.pi, n)
+    ramp = np.arange(end) / end
+    line = windows[:, :1] + (windows[:, end:end + 1] - windows[:, :1]) * ramp[None, :]
+    waves = amplitude[:, None] * np.sin(2 * np.pi * frequency[:, None] * t[None, :] + phase[:, None])
+    windows[:, :end] = line + waves * np.sin(np.pi * ramp)[None, :] ** 0.5  # the waves fade into the QRS onset
+    return windows
+
+
 def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS, seed: int = 0) -> Beats | None:
     """A synthetic record of ``scenario`` from the beat shapes of ``beats`` (one labeled real record).
 
@@ -190,6 +218,8 @@ def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS,
             rows[where] = rng.choice(pool, size=where.size)
     samples = np.round((1.0 + np.cumsum(rr)) * beats.fs).astype(np.int64)
     windows = beats.windows[rows]
+    if scenario == "atrial_fibrillation":
+        windows = _fibrillating(windows, rng)
     aami = np.where(kinds == APC, "S", np.where(kinds == VEB, "V", "N")).astype("<U1")
     return Beats(f"{beats.record}{SEPARATOR}{scenario}", beats.lead, beats.fs, samples, windows,
                  beat_context(samples, windows, beats.fs), kinds.copy(), aami)

