@@ -35,7 +35,9 @@ its premature beats, found at 73 % before, are found at 23 % (seed 0; 24 % at se
 record 232's are on DS2 (27 %), and the cross-validated score with the packaged settings is
 81.1 (real records 81.7, synthetic 80.6; seed 1: 79.8, real 80.0). Irregularity measures
 meant to survive scattered pauses were tried against it (see
-:data:`simsearch.signal.beats.IRREGULARITY_BEATS`); none is adopted yet.
+:data:`simsearch.signal.beats.IRREGULARITY_BEATS`) and not adopted; what took it to 58 % and
+63 % is the P-wave gate (:data:`simsearch.model.encoder.FIBRILLATION_GATE`), for which
+synthetic fibrillation lost its P waves (:func:`_fibrillating`).
 """
 
 from __future__ import annotations
