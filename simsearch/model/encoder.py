@@ -42,10 +42,14 @@ EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
 
-def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS, *,
+                   gated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs from raw beat windows (n, WINDOW) and their context
-    (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context)."""
+    (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context).
+
+    ``gated``: the irregularity input passes :func:`fibrillation_gate`, as for every encoder
+    built since the gate (:attr:`Encoder.gated`); encoders built before it get it as they
+    were trained, ungated."""
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != WINDOW:
         raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
@@ -63,7 +67,8 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
 
     inputs = np.column_stack([
         log_ratio(prev, local), log_ratio(following, local), log_ratio(prev, long_term),
-        IRREGULARITY_SCALE * irregularity * fibrillation_gate(p_wave_consistency), log_ratio(prev, 0.8),
+        IRREGULARITY_SCALE * irregularity * (fibrillation_gate(p_wave_consistency) if gated else 1.0),
+        log_ratio(prev, 0.8),
         shape, log_ratio(prev, long_term_mean), log_ratio(prev, sinus)])
     return normalize_windows(windows)[:, :, None], inputs[:, :n_context].astype(np.float32)
 
@@ -90,6 +95,13 @@ without                81.12 / 79.86  81.66 / 79.95  66.7/62.3; 65.8/56.7   87.4
 setting in the project's cross-validation, on the real patients as on the synthetic ones. It
 costs the real records 1.2-1.3 points of VEB Se (VEB +P gains 0.4-1.5); where those beats
 are lost was not traced (synthetic ventricular bigeminy gains: 95.5 against 93.3 % at seed 0)."""
+
+
+GATED_MODEL_NAME = "beat_encoder_p_wave_gated"
+"""The Keras model name of encoders whose irregularity input passes :func:`fibrillation_gate`
+(:func:`build_encoder` names every new one so). Older models, named ``beat_encoder``, keep the
+inputs they were trained with, so an index built with one embeds its queries as it embedded
+its beats."""
 
 
 def fibrillation_gate(p_wave_consistency: np.ndarray) -> np.ndarray:
@@ -218,7 +230,7 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
         raise ValueError(f"input_weights must give at least {context_inputs} weights, got {len(weights)}")
     fixed = layers.Rescaling([float(context_weight * w) for w in weights], name="fixed_context")(context)
     out = layers.UnitNormalization(name="embedding")(layers.Concatenate()([shape, fixed]))
-    return keras.Model([beat, context], out, name="beat_encoder")
+    return keras.Model([beat, context], out, name=GATED_MODEL_NAME)
 
 
 class Encoder:
@@ -232,6 +244,8 @@ class Encoder:
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
         self.context_inputs = int(model.inputs[1].shape[-1])
+        self.gated = model.name == GATED_MODEL_NAME
+        """Whether the irregularity input passes the P-wave gate (see :data:`GATED_MODEL_NAME`)."""
         self.fingerprint = weights_fingerprint(model)
         self._graph = None
 
@@ -257,7 +271,7 @@ class Encoder:
         The model runs as one traced TensorFlow graph (:meth:`graph`), batch by batch."""
         if len(windows) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        beat, context_in = encoder_inputs(windows, context, self.context_inputs)
+        beat, context_in = encoder_inputs(windows, context, self.context_inputs, gated=self.gated)
         run = self.graph()
         out = [np.asarray(run(beat[i:i + batch_size], context_in[i:i + batch_size]))
                for i in range(0, len(beat), batch_size)]
