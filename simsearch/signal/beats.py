@@ -295,13 +295,13 @@ def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
     n = atrial.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    segment_ = atrial - atrial.mean(axis=1, keepdims=True)
+    centred = atrial - atrial.mean(axis=1, keepdims=True)
     half = ATRIAL_BEATS // 2
     arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
                for centre in range(ATRIAL_BLOCK // 2, n + ATRIAL_BLOCK // 2, ATRIAL_BLOCK)]
-    template = np.stack([np.median(segment_[a], axis=0) for a in arounds])[np.arange(n) // ATRIAL_BLOCK]
-    correlation = (segment_ * template).sum(axis=1) / np.sqrt(
-        (segment_ ** 2).sum(axis=1) * (template ** 2).sum(axis=1) + 1e-12)
+    template = np.stack([np.median(centred[a], axis=0) for a in arounds])[np.arange(n) // ATRIAL_BLOCK]
+    correlation = (centred * template).sum(axis=1) / np.sqrt(
+        (centred ** 2).sum(axis=1) * (template ** 2).sum(axis=1) + 1e-12)
     return uniform_filter1d(correlation, size=min(ATRIAL_BEATS, n), mode="nearest").astype(np.float32)
 
 
