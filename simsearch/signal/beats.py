@@ -116,9 +116,13 @@ SHAPE_COLUMNS = ("qrs_difference", "beat_difference", "qrs_amplitude")
 """How a beat differs from its patient's dominant beat: 1 - correlation over the QRS and
 over the whole window, and the log ratio of its QRS amplitude to the dominant one's."""
 P_WAVE = slice(WINDOW_BEFORE - 80, WINDOW_BEFORE - 20)
-"""Where a window holds the P wave: 222 to 56 ms before the R-peak."""
+"""Where a window holds the P wave: 222 to 56 ms before the R-peak. Cross-validation inside DS1
+(``scripts/cross_validate.py`` protocol, seed 0: the fold encoders trained with the gate, every
+context recomputed): 83.6 for this window, 83.5 for 250-56 ms, 83.2 for 250-83 ms, 83.5 for
+167-56 ms."""
 ATRIAL_BEATS = 51
-"""Beats over which :func:`p_wave_consistency` is averaged (as :data:`IRREGULARITY_BEATS`)."""
+"""Beats over which :func:`p_wave_consistency` is averaged (as :data:`IRREGULARITY_BEATS`).
+Same check as :data:`P_WAVE`: 31 beats 83.4, 101 beats 83.7 against 83.6, within a seed's noise."""
 ATRIAL_BLOCK = 10
 """Beats that share one local P-wave template."""
 ATRIAL_COLUMNS = ("p_wave_consistency",)
