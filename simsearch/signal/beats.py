@@ -293,7 +293,9 @@ def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
     flutter have none, only waves unrelated to the QRS (DS1: median 0.24; the two are told
     apart with an area under the ROC curve of 0.985, RR irregularity alone 0.973).
     Ventricular beats have no P wave of their own either, so records full of them score
-    lower (DS1's 208: 0.48).
+    lower (DS1's 208: 0.48); leaving beats of unusual QRS out of the template and the average
+    (QRS difference from the dominant beat over 0.3 or 0.5) scored 83.2 and 83.6 against 83.6
+    (the check of :data:`P_WAVE`), so every beat counts.
     """
     atrial = np.asarray(windows)[:, P_WAVE].astype(np.float64)
     n = atrial.shape[0]
