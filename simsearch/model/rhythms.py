@@ -134,7 +134,7 @@ def _intervals(scenario: str, kinds: np.ndarray, rng: np.random.Generator) -> np
             rr[i] = pause[i] * cycle[i]
         elif kinds[i - 1] == VEB:  # fully compensatory pause after a ventricular beat
             rr[i] = max(2 * cycle[i] - rr[i - 1], 1.05 * cycle[i])
-    if scenario == "brady_apc":
+    if scenario == "brady_apc":  # its pauses drawn again, after the draws above (the measured figures' stream)
         rr = _sick_sinus(rr, kinds, rng)
     return rr
 

@@ -257,6 +257,17 @@ def two_cluster_spread(intervals: np.ndarray, beats: int = IRREGULARITY_BEATS) -
     return (best / width).astype(np.float32)
 
 
+def block_medians(arrays: tuple[np.ndarray, ...], beats: int, block: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Running medians over ``beats`` rows, one per ``block`` rows: for each array (rows are beats,
+    all of the same length) the median rows of the ``beats`` rows centred on each block, and each
+    row's block. A median per row would cost ``block`` times more and barely differ."""
+    n = arrays[0].shape[0]
+    half = beats // 2
+    arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
+               for centre in range(block // 2, n + block // 2, block)]
+    return [np.stack([np.median(values[a], axis=0) for a in arounds]) for values in arrays], np.arange(n) // block
+
+
 def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
     """Per beat (n, 3): the :data:`SHAPE_COLUMNS`, against the running median beat of the record.
 
@@ -270,13 +281,9 @@ def dominant_beat_features(windows: np.ndarray) -> np.ndarray:
         return np.zeros((0, len(SHAPE_COLUMNS)), dtype=np.float32)
     beat, qrs = normalize_windows(windows), normalize_windows(windows[:, QRS])
     amplitude = np.ptp(windows[:, QRS], axis=1)
-    half = DOMINANT_BEATS // 2
-    arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
-               for centre in range(DOMINANT_BLOCK // 2, n + DOMINANT_BLOCK // 2, DOMINANT_BLOCK)]
-    block = np.arange(n) // DOMINANT_BLOCK  # every beat's dominant beat is its block's
-    dominant = normalize_windows(np.stack([np.median(beat[a], axis=0) for a in arounds]))[block]
-    dominant_qrs = normalize_windows(np.stack([np.median(qrs[a], axis=0) for a in arounds]))[block]
-    dominant_amplitude = np.array([np.median(amplitude[a]) for a in arounds])[block]
+    medians, block = block_medians((beat, qrs, amplitude), DOMINANT_BEATS, DOMINANT_BLOCK)
+    dominant, dominant_qrs = normalize_windows(medians[0])[block], normalize_windows(medians[1])[block]
+    dominant_amplitude = medians[2][block]
     correlation = (beat * dominant).mean(axis=1)
     qrs_correlation = (qrs * dominant_qrs).mean(axis=1)
     ratio = np.log(np.maximum(amplitude, 1e-6) / np.maximum(dominant_amplitude, 1e-6))
@@ -302,10 +309,8 @@ def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.float32)
     centred = atrial - atrial.mean(axis=1, keepdims=True)
-    half = ATRIAL_BEATS // 2
-    arounds = [slice(max(0, centre - half), min(n, centre + half + 1))
-               for centre in range(ATRIAL_BLOCK // 2, n + ATRIAL_BLOCK // 2, ATRIAL_BLOCK)]
-    template = np.stack([np.median(centred[a], axis=0) for a in arounds])[np.arange(n) // ATRIAL_BLOCK]
+    (medians,), block = block_medians((centred,), ATRIAL_BEATS, ATRIAL_BLOCK)
+    template = medians[block]
     correlation = (centred * template).sum(axis=1) / np.sqrt(
         (centred ** 2).sum(axis=1) * (template ** 2).sum(axis=1) + 1e-12)
     return uniform_filter1d(correlation, size=min(ATRIAL_BEATS, n), mode="nearest").astype(np.float32)
