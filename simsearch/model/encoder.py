@@ -193,7 +193,13 @@ seed 0). Other inputs weighed instead scored lower (seed 0: every rhythm input a
 81.50 with real records 80.53, or halved beside a prematurity of 1.5 82.09 with 80.74).
 Training with these weights in the loss too (``scripts/cross_validate.py``, seeds 0 and 1)
 scored 82.72 and 81.63 against 82.77 and 81.51 for training without them: no change, so
-training keeps every input at the loss weight."""
+training keeps every input at the loss weight.
+
+Re-checked with the P-wave gate (:data:`FIBRILLATION_GATE`; the fold encoders of
+``scripts/cross_validate_adaptive.py``, seed 0, their shape part recombined with each setting
+as above; 83.58 as they stand): prematurity 2.5 or 3 83.76, 83.95; long-term mean 2 83.90
+(2.5 and 2: 84.12); irregularity 0.5, 1.5, 2 83.51, 83.57, 83.48; :data:`CONTEXT_WEIGHT` 1.5,
+2.5, 3 83.56, 83.34, 82.91. None gains a point: kept."""
 
 
 def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, dropout: float = 0.0,
