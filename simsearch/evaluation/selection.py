@@ -19,11 +19,11 @@ from ..aami import AAMI_CLASSES
 from ..errors import SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
-from ..model.encoder import Encoder, encoder_inputs, import_keras, weights_fingerprint
+from ..model.encoder import GATED_MODEL_NAME, Encoder, encoder_inputs, import_keras, weights_fingerprint
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import beats_from_record
+from ..signal.beats import CONTEXT_COLUMNS, beats_from_record
 from ..signal.records import load_record, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, vote_predict
@@ -178,12 +178,13 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     What the protocols that need a whole index (the simulated expert of
     :mod:`simsearch.evaluation.adaptive`) are cross-validated with inside DS1. Encoders
     and indexes are kept in ``work_dir`` (``fold<i>.keras``, ``fold<i>/``, ``fold<i>-both/``) and reused
-    while the training settings and records are the same (``folds.json`` records them).
+    while the training settings, records and the encoder's inputs (context columns, model name) are
+    the same (``folds.json`` records them): encoders trained before an input changed are trained again.
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
-    wanted = {"config": config.__dict__, "folds": folds}
+    wanted = {"config": config.__dict__, "folds": folds, "inputs": [list(CONTEXT_COLUMNS), GATED_MODEL_NAME]}
     stamp = work_dir / "folds.json"
     fresh = not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(wanted))
     out = []
