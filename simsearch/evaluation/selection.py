@@ -19,13 +19,8 @@ from ..aami import AAMI_CLASSES
 from ..errors import SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
-from ..model.encoder import (
-    GATED_MODEL_NAME,
-    Encoder,
-    encoder_inputs,
-    import_keras,
-    weights_fingerprint,
-)
+from ..model.encoder import (FIBRILLATION_GATE, GATED_MODEL_NAME, Encoder, encoder_inputs, import_keras,
+                             weights_fingerprint)
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
@@ -184,13 +179,14 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     What the protocols that need a whole index (the simulated expert of
     :mod:`simsearch.evaluation.adaptive`) are cross-validated with inside DS1. Encoders
     and indexes are kept in ``work_dir`` (``fold<i>.keras``, ``fold<i>/``, ``fold<i>-both/``) and reused
-    while the training settings, records and the encoder's inputs (context columns, model name) are
-    the same (``folds.json`` records them): encoders trained before an input changed are trained again.
+    while the training settings, records and the encoder's inputs (context columns, model name, P-wave
+    gate) are the same (``folds.json`` records them): encoders trained before an input changed are trained again.
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
-    wanted = {"config": config.__dict__, "folds": folds, "inputs": [list(CONTEXT_COLUMNS), GATED_MODEL_NAME]}
+    inputs = [list(CONTEXT_COLUMNS), GATED_MODEL_NAME, list(FIBRILLATION_GATE)]  # how beats become model inputs
+    wanted = {"config": config.__dict__, "folds": folds, "inputs": inputs}
     stamp = work_dir / "folds.json"
     fresh = not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(wanted))
     out = []
