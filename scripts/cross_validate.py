@@ -39,7 +39,7 @@ from simsearch.model.training import TrainingConfig  # noqa: E402
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms  # noqa: E402
 
-VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
+VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]
 
 

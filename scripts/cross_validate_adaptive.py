@@ -1,7 +1,7 @@
 """The simulated expert cross-validated inside DS1: how the adaptive settings are chosen.
 
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive
-        [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads one|both] [--json]
+        [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
 encoder is trained on the other folds and an index of their beats is built (kept in
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=SPREAD_ALPHA)
     parser.add_argument("--expert-weight", type=float, default=EXPERT_WEIGHT)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--leads", choices=("one", "both"), default="one", help="what the folds' indexes hold")
+    parser.add_argument("--leads", choices=("auto", "one", "both"), default="auto", help="what the folds' indexes hold")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -52,7 +52,7 @@ def main() -> None:
                                    alpha=args.alpha, expert_weight=args.expert_weight)
         for key, figures in report["budgets"].items():
             pooled[key] = pooled.get(key, 0) + np.array(figures["confusion"])
-    result = {"leads": args.leads, "alpha": args.alpha, "expert_weight": args.expert_weight, "rounds": args.rounds,
+    result = {"leads": index.leads, "alpha": args.alpha, "expert_weight": args.expert_weight, "rounds": args.rounds,
               "seconds": round(time.perf_counter() - start),
               "budgets": {key: class_metrics(matrix) for key, matrix in pooled.items()}}
     if args.json:

@@ -1,21 +1,22 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--json]
+        [--alphas 0.25,0.5] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their
 synthetic rhythms, exactly as the packaged encoder is trained. That one encoder then
 embeds every beat twice: in its record's default lead and in the record's other lead
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
-alpha 0.25, S and V boosted) runs on the two vectors side by side, the other lead's scaled
-by ``w`` (then normalised). ``w = 0`` is an index of one lead, the default. Real DS1 records
-only (the synthetic rhythms have one lead); DS2 is never read.
+S and V boosted, each prior strength of ``--alphas``) runs on the two vectors side by side,
+the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
+Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
-once, and every weight is scored from those embeddings; ``build --leads both`` makes an
-index at the weight chosen here (``simsearch.model.leads.SECOND_LEAD_WEIGHT``), and
-``simsearch evaluate`` scores it as the system "encoder, both leads".
+once, and every weight and prior strength is scored from those embeddings: the weight by
+the mean score (``SECOND_LEAD_WEIGHT``), the prior strength by the shortfall from the
+targets (``simsearch.label.vote.PRIOR_ALPHA``). An index of both leads is what ``build``
+makes of two-lead records (``simsearch.model.leads.DEFAULT_LEADS``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
-from simsearch.evaluation.classification import knn_search, nsv_score, vote_predict  # noqa: E402
+from simsearch.evaluation.classification import knn_search, nsv_score, target_shortfall, vote_predict  # noqa: E402
 from simsearch.model.leads import side_by_side  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
 from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
@@ -51,9 +52,12 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
+    parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
+    alphas = [float(a) for a in args.alphas.split(",")]
+    settings = [(w, a) for w in weights for a in alphas]
     config = TrainingConfig(seed=args.seed)
     start = time.time()
 
@@ -64,7 +68,7 @@ def main(argv=None) -> None:
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
     simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
     sources = np.array([source_record(g) for g in simulated.groups])
-    matrices = {w: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for w in weights}
+    matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
     print(f"loaded {len(first)} beats in two leads, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
 
     for number, fold in enumerate(patient_folds(first, args.folds), 1):
@@ -86,22 +90,26 @@ def main(argv=None) -> None:
         counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
         for w in weights:
             distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w), VOTE_K)
-            predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, PRIOR_ALPHA)
-            matrices[w] += confusion_matrix(first.subset(held).labels, predicted)
+            for alpha in alphas:
+                predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha)
+                matrices[w, alpha] += confusion_matrix(first.subset(held).labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
-    report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "weights": {}}
-    for w in weights:
-        metrics = class_metrics(matrices[w])
-        report["weights"][str(w)] = {"score": nsv_score(metrics), **{
-            c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}}
+    report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
+    for (w, alpha), matrix in matrices.items():
+        metrics = class_metrics(matrix)
+        report["settings"].append({"weight": w, "alpha": alpha, "score": nsv_score(metrics),
+                                   "shortfall": target_shortfall(metrics), **{
+            c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
     if args.json:
         print(json.dumps(report))
         return
-    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight -> score (mean Se/+P of N, S, V)")
-    for w, row in report["weights"].items():
-        print(f"  {w:>4}: {row['score']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
+    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha -> score "
+          "(mean Se/+P of N, S, V), shortfall from the targets (points)")
+    for row in report["settings"]:
+        print(f"  {row['weight']:>4g} {row['alpha']:>5g}: {row['score']:6.2f} {row['shortfall']:6.2f}  "
+              + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
-from .errors import AnnotationError, LeadNotFoundError, ParameterError, RecordNotFoundError, SimsearchError
+from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
 from .label.expert import gather_labels
 from .model.training import TrainingConfig
-from .signal.records import check_record, data_dir_from, other_lead, read_annotations, record_name
+from .signal.records import check_record, data_dir_from, read_annotations, record_name
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -71,6 +71,7 @@ class Engine(str, enum.Enum):
 class Leads(str, enum.Enum):
     """What ``simsearch build`` stores of each beat (see simsearch/model/leads.py)."""
 
+    auto = "auto"
     one = "one"
     both = "both"
 
@@ -122,12 +123,11 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
                                                             show_default=False)] = None,
           leads: Annotated[Leads, typer.Option("--leads", help="Each beat in one lead (--lead), or in both: that lead "
                                                "and the record's other lead (V1 in most MIT-BIH records) side by side; "
-                                               "every record then needs two leads")] = Leads.one,
+                                               "every record then needs two leads. auto: both where every record "
+                                               "has two")] = Leads.auto,
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
     names = _checked_records(records, data_dir, lead)
-    if leads is Leads.both:
-        _check_two_leads(names, data_dir, lead)
     _check_file(encoder, "encoder model")
     _check_output_dir(index_dir, "index directory")
     if milvus_uri is not None and catalog_url is None:
@@ -182,7 +182,9 @@ def add(index_dir: Path, data_dir: DataDir = None, records: Records = ..., lead:
     current = BeatIndex.open(index_dir)  # its manifest, read before any signal or TensorFlow
     current.close()
     if current.leads == "both":
-        _check_two_leads(names, data_dir, lead)
+        from .model.leads import choose_leads
+
+        choose_leads("both", names, data_dir, lead)  # a record of one lead is refused from its header
     with BeatIndex.updating(index_dir) as index:
         stats = index.add_records(names, data_dir, lead=lead, progress=not as_json)
     report = {"index": str(index_dir), "records": stats.records, "beats": stats.beats}
@@ -447,7 +449,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
              plot: Annotated[Path, typer.Option(help="PNG of the confusion matrix (classification)")] = Path(
                  "confusion.png"),
              leads: Annotated[Leads, typer.Option("--leads", help="What the DS1 index holds of each beat (adaptive, "
-                                                  "end-to-end, noise; classification scores both)")] = Leads.one,
+                                                  "end-to-end, noise; classification scores both)")] = Leads.auto,
              as_json: Json = False) -> None:
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
     task_name = task.value
@@ -502,7 +504,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
             index = BeatIndex.build(Path(tmp) / "ds1", NOISE_INDEX_RECORDS, data_dir, encoder=enc,
                                     progress=not as_json, leads=leads.value)
             report = {"task": task_name, "index_records": list(NOISE_INDEX_RECORDS), "encoder": enc.fingerprint,
-                      "leads": leads.value,
+                      "leads": index.leads,
                       **evaluate_noise(index, data_dir, noise_path, records=test, snrs=snr_list,
                                        progress=not as_json)}
             index.close()
@@ -512,13 +514,13 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         if task_name == "adaptive":
             from .evaluation.adaptive import evaluate_adaptive
 
-            report = {"task": task_name, "leads": leads.value,
+            report = {"task": task_name, "leads": index.leads,
                       **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
             from .evaluation.end_to_end import evaluate_end_to_end
 
-            report = {"task": task_name, "leads": leads.value,
+            report = {"task": task_name, "leads": index.leads,
                       **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
             rows = {"end-to-end": report}
         index.close()
@@ -526,7 +528,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         print(json.dumps(report))
         return
     first = "expert labels per record" if task_name == "adaptive" else "system"
-    held = "both leads" if leads is Leads.both else "one lead"
+    held = "both leads" if report["leads"] == "both" else "one lead"
     out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index ({held})", rows, first))
     if "qrs" in report:
         q = report["qrs"]
@@ -710,14 +712,6 @@ def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list
                 raise AnnotationError(f"{path.name}.atr holds no beat annotation: nothing to index "
                                       f"(remove it to index detected, unlabeled beats)")
     return names
-
-
-def _check_two_leads(names: Sequence[str], data_dir: Path | None, lead: str | None) -> None:
-    """Refuse, from its header, a record with one lead for an index of both leads."""
-    for name in names:
-        if other_lead(name, data_dir, first=lead) is None:
-            raise LeadNotFoundError(f"{record_name(name)} has one lead: an index of both leads needs two in every "
-                                    "record")
 
 
 def _check_file(path: Path | None, what: str) -> None:

@@ -41,8 +41,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_index(data_dir, tmp_path_factory) -> BeatIndex:
-    """A real index (packaged encoder, FAISS, SQLite) of :data:`INDEX_RECORDS`; do not modify it."""
-    return BeatIndex.build(tmp_path_factory.mktemp("idx") / "small", INDEX_RECORDS, data_dir)
+    """A real index (packaged encoder, FAISS, SQLite) of :data:`INDEX_RECORDS`, one lead of each beat
+    (the both-leads default is tested in test_leads.py); do not modify it."""
+    return BeatIndex.build(tmp_path_factory.mktemp("idx") / "small", INDEX_RECORDS, data_dir, leads="one")
 
 
 @pytest.fixture

@@ -6,25 +6,31 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import wfdb
 
-from simsearch.signal.records import load_record, resampled
+from simsearch.signal.records import load_record, other_lead, resampled
 
 
 def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: float | None = None,
-                  new_name: str | None = None) -> Path:
-    """Record ``name`` (its default lead) resampled to ``fs`` and written as WFDB with its
-    annotations moved to the new rate; returns the new record's path (no extension)."""
-    record = load_record(name, data_dir)
-    if seconds is not None:
-        end = int(seconds * record.fs)
-        keep = record.ann_samples < end
-        record = replace(record, signal=record.signal[:end], ann_samples=record.ann_samples[keep],
-                         ann_symbols=record.ann_symbols[keep])
-    record = resampled(record, fs)
+                  new_name: str | None = None, both_leads: bool = False) -> Path:
+    """Record ``name`` (its default lead, and its other lead with ``both_leads``) resampled to ``fs``
+    and written as WFDB with its annotations moved to the new rate; returns the new record's path
+    (no extension)."""
+    names = [None, other_lead(name, data_dir)] if both_leads else [None]
+    leads = []
+    for lead in names:
+        record = load_record(name, data_dir, lead=lead)
+        if seconds is not None:
+            end = int(seconds * record.fs)
+            keep = record.ann_samples < end
+            record = replace(record, signal=record.signal[:end], ann_samples=record.ann_samples[keep],
+                             ann_symbols=record.ann_symbols[keep])
+        leads.append(resampled(record, fs))
+    record = leads[0]
     new_name = new_name or f"{name}_{int(fs)}"
-    wfdb.wrsamp(new_name, fs=fs, units=["mV"], sig_name=[record.lead], p_signal=record.signal[:, None], fmt=["16"],
-                write_dir=str(out_dir))
+    wfdb.wrsamp(new_name, fs=fs, units=["mV"] * len(leads), sig_name=[r.lead for r in leads],
+                p_signal=np.column_stack([r.signal for r in leads]), fmt=["16"] * len(leads), write_dir=str(out_dir))
     wfdb.wrann(new_name, "atr", record.ann_samples, symbol=list(record.ann_symbols), fs=fs, write_dir=str(out_dir))
     return Path(out_dir) / new_name
 

@@ -22,6 +22,7 @@ from simsearch.label.annotate import add_to_index, annotate_record
 from simsearch.label.query import query_beat, query_signal
 from simsearch.model.leads import (
     SECOND_LEAD_WEIGHT,
+    choose_leads,
     lead_weight,
     one_lead_query,
     side_by_side,
@@ -52,6 +53,17 @@ def test_a_one_lead_query_scores_exactly_the_first_lead():
     assert lead_weight("one") == 0 and lead_weight("both") == SECOND_LEAD_WEIGHT
     with pytest.raises(ParameterError, match="leads must be one of one, both"):
         lead_weight("three")
+
+
+def test_auto_takes_both_leads_only_where_every_record_has_two(data_dir, tmp_path):
+    single = write_at_rate("100", data_dir, 360, tmp_path, seconds=60, new_name="single")
+    assert choose_leads("auto", ["100", "119"], data_dir) == "both"
+    assert choose_leads("auto", ["100", str(single)], data_dir) == "one"
+    assert choose_leads("one", ["100", "119"], data_dir) == "one"
+    with pytest.raises(LeadNotFoundError, match="single has one lead: an index of both leads needs two"):
+        choose_leads("both", ["100", str(single)], data_dir)
+    with pytest.raises(ParameterError, match="leads must be one of one, both, auto, not 'two'"):
+        choose_leads("two", ["100"], data_dir)
 
 
 def test_the_second_lead_is_a_chest_lead_before_any_other(data_dir, tmp_path):
@@ -108,8 +120,10 @@ def test_command_line(data_dir, tmp_path, capsys):
     assert exit_info.value.code == 2 and not (tmp_path / "idx").exists()
     err = capsys.readouterr().err.strip()
     assert err == "error: single has one lead: an index of both leads needs two in every record", err
-    main(["build", tmp_path / "idx", "--data-dir", data_dir, "--records", "119", "--leads", "both", "--json"])
-    assert json.loads(capsys.readouterr().out)["leads"] == "both"
+    main(["build", tmp_path / "one", "--data-dir", tmp_path, "--records", "single", "--json"])
+    assert json.loads(capsys.readouterr().out)["leads"] == "one"  # the default, auto: one lead where a record has one
+    main(["build", tmp_path / "idx", "--data-dir", data_dir, "--records", "119", "--json"])
+    assert json.loads(capsys.readouterr().out)["leads"] == "both"  # ... and both where every record has two
     main(["info", tmp_path / "idx"])
     assert "both, the second weighted 1.5" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:

@@ -77,7 +77,7 @@ def test_build_add_query_annotate(catalog_url, small_index, data_dir, tmp_path):
     index.close()
     # add a record, then annotate a recording nobody labeled and store it with its provenance
     cli("add", path, "--data-dir", data_dir, "--records", "209", "--json")
-    holter = write_at_rate("233", data_dir, 250, tmp_path, seconds=60, new_name="rec1")
+    holter = write_at_rate("233", data_dir, 250, tmp_path, seconds=60, new_name="rec1", both_leads=True)
     holter.with_suffix(".atr").unlink()
     index = BeatIndex.open(path)
     assert index.generation == 2 and [r["name"] for r in index.catalog.records()] == ["119", "208", "209"]

@@ -10,8 +10,8 @@ The fenced blocks of README.md are read and sorted:
   by the script's argparse) and not run;
 * every other ``bash`` block and every ``python`` block is run in a temporary directory,
   with ``../shared/data/mitdb`` replaced by the test data directory and
-  ``/data/holter/rec1`` by two minutes of record 233 written at 250 Hz without its
-  annotation file. Relative paths (``indexes/small``, ``labels/``) land in that directory.
+  ``/data/holter/rec1`` by two minutes of record 233 written at 250 Hz in both leads, without
+  its annotation file. Relative paths (``indexes/small``, ``labels/``) land in that directory.
 
 ``simsearch`` commands run in this process through the command line's own entry (one
 TensorFlow start-up for all of them); ``tests/test_cli.py`` runs the installed command.
@@ -78,8 +78,9 @@ def localize(text: str, data_dir: Path, holter: Path) -> str:
 
 @pytest.fixture(scope="module")
 def holter(data_dir, tmp_path_factory) -> Path:
-    """Two minutes of 233 at 250 Hz, no annotation file: a recording nobody has labeled."""
-    path = write_at_rate("233", data_dir, 250, tmp_path_factory.mktemp("holter"), seconds=120, new_name="rec1")
+    """Two minutes of 233 at 250 Hz in both its leads, no annotation file: a recording nobody has labeled."""
+    path = write_at_rate("233", data_dir, 250, tmp_path_factory.mktemp("holter"), seconds=120, new_name="rec1",
+                         both_leads=True)
     path.with_suffix(".atr").unlink()
     return path
 

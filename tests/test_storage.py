@@ -236,7 +236,7 @@ def external_index(small_index, data_dir, tmp_path_factory) -> BeatIndex:
     os.chdir(where)
     try:
         index = BeatIndex.build(where / "idx", ["119"], data_dir, encoder=small_index.encoder,
-                                catalog_url="sqlite:///external.db")
+                                catalog_url="sqlite:///external.db", leads="one")
     finally:
         os.chdir(cwd)
     assert index.manifest["catalog_url"] == f"sqlite:///{where / 'external.db'}"  # made absolute, once

@@ -21,6 +21,7 @@ from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
 from ..model.encoder import (FIBRILLATION_GATE, GATED_MODEL_NAME, Encoder, encoder_inputs, import_keras,
                              weights_fingerprint)
+from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
@@ -171,7 +172,7 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
 
 def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingConfig = TrainingConfig(),
-                 n_folds: int = 4, progress: bool = False, leads: str = "one") -> list[tuple[list[str], BeatIndex]]:
+                 n_folds: int = 4, progress: bool = False, leads: str = DEFAULT_LEADS) -> list[tuple[list[str], BeatIndex]]:
     """Per patient-disjoint fold of ``records`` (:func:`patient_folds`): its records, and an
     index of the other folds' records (of ``leads``, see :class:`BeatIndex`) embedded by an
     encoder trained on those only.
@@ -184,6 +185,7 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    leads = choose_leads(leads, records, data_dir)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
     inputs = [list(CONTEXT_COLUMNS), GATED_MODEL_NAME, list(FIBRILLATION_GATE)]  # how beats become model inputs
     wanted = {"config": config.__dict__, "folds": folds, "inputs": inputs}

@@ -22,10 +22,18 @@ import numpy as np
 
 from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
 from ..signal.beats import Beats, beats_from_record, rescale_samples
-from ..signal.records import Record, load_record, other_lead
+from ..signal.records import Record, load_record, other_lead, record_name
 
 LEADS = ("one", "both")
 """What an index holds of each beat: its first lead, or both leads side by side."""
+
+DEFAULT_LEADS = "auto"
+"""What a new index holds unless told: both leads when every record has two, else one (one for
+an index built empty).
+Both leads scored 87.6 / 88.0 against 84.0 / 83.8 for one (``scripts/cross_validate_second_lead.py``,
+training seeds 0 / 1: SVEB +P 76 / 78 against 68 / 66, VEB Se 95 / 95 against 87 / 87); a
+record of one lead cannot be stored beside two-lead ones (:func:`beat_vectors`), so a set
+with one such record is indexed in one lead."""
 
 SECOND_LEAD_WEIGHT = 1.5
 """Weight of the second lead's vector beside the first's. Chosen by cross-validation inside
@@ -34,6 +42,29 @@ encoder trained on MLII as the packaged one is; pooled score, mean of N, S, V Se
 weights 0, 0.5, 1, 1.5, 2, 3 scored 81.3, 82.5, 84.3, 85.0, 85.1, 84.8 at training seed 0
 and 81.1, 83.2, 85.5, 85.7, 85.0, 84.4 at seed 1 (at 1.5: SVEB +P 64 → 74-75, VEB Se
 88 → 94). 1.5 has the best mean of the two seeds; past it SVEB Se and VEB Se fall."""
+
+
+def choose_leads(leads: str, records, data_dir=None, lead: str | None = None) -> str:
+    """``leads`` for an index of ``records``, ``"auto"`` resolved (:data:`DEFAULT_LEADS`) from their headers.
+
+    Raises
+    ------
+    ParameterError
+        ``leads`` is none of ``"one"``, ``"both"``, ``"auto"``.
+    LeadNotFoundError
+        ``leads="both"`` and a record has one lead.
+    """
+    if leads not in (*LEADS, "auto"):
+        raise ParameterError(f"leads must be one of {', '.join(LEADS)}, auto, not {leads!r}")
+    records = list(records)
+    if leads == "one" or (leads == "auto" and not records):  # no record tells that two leads will come
+        return "one"
+    alone = next((name for name in records if other_lead(name, data_dir, first=lead) is None), None)
+    if alone is None:
+        return "both"
+    if leads == "both":
+        raise LeadNotFoundError(f"{record_name(alone)} has one lead: an index of both leads needs two in every record")
+    return "one"
 
 
 def lead_weight(leads: str) -> float:

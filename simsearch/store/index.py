@@ -35,7 +35,7 @@ from ..aami import AAMI_CLASSES, class_index
 from ..errors import (EncoderMismatchError, IndexFormatError, IndexWriteError, LeadNotFoundError, ParameterError,
                       SimsearchError, reason)
 from ..model.encoder import Encoder, unit_distance
-from ..model.leads import LEADS, beat_vectors, lead_weight, one_lead_query
+from ..model.leads import DEFAULT_LEADS, LEADS, beat_vectors, choose_leads, lead_weight, one_lead_query
 from ..model.parallel import EmbeddedRecord, embed_one
 from ..progress import progress_bar
 from ..signal.beats import MODEL_FS, Beats
@@ -161,7 +161,7 @@ class BeatIndex:
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
               lead: str | None = None, progress: bool = False, lock_timeout: float | None = None,
               index_type: str | None = None, milvus_uri: str | None = None, engine=None,
-              leads: str = "one") -> "BeatIndex":
+              leads: str = DEFAULT_LEADS) -> "BeatIndex":
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
         The index is written as a new generation and published in one step (see
@@ -192,10 +192,11 @@ class BeatIndex:
         engine : optional
             Where records are embedded: default here, one after the other;
             :class:`simsearch.model.parallel.RayEngine` on Ray.
-        leads : {"one", "both"}
+        leads : {"auto", "one", "both"}
             Each beat in its first lead (``lead``), or in both: the first and the record's
             other lead side by side (:mod:`simsearch.model.leads`; every record then needs
-            two leads). Later writes keep the choice.
+            two leads). ``auto`` (the default): both when every record has two leads, else
+            one (:data:`~simsearch.model.leads.DEFAULT_LEADS`). Later writes keep the choice.
 
         Raises
         ------
@@ -212,7 +213,7 @@ class BeatIndex:
         layout.refuse_foreign(root)
         url = absolute_catalog_url(catalog_url)
         index_type = normalized_type(index_type or "auto")
-        weight = lead_weight(leads)
+        weight = lead_weight(choose_leads(leads, records, data_dir, lead))
         if milvus_uri is not None:
             milvus_uri = milvus.normalized_uri(milvus_uri)
             if url is None:
