@@ -150,3 +150,16 @@ def test_p_wave_consistency_tells_fibrillation_from_premature_atrial_beats(data_
     assert np.median(consistency[sinus & (beats.aami == "S")]) > 0.5  # premature atrial beats keep theirs
     assert p_wave_consistency(beats.windows[:0]).shape == (0,)
     assert p_wave_consistency(beats.windows[:1]).shape == (1,)
+
+
+def test_running_medians_on_threads_are_the_ones_of_one_thread(monkeypatch):
+    """A long recording's medians are taken on threads (beats.MEDIAN_THREADS): the same values, bit for bit."""
+    from simsearch.signal import beats
+
+    rows = np.random.default_rng(0).normal(size=(3001, 40)).astype(np.float32)
+    monkeypatch.setattr(beats, "MEDIAN_THREADS", 2)
+    monkeypatch.setattr(beats, "MEDIAN_THREADS_MIN", 1)
+    (threaded,), block = beats.block_medians((rows,), 51, 10)
+    monkeypatch.setattr(beats, "MEDIAN_THREADS", 1)
+    (alone,), block_alone = beats.block_medians((rows,), 51, 10)
+    assert threaded.shape == (301, 40) and np.array_equal(threaded, alone) and np.array_equal(block, block_alone)
