@@ -60,7 +60,7 @@ def test_baseline_vectors_are_unit_raw_beats(data_dir):
 def test_classification_protocol_on_a_few_records(data_dir, capsys):
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209", "118"],
                                      test_records=["100", "232", "233"], k=10)
-    assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "encoder, both leads",
+    assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "encoder, one lead",
                                                         "simsearch encoder"]
     assert report["protocol"]["both_leads_skipped"] is None
     n_test = report["protocol"]["test_beats"]
@@ -91,8 +91,8 @@ def test_classification_protocol_on_a_few_records(data_dir, capsys):
     encoder_row = report["systems"][-1]
     # 233 holds 831 VEBs; a trained encoder finds most of them in other patients' beats
     assert encoder_row["classes"]["V"]["se"] > 50
-    both = report["systems"][2]
-    assert both["confusion"] != encoder_row["confusion"] and both["classes"]["V"]["se"] > 50
+    one_lead = report["systems"][2]
+    assert one_lead["confusion"] != encoder_row["confusion"] and one_lead["classes"]["V"]["se"] > 50
     with pytest.raises(ValueError, match="overlap"):
         evaluate_classification(data_dir, Encoder.load(), train_records=["100"], test_records=["100"])
     with pytest.raises(ValueError, match=r"overlap.*\['100'\]"):  # by name, whatever the spelling
@@ -238,7 +238,7 @@ def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_ind
     assert round_sizes(10, 3) == [4, 3, 3] and round_sizes(2, 3) == [1, 1] and round_sizes(0, 3) == []
 
 
-def test_a_record_with_one_lead_leaves_out_the_both_leads_system(data_dir, tmp_path):
+def test_a_record_with_one_lead_is_scored_in_one_lead(data_dir, tmp_path):
     one_lead = write_at_rate("233", data_dir, 360.0, tmp_path, seconds=120, new_name="x233")
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209"],
                                      test_records=[str(one_lead)], k=10)

@@ -13,9 +13,10 @@ import pytest
 
 from simsearch import BeatIndex, cli
 from simsearch.evaluation.matching import match_peaks
-from simsearch.evaluation.noise import (NOISE_INDEX_RECORDS, NSTDB_SNRS_DB, NSTDB_SOURCES, check_snrs,
-                                        evaluate_noise, nstdb_name)
+from simsearch.evaluation.noise import (NOISE_INDEX_RECORDS, NOISE_LEADS, NOISE_RECORD, NSTDB_SNRS_DB,
+                                        NSTDB_SOURCES, check_snrs, evaluate_noise, noisy_copy, nstdb_name)
 from simsearch.signal.beats import detect_beats, reference_beats
+from simsearch.signal.noise import signal_to_noise_db, sized_beats
 from simsearch.signal.records import load_record
 
 from test_evaluation import SearchSpy
@@ -45,6 +46,20 @@ def test_nstdb_names_and_snrs():
         with pytest.raises(ValueError, match="SNRs must be some of 24, 18, 12, 6, 0, -6"):
             check_snrs(bad)
     assert not set(NOISE_INDEX_RECORDS) & set(NSTDB_SOURCES) and len(NOISE_INDEX_RECORDS) == 20
+
+
+def test_noise_is_added_to_both_leads_as_nst_adds_it(data_dir, noise_dir, tmp_path):
+    """Each lead gets its own signal of the noise record at the SNR asked for, measured on that lead;
+    the copy keeps the clean record's name and reference annotations."""
+    clean = load_record("100", data_dir)
+    noise = [load_record(NOISE_RECORD, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
+    noisy = noisy_copy(clean, noise, 12, seed=0, folder=tmp_path)
+    assert noisy.name == "100" and noisy.lead == "MLII" and noisy.path.startswith(str(tmp_path))
+    assert np.array_equal(noisy.ann_samples, clean.ann_samples)
+    r_peaks = sized_beats(*reference_beats(clean))
+    for lead in ("MLII", "V5"):  # 100's leads
+        before, after = load_record("100", data_dir, lead=lead), load_record(noisy.path, lead=lead, annotations=None)
+        assert abs(signal_to_noise_db(before.signal, after.signal - before.signal, clean.fs, r_peaks) - 12) < 0.1
 
 
 def test_noise_task_scores_nstdb_and_added_noise(noise_index, data_dir, noise_dir):

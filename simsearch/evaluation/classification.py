@@ -60,10 +60,14 @@ def raw_rr_vectors(windows: np.ndarray, context: np.ndarray) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def systems_for(encoder: Encoder) -> list[System]:
-    """The baselines, the encoder on both leads (`build --leads both`, not the default), the default last."""
-    return [System("raw kNN", raw_vectors), System("raw+RR kNN", raw_rr_vectors),
-            System("encoder, both leads", encoder.embed, both_leads=True), System("simsearch encoder", encoder.embed)]
+def systems_for(encoder: Encoder, both_leads: bool = True) -> list[System]:
+    """The baselines, then the encoder, the product last: where every record has two leads, the
+    encoder on one lead (``build --leads one``) before the default index's both leads."""
+    baselines = [System("raw kNN", raw_vectors), System("raw+RR kNN", raw_rr_vectors)]
+    if not both_leads:
+        return [*baselines, System("simsearch encoder", encoder.embed)]
+    return [*baselines, System("encoder, one lead", encoder.embed),
+            System("simsearch encoder", encoder.embed, both_leads=True)]
 
 
 def knn_search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +184,9 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
     -------
     dict
         ``protocol`` (records, beat counts, settings, encoder fingerprint) and, per
-        system (the baselines, the encoder on both leads side by side when every record has
-        two, and the product, ``simsearch encoder``, last), EC57 figures, the confusion
+        system (the baselines, the encoder on one lead when every record has two, and the
+        product, ``simsearch encoder``, last: on both leads side by side, as an index of such
+        records holds them, else on one), EC57 figures, the confusion
         matrix, precision@1/@10 (per class and the
         N/S/V macro), each test record's confusion matrix (``per_record_confusion``) and
         compact figures (``per_record``, see :func:`record_figures`), and, when record
@@ -200,7 +205,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         test = BeatSet.stack(load_beats(test_records, data_dir, advance))
         second, skipped = _second_leads(train_records, test_records, train, test, data_dir, advance)
     results = []
-    systems = [system for system in systems_for(encoder) if second is not None or not system.both_leads]
+    systems = systems_for(encoder, both_leads=second is not None)
     embedded: dict = {}
 
     def vectors(system: System, beats: BeatSet) -> np.ndarray:  # the encoder's default-lead vectors serve twice

@@ -8,7 +8,8 @@ detector on the noisy signal, labeled by the index, matched to the reference wit
   electrode-motion noise added at 24 to -6 dB SNR by PhysioNet's ``nst``, in
   alternating 2-minute segments from minute 5 (their ``.atr`` are 118's and 119's);
 * the test records (DS2 by default) with the same ``em`` noise record added at the
-  same SNRs by :func:`simsearch.signal.noise.add_noise` (nst's SNR definition).
+  same SNRs by :func:`simsearch.signal.noise.add_noise` (nst's SNR definition), in both
+  leads as nst adds it (:func:`noisy_copy`), so that an index of both leads reads both noisy.
 
 118 and 119 are DS1 records, so the index that labels the beats must hold neither
 (:data:`NOISE_INDEX_RECORDS`): :func:`evaluate_noise` refuses one that does. Each set
@@ -24,16 +25,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 
 from ..aami import DS1
 from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
 from ..signal.noise import add_noise, sized_beats
-from ..signal.records import check_record, data_dir_from, load_record, record_name
+from ..signal.records import (Record, check_record, data_dir_from, load_record, other_lead, record_name,
+                              write_record)
 from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
 from .leakage import check_disjoint
 
@@ -46,6 +50,8 @@ NOISE_INDEX_RECORDS: tuple[str, ...] = tuple(r for r in DS1 if r not in NSTDB_SO
 NOISE_RECORD = "em"
 """The nstdb noise record added to the test records: electrode motion, the noise EC57's
 test uses and the hardest of the three for a QRS detector (it mimics beats)."""
+NOISE_LEADS = ("noise1", "noise2")
+"""Its two signals: ``nst`` adds the first to a record's first lead, the second to its other."""
 CLEAN = "clean"
 """The row key of the records without noise."""
 
@@ -88,6 +94,25 @@ def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
     for name in [NOISE_RECORD, *(nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs)]:
         check_record(name, path)
     return path
+
+
+def noisy_copy(clean: Record, noise: Sequence[Record], snr_db: float, seed: int, folder: Path) -> Record:
+    """``clean`` with ``noise`` added at ``snr_db`` (:func:`~simsearch.signal.noise.add_noise`), in
+    each of its leads as ``nst`` adds it: its lead with the noise record's first signal, its other
+    lead (:func:`~simsearch.signal.records.other_lead`, when it has one) with the second, both
+    measured on the same reference beats and starting at the same place (``seed``). Written as a
+    WFDB record of the same name in ``folder``, so that an index of both leads reads both noisy
+    leads; the reference annotations are ``clean``'s."""
+    r_peaks = sized_beats(*reference_beats(clean))
+    leads = [clean]
+    second = other_lead(clean.path, first=clean.lead)
+    if second is not None:
+        leads.append(load_record(clean.path, lead=second, annotations=None))
+    signal = np.column_stack([add_noise(lead.signal, lead.fs, source.signal, source.fs, snr_db, r_peaks, seed)
+                              for lead, source in zip(leads, noise)])
+    write_record(folder / clean.name, signal, clean.fs, [lead.lead for lead in leads])
+    noisy = load_record(folder / clean.name, lead=clean.lead, annotations=None)
+    return dataclasses.replace(noisy, ann_samples=clean.ann_samples, ann_symbols=clean.ann_symbols)
 
 
 def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
@@ -153,19 +178,17 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
                            "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
         if not records:
             return report
-        noise = load_record(NOISE_RECORD, noise_dir, annotations=None)
+        noise = [load_record(NOISE_RECORD, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
         totals = {row: no_counts() for row in rows}
-        for i, name in enumerate(records):
-            clean = load_record(name, data_dir)
-            totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
-            advance(clean.name)
-            r_peaks = sized_beats(*reference_beats(clean))
-            for snr in snrs:
-                # path '': the noise is in this lead only, so an index of both leads compares it by this lead
-                noisy = dataclasses.replace(clean, path="", signal=add_noise(clean.signal, clean.fs, noise.signal,
-                                                                             noise.fs, snr, r_peaks, seed + i))
-                totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
-                advance(f"{clean.name} {snr} dB")
+        with tempfile.TemporaryDirectory(prefix="simsearch-noise-") as scratch:
+            for i, name in enumerate(records):
+                clean = load_record(name, data_dir)
+                totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
+                advance(clean.name)
+                for snr in snrs:
+                    noisy = noisy_copy(clean, noise, snr, seed + i, Path(scratch))
+                    totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
+                    advance(f"{clean.name} {snr} dB")
         report["added"] = {"records": [record_name(r) for r in records],
                            "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
     return report

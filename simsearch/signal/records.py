@@ -220,6 +220,18 @@ def load_record(
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
 
 
+def write_record(path: str | os.PathLike, signal: np.ndarray, fs: float, leads: list[str]) -> Path:
+    """Write ``signal`` (n,) or (n, leads) in mV as a WFDB record at ``path`` (no extension;
+    16-bit samples, the gain fitted to the signal's range) and return ``path``."""
+    import wfdb  # lazy, as in load_record
+
+    path = Path(path)
+    signal = np.asarray(signal, dtype=np.float64).reshape(len(signal), -1)
+    wfdb.wrsamp(path.name, fs=fs, units=["mV"] * signal.shape[1], sig_name=list(leads), p_signal=signal,
+                fmt=["16"] * signal.shape[1], write_dir=str(path.parent))
+    return path
+
+
 def _load_edf(path: Path, lead: str | None, annotations: bool) -> Record:
     name = record_name(path)
     header = _checked_edf_header(path)
