@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from simsearch.signal.records import load_record, other_lead, resampled
+from simsearch.signal.records import load_record, other_lead, resampled, write_record
 
 
 def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: float | None = None,
@@ -29,8 +29,7 @@ def write_at_rate(name: str, data_dir: Path, fs: float, out_dir: Path, seconds: 
         leads.append(resampled(record, fs))
     record = leads[0]
     new_name = new_name or f"{name}_{int(fs)}"
-    wfdb.wrsamp(new_name, fs=fs, units=["mV"] * len(leads), sig_name=[r.lead for r in leads],
-                p_signal=np.column_stack([r.signal for r in leads]), fmt=["16"] * len(leads), write_dir=str(out_dir))
+    write_record(Path(out_dir) / new_name, np.column_stack([r.signal for r in leads]), fs, [r.lead for r in leads])
     wfdb.wrann(new_name, "atr", record.ann_samples, symbol=list(record.ann_symbols), fs=fs, write_dir=str(out_dir))
     return Path(out_dir) / new_name
 

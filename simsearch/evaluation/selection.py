@@ -172,7 +172,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
 
 def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingConfig = TrainingConfig(),
-                 n_folds: int = 4, progress: bool = False, leads: str = DEFAULT_LEADS) -> list[tuple[list[str], BeatIndex]]:
+                 n_folds: int = 4, progress: bool = False,
+                 leads: str = DEFAULT_LEADS) -> list[tuple[list[str], BeatIndex]]:
     """Per patient-disjoint fold of ``records`` (:func:`patient_folds`): its records, and an
     index of the other folds' records (of ``leads``, see :class:`BeatIndex`) embedded by an
     encoder trained on those only.
