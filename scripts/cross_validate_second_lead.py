@@ -42,7 +42,6 @@ from simsearch.model.datasets import BeatSet, load_beats, patient_folds  # noqa:
 from simsearch.model.encoder import Encoder  # noqa: E402
 from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
 from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
-from simsearch.signal.beats import with_atrial_context  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +66,6 @@ def main(argv=None) -> None:
     second = recorded_otherwise(DS1, args.data_dir, "other-lead")
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
-    second.context = with_atrial_context(second.context, first.context)  # as an index of both leads reads them
     simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
     sources = np.array([source_record(g) for g in simulated.groups])
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}

@@ -25,10 +25,8 @@ from simsearch.model.leads import (
     choose_leads,
     lead_weight,
     one_lead_query,
-    second_lead_beats,
     side_by_side,
 )
-from simsearch.signal.beats import CONTEXT_COLUMNS, beats_from_record
 from simsearch.signal.records import load_record, other_lead
 
 
@@ -66,18 +64,6 @@ def test_auto_takes_both_leads_only_where_every_record_has_two(data_dir, tmp_pat
         choose_leads("both", ["100", str(single)], data_dir)
     with pytest.raises(ParameterError, match="leads must be one of one, both, auto, not 'two'"):
         choose_leads("two", ["100"], data_dir)
-
-
-def test_the_second_lead_reads_the_records_atrial_context(data_dir):
-    """The other lead's beats: the same positions and rhythm, their own shape, the first lead's P-wave consistency."""
-    record = load_record("201", data_dir)
-    beats = beats_from_record(record)
-    second = second_lead_beats(record, beats)
-    column = {name: CONTEXT_COLUMNS.index(name) for name in ("p_wave_consistency", "rr_prev", "qrs_difference")}
-    assert np.array_equal(second.samples, beats.samples) and second.lead == "V1"
-    assert np.array_equal(second.context[:, column["p_wave_consistency"]], beats.context[:, column["p_wave_consistency"]])
-    assert np.array_equal(second.context[:, column["rr_prev"]], beats.context[:, column["rr_prev"]])
-    assert not np.allclose(second.context[:, column["qrs_difference"]], beats.context[:, column["qrs_difference"]])
 
 
 def test_the_second_lead_is_a_chest_lead_before_any_other(data_dir, tmp_path):

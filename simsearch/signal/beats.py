@@ -341,26 +341,6 @@ def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
     return uniform_filter1d(correlation, size=min(ATRIAL_BEATS, n), mode="nearest").astype(np.float32)
 
 
-def with_atrial_context(context: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """A record's other lead's beat context (n, len(CONTEXT_COLUMNS)) with the :data:`ATRIAL_COLUMNS`
-    of the same beats in its first lead ``first``; the rhythm columns are the same already (same
-    beats), the shape columns stay the lead's own.
-
-    Whether the atria beat in order is the record's, not a lead's, and the lead the record
-    is read in decides it: a chest lead such as V1 can show flutter waves as regular as P
-    waves (with both leads, each with its own column, DS1's 203, atrial flutter and
-    fibrillation, had 171 beats called S, against 21 in its first lead alone). Both leads in
-    ``scripts/cross_validate_second_lead.py`` (seeds 0 / 1, α 0.4), the first lead's column
-    against the second lead's own: 87.5 / 87.7 against 86.0 / 86.4 (SVEB Se / +P 78.9 / 74.1 and
-    79.8 / 74.4 against 78.2 / 65.3 and 78.2 / 67.0, VEB +P 79.8 / 79.9 against 81.0 / 81.3);
-    the larger of the two leads' instead: 86.6 / 87.2.
-    """
-    out = np.array(context, dtype=np.float32, copy=True)
-    columns = [CONTEXT_COLUMNS.index(c) for c in ATRIAL_COLUMNS]
-    out[:, columns] = np.asarray(first)[:, columns]
-    return out
-
-
 def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float) -> np.ndarray:
     """Per beat (n, len(CONTEXT_COLUMNS)): RR features, difference from the dominant beat and
     P-wave consistency, for the sorted beats ``r_peaks`` of one record and their ``windows``."""
