@@ -14,7 +14,7 @@ import pytest
 from simsearch import BeatIndex, cli
 from simsearch.evaluation.matching import match_peaks
 from simsearch.evaluation.noise import (NOISE_INDEX_RECORDS, NOISE_LEADS, NOISE_RECORD, NSTDB_SNRS_DB,
-                                        NSTDB_SOURCES, check_snrs, evaluate_noise, noisy_copy, nstdb_name)
+                                        NSTDB_SOURCES, check_snrs, evaluate_noise, noisy_copies, nstdb_name)
 from simsearch.signal.beats import detect_beats, reference_beats
 from simsearch.signal.noise import signal_to_noise_db, sized_beats
 from simsearch.signal.records import load_record
@@ -53,8 +53,8 @@ def test_noise_is_added_to_both_leads_as_nst_adds_it(data_dir, noise_dir, tmp_pa
     the copy keeps the clean record's name and reference annotations."""
     clean = load_record("100", data_dir)
     noise = [load_record(NOISE_RECORD, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
-    noisy = noisy_copy(clean, noise, 12, seed=0, folder=tmp_path)
-    assert noisy.name == "100" and noisy.lead == "MLII" and noisy.path.startswith(str(tmp_path))
+    (snr, noisy), = noisy_copies(clean, noise, [12], seed=0, folder=tmp_path)
+    assert snr == 12 and noisy.name == "100" and noisy.lead == "MLII" and noisy.path.startswith(str(tmp_path))
     assert np.array_equal(noisy.ann_samples, clean.ann_samples)
     r_peaks = sized_beats(*reference_beats(clean))
     for lead in ("MLII", "V5"):  # 100's leads

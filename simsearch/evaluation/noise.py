@@ -9,7 +9,7 @@ detector on the noisy signal, labeled by the index, matched to the reference wit
   alternating 2-minute segments from minute 5 (their ``.atr`` are 118's and 119's);
 * the test records (DS2 by default) with the same ``em`` noise record added at the
   same SNRs by :func:`simsearch.signal.noise.add_noise` (nst's SNR definition), in both
-  leads as nst adds it (:func:`noisy_copy`), so that an index of both leads reads both noisy.
+  leads as nst adds it (:func:`noisy_copies`), so that an index of both leads reads both noisy.
 
 118 and 119 are DS1 records, so the index that labels the beats must hold neither
 (:data:`NOISE_INDEX_RECORDS`): :func:`evaluate_noise` refuses one that does. Each set
@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,23 +96,26 @@ def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
     return path
 
 
-def noisy_copy(clean: Record, noise: Sequence[Record], snr_db: float, seed: int, folder: Path) -> Record:
-    """``clean`` with ``noise`` added at ``snr_db`` (:func:`~simsearch.signal.noise.add_noise`), in
-    each of its leads as ``nst`` adds it: its lead with the noise record's first signal, its other
-    lead (:func:`~simsearch.signal.records.other_lead`, when it has one) with the second, both
-    measured on the same reference beats and starting at the same place (``seed``). Written as a
-    WFDB record of the same name in ``folder``, so that an index of both leads reads both noisy
-    leads; the reference annotations are ``clean``'s."""
+def noisy_copies(clean: Record, noise: Sequence[Record], snrs: Sequence[float], seed: int,
+                 folder: Path) -> Iterator[tuple[float, Record]]:
+    """(SNR, ``clean`` with ``noise`` added at that SNR) for each of ``snrs``
+    (:func:`~simsearch.signal.noise.add_noise`), in each of its leads as ``nst`` adds it: its lead
+    with the noise record's first signal, its other lead (:func:`~simsearch.signal.records.other_lead`,
+    when it has one) with the second, both measured on the same reference beats and starting at the
+    same place (``seed``). Each is written as a WFDB record of the same name in ``folder`` (the
+    previous one replaced), so that an index of both leads reads both noisy leads; the reference
+    annotations are ``clean``'s."""
     r_peaks = sized_beats(*reference_beats(clean))
     leads = [clean]
     second = other_lead(clean.path, first=clean.lead)
     if second is not None:
         leads.append(load_record(clean.path, lead=second, annotations=None))
-    signal = np.column_stack([add_noise(lead.signal, lead.fs, source.signal, source.fs, snr_db, r_peaks, seed)
-                              for lead, source in zip(leads, noise)])
-    write_record(folder / clean.name, signal, clean.fs, [lead.lead for lead in leads])
-    noisy = load_record(folder / clean.name, lead=clean.lead, annotations=None)
-    return dataclasses.replace(noisy, ann_samples=clean.ann_samples, ann_symbols=clean.ann_symbols)
+    for snr_db in snrs:
+        signal = np.column_stack([add_noise(lead.signal, lead.fs, source.signal, source.fs, snr_db, r_peaks, seed)
+                                  for lead, source in zip(leads, noise)])
+        write_record(folder / clean.name, signal, clean.fs, [lead.lead for lead in leads])
+        noisy = load_record(folder / clean.name, lead=clean.lead, annotations=None)
+        yield snr_db, dataclasses.replace(noisy, ann_samples=clean.ann_samples, ann_symbols=clean.ann_symbols)
 
 
 def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
@@ -185,8 +188,7 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
                 clean = load_record(name, data_dir)
                 totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
                 advance(clean.name)
-                for snr in snrs:
-                    noisy = noisy_copy(clean, noise, snr, seed + i, Path(scratch))
+                for snr, noisy in noisy_copies(clean, noise, snrs, seed + i, Path(scratch)):
                     totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
                     advance(f"{clean.name} {snr} dB")
         report["added"] = {"records": [record_name(r) for r in records],
