@@ -28,6 +28,7 @@ from simsearch.evaluation.adaptive import ROUNDS, evaluate_adaptive  # noqa: E40
 from simsearch.evaluation.metrics import class_metrics  # noqa: E402
 from simsearch.evaluation.selection import fold_indexes  # noqa: E402
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA  # noqa: E402
+from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=SPREAD_ALPHA)
     parser.add_argument("--expert-weight", type=float, default=EXPERT_WEIGHT)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--leads", choices=("auto", "one", "both"), default="auto", help="what the folds' indexes hold")
+    parser.add_argument("--leads", choices=LEAD_CHOICES, default=DEFAULT_LEADS, help="what the folds' indexes hold")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]

@@ -27,6 +27,9 @@ from ..signal.records import Record, load_record, other_lead, record_name
 LEADS = ("one", "both")
 """What an index holds of each beat: its first lead, or both leads side by side."""
 
+LEAD_CHOICES = ("auto", *LEADS)
+"""What may be asked of a new index: ``auto`` resolves to one of :data:`LEADS` (:func:`choose_leads`)."""
+
 DEFAULT_LEADS = "auto"
 """What a new index holds unless told: both leads when every record has two, else one (one for
 an index built empty).
@@ -64,7 +67,7 @@ def choose_leads(leads: str, records, data_dir=None, lead: str | None = None) ->
     LeadNotFoundError
         ``leads="both"`` and a record has one lead.
     """
-    if leads not in (*LEADS, "auto"):
+    if leads not in LEAD_CHOICES:
         raise ParameterError(f"leads must be one of {', '.join(LEADS)}, auto, not {leads!r}")
     records = list(records)
     if leads == "one" or (leads == "auto" and not records):  # no record tells that two leads will come
