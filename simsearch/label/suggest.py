@@ -11,7 +11,17 @@ SUGGEST_SEED = 1234
 """k-means seed of :func:`suggest_rows`: the same annotation always gets the same suggestions."""
 MIN_CLUSTERS = 16
 """Fewest k-means clusters suggestions are drawn from; more as labels accumulate
-(twice the labels there will be), so later rounds look at finer structure."""
+(:data:`CLUSTERS_PER_LABEL`), so later rounds look at finer structure."""
+CLUSTERS_PER_LABEL = 4
+"""Clusters per expert label there will be after the round (the labels given and those asked for).
+
+Finer clusters find a patient's small groups of ectopic beats that a coarse cluster
+averages into its normal ones. The simulated expert cross-validated inside DS1
+(``scripts/cross_validate_adaptive.py`` folds, both leads; mean of 5 k-means seeds, whose
+spread is 1-2 points a run), 20 labels per record, clusters per label 2, 4, 6, 8, 12:
+SVEB Se / +P 90.1 / 93.0, 90.7 / 95.1, 90.8 / 95.1, 89.5 / 96.6, 90.9 / 94.9; VEB 97.7 / 96.8,
+97.7 / 97.3, 97.9 / 97.3, 97.8 / 97.0, 98.2 / 97.1; points short of issue 9's targets (SVEB
+95 / 95, VEB 98 / 98) 8.4, 5.3, 5.0, 6.7, 5.1. 4 is the smallest of that plateau."""
 
 
 def margins(scores: np.ndarray) -> np.ndarray:
@@ -34,7 +44,8 @@ def suggest_rows(embeddings: np.ndarray, scores: np.ndarray, expert_mask: np.nda
     run out, the closest calls among the remaining beats fill the list.
 
     Cross-validated inside DS1 (``scripts/cross_validate_adaptive.py``, 20 labels per
-    record): SVEB Se / +P 91.5 / 93.0, VEB 97.0 / 95.8. Tried and not adopted: half the
+    record; with the encoders of the time, one lead): SVEB Se / +P 91.5 / 93.0, VEB 97.0 / 95.8
+    (the number of clusters: :data:`CLUSTERS_PER_LABEL`). Tried and not adopted: half the
     suggestions from clusters, half the closest calls (SVEB 92.3 / 95.6 but VEB Se 96.1,
     F +P 75.6 against 86.5); a confident non-normal vote counted as uncertain, so that
     the expert confirms the rare clusters first (SVEB 89.1 / 93.4, VEB 97.1 / 95.7).
@@ -46,7 +57,7 @@ def suggest_rows(embeddings: np.ndarray, scores: np.ndarray, expert_mask: np.nda
         return np.empty(0, dtype=np.int64)
     uncertainty = 1.0 - margins(scores)
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n_clusters = int(min(x.shape[0], max(MIN_CLUSTERS, 2 * (n + int(expert_mask.sum())))))
+    n_clusters = int(min(x.shape[0], max(MIN_CLUSTERS, CLUSTERS_PER_LABEL * (n + int(expert_mask.sum())))))
     kmeans = faiss.Kmeans(x.shape[1], n_clusters, niter=20, seed=seed, min_points_per_centroid=1,
                           max_points_per_centroid=1_000_000, verbose=False)
     with single_thread():
