@@ -33,11 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
-from simsearch.evaluation.classification import knn_search, nsv_score, target_shortfall, vote_predict  # noqa: E402
+from simsearch.evaluation.classification import (knn_search, nsv_score, record_codes, target_shortfall,  # noqa: E402
+                                                  vote_predict)
 from simsearch.model.leads import side_by_side  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
 from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
-from simsearch.label.vote import PRIOR_ALPHA, VOTE_K  # noqa: E402
+from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K  # noqa: E402
 from simsearch.model.datasets import BeatSet, load_beats, patient_folds  # noqa: E402
 from simsearch.model.encoder import Encoder  # noqa: E402
 from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
@@ -53,11 +54,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
+    parser.add_argument("--balances", default=str(RECORD_BALANCE),
+                        help="how much of its weight a source record keeps in a vote (1: a plain vote)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     alphas = [float(a) for a in args.alphas.split(",")]
-    settings = [(w, a) for w in weights for a in alphas]
+    balances = [float(b) for b in args.balances.split(",")]
+    settings = [(w, a, b) for w in weights for a in alphas for b in balances]
     config = TrainingConfig(seed=args.seed)
     start = time.time()
 
@@ -90,25 +94,28 @@ def main(argv=None) -> None:
         counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
         for w in weights:
             distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w), VOTE_K)
+            neighbor_records = record_codes(train.groups)[rows]
             for alpha in alphas:
-                predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha)
-                matrices[w, alpha] += confusion_matrix(first.subset(held).labels, predicted)
+                for balance in balances:
+                    predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha,
+                                             neighbor_records=neighbor_records, record_balance=balance)
+                    matrices[w, alpha, balance] += confusion_matrix(first.subset(held).labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (w, alpha), matrix in matrices.items():
+    for (w, alpha, balance), matrix in matrices.items():
         metrics = class_metrics(matrix)
-        report["settings"].append({"weight": w, "alpha": alpha, "score": nsv_score(metrics),
+        report["settings"].append({"weight": w, "alpha": alpha, "balance": balance, "score": nsv_score(metrics),
                                    "shortfall": target_shortfall(metrics), **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
     if args.json:
         print(json.dumps(report))
         return
-    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha -> score "
+    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha, record balance -> score "
           "(mean Se/+P of N, S, V), shortfall from the targets (points)")
     for row in report["settings"]:
-        print(f"  {row['weight']:>4g} {row['alpha']:>5g}: {row['score']:6.2f} {row['shortfall']:6.2f}  "
+        print(f"  {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} {row['shortfall']:6.2f}  "
               + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
 
 

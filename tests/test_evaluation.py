@@ -13,7 +13,7 @@ from simsearch.aami import class_index, to_aami
 from simsearch.model.encoder import Encoder
 from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
-from simsearch.label.vote import prior_weights, vote_scores, vote_winner
+from simsearch.label.vote import DISTANCE_SOFTENING, prior_weights, vote_scores, vote_winner
 from simsearch.signal.records import load_record
 
 from helpers import write_at_rate
@@ -46,6 +46,23 @@ def test_prior_correction_lets_a_rare_class_win():
     corrected, _ = vote_winner(vote_scores(neighbors, distances, prior_weights(np.array([1000, 10, 0, 0, 0]))))
     assert plain[0] == 0 and corrected[0] == 1
     assert prior_weights(np.array([5, 0, 5, 0, 0]), 1.0)[1] == 0  # an absent class never wins
+
+
+def test_one_crowding_record_does_not_outvote_the_others():
+    # 9 N neighbors from one record, 4 S neighbors from four records, all equally near
+    neighbors = np.array([[0] * 9 + [1] * 4])
+    records = np.array([[7] * 9 + [1, 2, 3, 4]])
+    distances = np.full(neighbors.shape, 0.5)
+    plain, _ = vote_winner(vote_scores(neighbors, distances, neighbor_records=records, record_balance=1.0))
+    balanced = vote_scores(neighbors, distances, neighbor_records=records, record_balance=0.5)
+    assert plain[0] == 0 and vote_winner(balanced)[0][0] == 1
+    weight = 1 / (0.5 + DISTANCE_SOFTENING)
+    assert balanced[0, 0] / balanced[0, 1] == pytest.approx(np.sqrt(9 * weight) / (4 * np.sqrt(weight)))
+    # rows are balanced apart, and missing neighbors (-1) weigh nothing
+    two = vote_scores(np.vstack([neighbors, [[0] * 12 + [-1]]]), np.full((2, 13), 0.5),
+                      neighbor_records=np.vstack([records, [[7] * 12 + [-1]]]))
+    np.testing.assert_allclose(two[0], balanced[0])
+    assert two[1, 0] == pytest.approx(1.0)
 
 
 def test_baseline_vectors_are_unit_raw_beats(data_dir):

@@ -48,6 +48,18 @@ def test_catalog_rows_match_the_annotations(small_index, data_dir):
     assert beats["rr_prev"][row] > 0 and beats["lead"][row] == "MLII"
 
 
+def test_record_codes_name_each_beats_record(small_index):
+    refs = small_index.catalog.beats()
+    ids, records = refs["id"].astype(np.int64), refs["record"].astype(str)
+    pick = np.concatenate([ids[::97], [-1]])
+    codes = small_index.record_codes_of(pick)
+    assert codes[-1] == -1 and (codes[:-1] >= 0).all()
+    names = records[::97]
+    same_code = codes[:-1, None] == codes[None, :-1]
+    np.testing.assert_array_equal(same_code, names[:, None] == names[None, :])
+    np.testing.assert_array_equal(small_index.record_codes_of(pick.reshape(1, -1)), codes.reshape(1, -1))
+
+
 def test_veb_of_208_finds_v_neighbors_in_other_patients(small_index, data_dir):
     votes = []
     for sample in _v_samples(data_dir, "208", 20)[::4]:

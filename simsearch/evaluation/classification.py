@@ -15,7 +15,7 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES, DS1, DS2
 from ..errors import LeadNotFoundError
-from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K, class_vote, vote_winner
+from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K, class_vote, vote_winner
 from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
 from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
@@ -79,19 +79,29 @@ def knn_search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarra
 
 
 def vote_predict(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray, k: int,
-                 alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
+                 alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES, *,
+                 neighbor_records: np.ndarray | None = None, record_balance: float = RECORD_BALANCE) -> np.ndarray:
     """The index's vote over the first ``k`` neighbors: predicted class positions."""
-    winner, _ = vote_winner(class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha, boosted))
+    records = None if neighbor_records is None else neighbor_records[:, :k]
+    winner, _ = vote_winner(class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha, boosted,
+                                       records, record_balance))
     return winner
 
 
-def knn_predict(base: np.ndarray, base_labels: np.ndarray, queries: np.ndarray, k: int,
+def knn_predict(base: np.ndarray, base_labels: np.ndarray, base_records: np.ndarray, queries: np.ndarray, k: int,
                 alpha: float = PRIOR_ALPHA) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN + the index's vote: (predicted class positions, neighbor classes)."""
+    """Exact kNN + the index's vote: (predicted class positions, neighbor classes).
+    ``base_records`` names the record of each base vector (the vote balances their shares)."""
     distances, nn = knn_search(base, queries, k)
     neighbor_classes = base_labels[nn]
     counts = np.bincount(base_labels, minlength=len(AAMI_CLASSES))
-    return vote_predict(neighbor_classes, distances, counts, k, alpha), neighbor_classes
+    return vote_predict(neighbor_classes, distances, counts, k, alpha,
+                        neighbor_records=record_codes(base_records)[nn]), neighbor_classes
+
+
+def record_codes(records: np.ndarray) -> np.ndarray:
+    """Integer codes of record names (the same name, the same code): what the vote balances."""
+    return np.unique(np.asarray(records), return_inverse=True)[1].astype(np.int64).reshape(np.shape(records))
 
 
 def nsv_score(metrics: dict) -> float:
@@ -224,7 +234,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
             neighbors = train.labels[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
-            pred = vote_predict(neighbors, distances, counts, k, alpha)
+            pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=record_codes(train.groups)[nn])
             per_record = {str(r): confusion_matrix(test.labels[test.groups == r], pred[test.groups == r]).tolist()
                           for r in dict.fromkeys(test.groups)}
             row = {"system": system.name, "seconds": round(time.perf_counter() - t0, 1),

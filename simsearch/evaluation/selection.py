@@ -28,14 +28,14 @@ from ..progress import progress_bar
 from ..signal.beats import CONTEXT_COLUMNS, beats_from_record
 from ..signal.records import load_record, resampled
 from ..store.index import BeatIndex
-from .classification import knn_predict, knn_search, nsv_score, vote_predict
+from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 
 
 def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int = VOTE_K, alpha: float = PRIOR_ALPHA) -> dict:
     """kNN vote of validation beats against an index of training beats, as `evaluate` does."""
     encoder = Encoder(encoder_model)
-    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.context), train.labels,
+    pred, neighbor_classes = knn_predict(encoder.embed(train.windows, train.context), train.labels, train.groups,
                                          encoder.embed(val.windows, val.context), k, alpha)
     metrics = class_metrics(confusion_matrix(val.labels, pred))
     return {"score": nsv_score(metrics), "p_at_k": precision_at_k(val.labels, neighbor_classes, k)["macro_NSV"],
@@ -135,18 +135,21 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                 if index_simulated:
                     indexed = concatenate(indexed, simulated.subset(~sim_held_out))
             counts = np.bincount(indexed.labels, minlength=len(AAMI_CLASSES))
+            patients = record_codes([source_record(g) for g in indexed.groups])  # a synthetic record is its patient's
 
             held_out_setups = {name: other.subset(np.isin(other.groups, fold)) for name, other in setups.items()}
 
-            def keep_neighbors(model, indexed=indexed, val=val, counts=counts, held_out_setups=held_out_setups
-                               ) -> dict:
+            def keep_neighbors(model, indexed=indexed, val=val, counts=counts, held_out_setups=held_out_setups,
+                               patients=patients) -> dict:
                 encoder = Encoder(model)
                 index = encoder.embed(indexed.windows, indexed.context)
                 distances, nn = knn_search(index, encoder.embed(val.windows, val.context), k_max)
-                out = {"score": 0.0, "neighbors": (val.labels, indexed.labels[nn], distances, counts, val.groups)}
+                out = {"score": 0.0, "neighbors": (val.labels, indexed.labels[nn], distances, counts, val.groups,
+                                                   patients[nn])}
                 for name, other in held_out_setups.items():
                     distances, nn = knn_search(index, encoder.embed(other.windows, other.context), k_max)
-                    out[("setup", name)] = (other.labels, indexed.labels[nn], distances, counts, other.groups)
+                    out[("setup", name)] = (other.labels, indexed.labels[nn], distances, counts, other.groups,
+                                            patients[nn])
                 if irregularity_weights:
                     base, queries = (shape_and_inputs(encoder, b.windows, b.context) for b in (indexed, val))
                 for w in irregularity_weights:
@@ -154,7 +157,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                         config.fixed_input_weights, dtype=float)[:encoder.context_inputs]
                     weights[IRREGULARITY_INPUT] = w
                     distances, nn = knn_search(fixed_weighted(*base, weights), fixed_weighted(*queries, weights), k_max)
-                    out[("variant", w)] = (val.labels, indexed.labels[nn], distances, counts, val.groups)
+                    out[("variant", w)] = (val.labels, indexed.labels[nn], distances, counts, val.groups,
+                                           patients[nn])
                 return out
 
             run = train_encoder(train, replace(config, patience=config.steps), lambda i, r: advance(),
@@ -245,7 +249,7 @@ def fixed_weighted(shape: np.ndarray, context_in: np.ndarray, weights: np.ndarra
     return np.ascontiguousarray(out / np.linalg.norm(out, axis=1, keepdims=True), dtype=np.float32)
 
 
-CV_KEYS = ("truth", "classes", "distances", "counts", "groups")
+CV_KEYS = ("truth", "classes", "distances", "counts", "groups", "neighbor_records")
 
 
 def concatenate(a: BeatSet, b: BeatSet) -> BeatSet:
@@ -263,14 +267,15 @@ def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...], subset: 
     out = {}
     for step, slot in sorted(cv["checkpoints"].items()):
         matrix = np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64)
-        for truth, classes, distances, counts, groups in zip(*(slot[key] for key in CV_KEYS)):
+        for truth, classes, distances, counts, groups, neighbor_records in zip(*(slot[key] for key in CV_KEYS)):
             simulated = np.array([is_simulated(g) for g in groups], dtype=bool)
             keep = {"real": ~simulated, "simulated": simulated, "all": np.ones_like(simulated)}[subset]
             if records is not None:
                 keep &= np.isin(groups, list(records))
             if keep.any():
                 matrix += confusion_matrix(truth[keep], vote_predict(classes[keep], distances[keep], counts, k,
-                                                                     alpha, boosted))
+                                                                     alpha, boosted,
+                                                                     neighbor_records=neighbor_records[keep]))
         metrics = class_metrics(matrix)
         out[step] = {"score": nsv_score(metrics), **metrics}
     return out

@@ -11,18 +11,38 @@ DISTANCE_SOFTENING = 0.05
 the whole vote alone."""
 
 
+RECORD_BALANCE = 0.5
+"""How much of its weight a source record keeps in one query's vote: its neighbors together weigh
+``total ** RECORD_BALANCE`` instead of ``total`` (1: a plain vote; 0: every record alike).
+
+A patient whose beats crowd a query's neighborhood (DS1's 208 or 209, thousands of beats of one
+morphology) otherwise outvotes the others, and the vote learns that patient rather than the
+class; the square root keeps the crowd's lead but lets the other patients be heard. Chosen by
+cross-validation inside DS1 (``scripts/cross_validate_second_lead.py --weights 1.5 --alphas
+0.25,0.4,0.5 --balances 1,0.75,0.5,0.25``, both leads), seeds 0 / 1, at α 0.4: mean score 85.98 /
+86.43, 86.71 / 86.96, 87.21 / 87.34, 86.39 / 86.94; shortfall from the targets 13.09 / 12.49,
+12.15 / 11.64, 11.39 / 11.58, 12.29 / 12.07 (at 0.5: SVEB Se 79.9 / 79.7 against 78.2 / 78.2, VEB Se
+96.9 / 97.3 against 94.7 / 95.4, N +P 99.16 / 99.17 against 99.05 / 99.04, VEB +P 80.7 / 80.8 against
+81.0 / 81.3). 0.5 scores best at α 0.25 and 0.5 too (88.49 / 88.80, 85.09 / 85.62), so α stays 0.4
+(shortfall 11.39 / 11.58 against 12.01 / 11.88 at 0.5)."""
+
+
 def vote_scores(neighbor_classes: np.ndarray, distances: np.ndarray,
-                class_weights: np.ndarray | None = None) -> np.ndarray:
+                class_weights: np.ndarray | None = None, neighbor_records: np.ndarray | None = None,
+                record_balance: float = RECORD_BALANCE) -> np.ndarray:
     """Per-query class scores (n, 5) summing to 1, in :data:`AAMI_CLASSES` order.
 
     ``neighbor_classes`` (n, k) holds class positions (-1 for missing neighbors);
     each neighbor adds ``1 / (distance + DISTANCE_SOFTENING)`` to its class. Optional
     ``class_weights`` (5,) rescale classes before normalising, to offset their unequal
-    frequency in the index.
+    frequency in the index. ``neighbor_records`` (n, k), integer codes of the neighbors'
+    records, balances the records' shares (:data:`RECORD_BALANCE`, ``record_balance``).
     """
     neighbor_classes = np.atleast_2d(neighbor_classes)
     weights = 1.0 / (np.atleast_2d(distances) + DISTANCE_SOFTENING)
     weights = np.where(neighbor_classes >= 0, weights, 0.0)
+    if neighbor_records is not None and record_balance != 1.0:
+        weights = weights * record_scale(np.atleast_2d(neighbor_records), weights, record_balance)
     n_classes = len(AAMI_CLASSES)
     n, k = neighbor_classes.shape
     # one bincount over (row, class) cells: the sums np.add.at made, in the same order, ~50x faster at 10^7 neighbors
@@ -32,6 +52,21 @@ def vote_scores(neighbor_classes: np.ndarray, distances: np.ndarray,
         scores = scores * np.asarray(class_weights, dtype=np.float64)[None, :]
     total = scores.sum(axis=1, keepdims=True)
     return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+
+
+def record_scale(records: np.ndarray, weights: np.ndarray, power: float) -> np.ndarray:
+    """Per neighbor (n, k): the factor that makes its record's summed weight in the row ``total ** power``."""
+    n, k = records.shape
+    order = np.argsort(records, axis=1, kind="stable")
+    ranked = np.take_along_axis(records, order, axis=1)
+    group = np.zeros((n, k), dtype=np.int64)  # position of the record among the row's records
+    if k > 1:
+        group[:, 1:] = np.cumsum(ranked[:, 1:] != ranked[:, :-1], axis=1)
+    rows = np.arange(n, dtype=np.int64)[:, None] * k
+    cells = np.empty((n, k), dtype=np.int64)
+    np.put_along_axis(cells, order, rows + group, axis=1)
+    totals = np.bincount(cells.ravel(), weights=weights.ravel(), minlength=n * k)[cells]
+    return np.divide(np.power(totals, power), totals, out=np.zeros_like(totals), where=totals > 0)
 
 
 def vote_winner(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,14 +134,18 @@ def prior_weights(class_counts: np.ndarray, alpha: float = PRIOR_ALPHA,
 
 
 def class_vote(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray,
-               alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES) -> np.ndarray:
-    """The vote every part of simsearch uses: distance-weighted, corrected for the class
-    frequencies ``class_counts`` of the beats that could have answered."""
-    return vote_scores(neighbor_classes, distances, prior_weights(class_counts, alpha, boosted))
+               alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES,
+               neighbor_records: np.ndarray | None = None, record_balance: float = RECORD_BALANCE) -> np.ndarray:
+    """The vote every part of simsearch uses: distance-weighted, each source record's share
+    balanced (``neighbor_records``, integer codes), corrected for the class frequencies
+    ``class_counts`` of the beats that could have answered."""
+    return vote_scores(neighbor_classes, distances, prior_weights(class_counts, alpha, boosted), neighbor_records,
+                       record_balance)
 
 
 def index_vote(index, distances: np.ndarray, ids: np.ndarray, alpha: float = PRIOR_ALPHA) -> np.ndarray:
     """Per-class vote scores (n, 5) from ``index.search`` results (ids -1 and infinite
-    distances pad), corrected for the class frequencies of the index's labeled beats."""
+    distances pad), the records' shares balanced, corrected for the class frequencies of the
+    index's labeled beats."""
     return class_vote(index.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0),
-                      index.class_counts(), alpha)
+                      index.class_counts(), alpha, neighbor_records=index.record_codes_of(ids))

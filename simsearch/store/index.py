@@ -111,6 +111,7 @@ class BeatIndex:
         self.writable = False
         """True inside :meth:`build` and :meth:`updating`, the only places beats are added."""
         self._labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._record_codes: np.ndarray | None = None
         self._exact: tuple[ExactKnn, np.ndarray] | None = None
         """Pruned exact search over a flat index's vectors and their table rows, built on first batched search."""
 
@@ -521,6 +522,7 @@ class BeatIndex:
         if ids.size:
             self.vectors.add(vectors, ids, record=beats.record, aami=beats.aami, label_source=label_source)
         self._labels = None
+        self._record_codes = None
         self._exact = None
         return ids
 
@@ -538,16 +540,29 @@ class BeatIndex:
 
     def classes_of(self, ids: np.ndarray) -> np.ndarray:
         """Class positions of beat ids (-1 for unlabeled beats or FAISS's -1 'no result')."""
-        table_ids, classes, _ = self.label_table()
+        return self._per_id(ids, self.label_table()[1])
+
+    def record_codes_of(self, ids: np.ndarray) -> np.ndarray:
+        """Integer codes of the beat ids' records (the same code, the same record; -1 for FAISS's
+        -1): what the vote balances the records' shares by (:data:`~simsearch.label.vote.RECORD_BALANCE`)."""
+        table_ids, _, records = self.label_table()
+        if self._record_codes is None:
+            self._record_codes = np.unique(records, return_inverse=True)[1].astype(np.int64)
+        return self._per_id(ids, self._record_codes)
+
+    def _per_id(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per row of :meth:`label_table`) of beat ids, -1 where an id is not there."""
+        table_ids = self.label_table()[0]
         ids = np.asarray(ids)
         if ids.size > len(table_ids) and len(table_ids) and 0 <= table_ids[-1] <= DENSE_IDS * len(table_ids):
             # a whole recording's neighbors (10^7 ids): one lookup table over the id range, not a binary search each
-            dense = np.full(int(table_ids[-1]) + 2, -1, dtype=np.int8)
-            dense[table_ids] = classes
+            small = np.int8 if values.max(initial=0) < np.iinfo(np.int8).max else np.int32  # 10^7 ids: 10 or 40 MB
+            dense = np.full(int(table_ids[-1]) + 2, -1, dtype=small)
+            dense[table_ids] = values
             return dense[np.where((ids >= 0) & (ids <= table_ids[-1]), ids, -1)].astype(np.int64)
         pos = np.clip(np.searchsorted(table_ids, ids), 0, max(len(table_ids) - 1, 0))
         found = (ids >= 0) & (table_ids[pos] == ids) if len(table_ids) else np.zeros(ids.shape, bool)
-        return np.where(found, classes[pos], -1)
+        return np.where(found, values[pos], -1)
 
     def search(self, vectors: np.ndarray, k: int = DEFAULT_K, *, exclude_records: Sequence[str] = (),
                exclude_ids: Sequence[int] = (), classes: Sequence[str] | None = None
