@@ -42,7 +42,8 @@ from simsearch.aami import ALL_RECORDS  # noqa: E402
 from simsearch.label import spreading  # noqa: E402
 from simsearch.label.annotate import Annotation  # noqa: E402
 from simsearch.label.export import beat_rows  # noqa: E402
-from simsearch.label.vote import DISTANCE_SOFTENING, index_vote, prior_weights, vote_winner  # noqa: E402
+from simsearch.label.vote import (DISTANCE_SOFTENING, RECORD_BALANCE, index_vote, prior_weights,  # noqa: E402
+                                  record_scale, vote_winner)
 from simsearch.signal.beats import beats_from_record, detect_beats  # noqa: E402
 from simsearch.signal.records import Record, load_record  # noqa: E402
 from simsearch.store.index import BeatIndex  # noqa: E402
@@ -64,10 +65,11 @@ def timed(fn, repeats: int = 1):
 
 # ---------------------------------------------------------------- the code before this change, as baselines
 def old_vote(index, distances, ids):
-    """vote_scores as it was: np.add.at over every neighbor."""
+    """vote_scores as it was: np.add.at over every neighbor (the records' shares balanced as now)."""
     classes = index.classes_of(ids)
     distances = np.where(np.isfinite(distances), distances, 0.0)
     weights = np.where(classes >= 0, 1.0 / (distances + DISTANCE_SOFTENING), 0.0)
+    weights = weights * record_scale(index.record_codes_of(ids), weights, RECORD_BALANCE)
     scores = np.zeros((classes.shape[0], 5))
     rows = np.repeat(np.arange(classes.shape[0]), classes.shape[1])
     valid = classes.ravel() >= 0

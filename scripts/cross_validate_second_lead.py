@@ -1,15 +1,15 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--alphas 0.25,0.5] [--json]
+        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their
 synthetic rhythms, exactly as the packaged encoder is trained. That one encoder then
 embeds every beat twice: in its record's default lead and in the record's other lead
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
-S and V boosted, each prior strength of ``--alphas``) runs on the two vectors side by side,
-the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
+S and V boosted, each prior strength of ``--alphas`` and record balance of ``--balances``) runs
+on the two vectors side by side, the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
 Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
@@ -52,6 +52,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "mitdb")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override another TrainingConfig field (JSON value)")
     parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
     parser.add_argument("--balances", default=str(RECORD_BALANCE),
@@ -62,7 +64,7 @@ def main(argv=None) -> None:
     alphas = [float(a) for a in args.alphas.split(",")]
     balances = [float(b) for b in args.balances.split(",")]
     settings = [(w, a, b) for w in weights for a in alphas for b in balances]
-    config = TrainingConfig(seed=args.seed)
+    config = replace(TrainingConfig(seed=args.seed), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
     start = time.time()
 
     records = load_beats(DS1, args.data_dir)
