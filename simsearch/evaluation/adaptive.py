@@ -12,7 +12,7 @@ from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
 from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats
 from ..store.index import BeatIndex
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA
-from ..label.suggest import suggest_rows
+from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
 from ..progress import progress_bar
 from ..signal.records import record_name
 from .metrics import class_metrics, confusion_matrix
@@ -23,15 +23,17 @@ ROUNDS = 3
 
 def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequence[int] = (0, 5, 10, 20, 50),
                       data_dir: str | os.PathLike | None = None, k: int = 10, progress: bool = False, *,
-                      rounds: int = ROUNDS, alpha: float = SPREAD_ALPHA,
-                      expert_weight: float = EXPERT_WEIGHT) -> dict:
+                      rounds: int = ROUNDS, alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT,
+                      seed: int = SUGGEST_SEED, clusters_per_label: int = CLUSTERS_PER_LABEL) -> dict:
     """Se/+P per class as a simulated expert labels ``budget`` beats of each record.
 
     For every record (reference beat positions) and budget the expert starts from
     nothing, and in up to ``rounds`` rounds labels the beats :func:`suggest_beats`
     asks for, revealing their reference class only; the record is re-propagated after
     each round. Beats the expert labeled are left out of the score, which is pooled
-    over records (gross statistics). Each record is embedded and searched once.
+    over records (gross statistics). Each record is embedded and searched once
+    (:func:`prepare_records`, then :func:`score_expert`, which a cross-validation can
+    call for many settings).
 
     Parameters
     ----------
@@ -49,6 +51,8 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
         Show a progress bar on stderr.
     rounds, alpha, expert_weight
         Rounds per budget, and the label spreading settings.
+    seed, clusters_per_label
+        The suggestions' k-means seed and clusters per label (:func:`~simsearch.label.suggest.suggest_rows`).
 
     Returns
     -------
@@ -58,36 +62,54 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
         rows, AAMI class order), ``expert_labels`` (how many were given) and
         ``per_record`` figures; ``records`` are the records' names.
     """
+    start = time.perf_counter()
+    prepared = prepare_records(index, records, data_dir, k, progress)
+    report = score_expert(prepared, budgets, rounds=rounds, alpha=alpha, expert_weight=expert_weight, seed=seed,
+                          clusters_per_label=clusters_per_label)
+    return {"records": [record_name(r) for r in records], "k": k, **report,
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def prepare_records(index: BeatIndex, records: Sequence[str], data_dir: str | os.PathLike | None = None,
+                    k: int = 10, progress: bool = False) -> list[tuple[Prepared, np.ndarray]]:
+    """(prepared record, reference class positions) of each record: read, embedded and searched once."""
+    out = []
+    with progress_bar("adaptive evaluation", len(records), enabled=progress) as advance:
+        for name in records:
+            loaded, found, reference = read_beats(name, data_dir, beats="reference")
+            out.append((prepare(index, loaded, found, k), class_index(reference)))
+            advance(f"{loaded.name}: {len(found)} beats")
+    return out
+
+
+def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Sequence[int], *, rounds: int = ROUNDS,
+                 alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT, seed: int = SUGGEST_SEED,
+                 clusters_per_label: int = CLUSTERS_PER_LABEL) -> dict:
+    """The figures of :func:`evaluate_adaptive` (its settings, ``budgets``) for records prepared by
+    :func:`prepare_records`."""
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]
     pooled = {key: np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64) for key in keys}
     per_record: dict[str, dict] = {key: {} for key in keys}
     labeled = {key: 0 for key in keys}
-    start = time.perf_counter()
-    with progress_bar("adaptive evaluation", len(records), enabled=progress) as advance:
-        for name in records:
-            loaded, found, reference = read_beats(name, data_dir, beats="reference")
-            prepared = prepare(index, loaded, found, k)
-            truth = class_index(reference)
-            none = np.empty(0, np.int64)
-            runs = {"global": (prepared.global_scores.argmax(axis=1), none)}
-            unlabeled = assemble(prepared, none, none, np.empty(0, dtype="<U1"), alpha=alpha,
-                                 expert_weight=expert_weight)
-            for budget in budgets:
-                runs[str(budget)] = simulate_expert(prepared, truth, budget, rounds=rounds, alpha=alpha,
-                                                    expert_weight=expert_weight, unlabeled=unlabeled)
-            for key, (predicted, rows) in runs.items():
-                scored = np.ones(truth.shape[0], dtype=bool)
-                scored[rows] = False
-                matrix = confusion_matrix(truth[scored], predicted[scored])
-                pooled[key] += matrix
-                labeled[key] += int(rows.size)
-                per_record[key][loaded.name] = class_metrics(matrix)
-            advance(f"{loaded.name}: {len(found)} beats")
+    for record, truth in prepared:
+        none = np.empty(0, np.int64)
+        runs = {"global": (record.global_scores.argmax(axis=1), none)}
+        unlabeled = assemble(record, none, none, np.empty(0, dtype="<U1"), alpha=alpha, expert_weight=expert_weight)
+        for budget in budgets:
+            runs[str(budget)] = simulate_expert(record, truth, budget, rounds=rounds, alpha=alpha,
+                                                expert_weight=expert_weight, unlabeled=unlabeled, seed=seed,
+                                                clusters_per_label=clusters_per_label)
+        for key, (predicted, rows) in runs.items():
+            scored = np.ones(truth.shape[0], dtype=bool)
+            scored[rows] = False
+            matrix = confusion_matrix(truth[scored], predicted[scored])
+            pooled[key] += matrix
+            labeled[key] += int(rows.size)
+            per_record[key][record.record] = class_metrics(matrix)
     return {
-        "records": [record_name(r) for r in records],
-        "k": k, "rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K, "seed": seed,
+        "clusters_per_label": clusters_per_label,
         "budgets": {key: {"expert_labels": labeled[key], **class_metrics(pooled[key]),
                           "confusion": pooled[key].tolist(), "per_record": per_record[key]} for key in keys},
     }
@@ -95,7 +117,8 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
 
 def simulate_expert(prepared: Prepared, truth: np.ndarray, budget: int, *, rounds: int = ROUNDS,
                     alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT,
-                    unlabeled: Annotation | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    unlabeled: Annotation | None = None, seed: int = SUGGEST_SEED,
+                    clusters_per_label: int = CLUSTERS_PER_LABEL) -> tuple[np.ndarray, np.ndarray]:
     """(final class positions, rows the expert labeled) after spending ``budget`` labels in rounds.
 
     ``unlabeled`` is the record's annotation before any expert label, when the caller
@@ -105,7 +128,8 @@ def simulate_expert(prepared: Prepared, truth: np.ndarray, budget: int, *, round
     annotation = unlabeled or assemble(prepared, rows, truth[rows], np.empty(0, dtype="<U1"), alpha=alpha,
                                        expert_weight=expert_weight)
     for size in round_sizes(budget, rounds):
-        new = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, size)
+        new = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, size, seed=seed,
+                           clusters_per_label=clusters_per_label)
         if new.size == 0:
             break
         rows = np.concatenate([rows, new])
