@@ -64,7 +64,8 @@ def main(argv=None) -> None:
     alphas = [float(a) for a in args.alphas.split(",")]
     balances = [float(b) for b in args.balances.split(",")]
     settings = [(w, a, b) for w in weights for a in alphas for b in balances]
-    config = replace(TrainingConfig(seed=args.seed), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    config = replace(TrainingConfig(seed=args.seed), **overrides)
     start = time.time()
 
     records = load_beats(DS1, args.data_dir)
@@ -114,11 +115,11 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps(report))
         return
-    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha, record balance -> score "
-          "(mean Se/+P of N, S, V), shortfall from the targets (points)")
+    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha, record balance "
+          "-> score (mean Se/+P of N, S, V), shortfall from the targets (points)")
     for row in report["settings"]:
-        print(f"  {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} {row['shortfall']:6.2f}  "
-              + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
+        print(f"  {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} "
+              f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from rich.table import Table
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
 from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
 from .label.expert import gather_labels
+from .model.leads import DEFAULT_LEADS, LEAD_CHOICES
 from .model.training import TrainingConfig
 from .signal.records import check_record, data_dir_from, read_annotations, record_name
 
@@ -68,12 +69,8 @@ class Engine(str, enum.Enum):
     ray = "ray"
 
 
-class Leads(str, enum.Enum):
-    """What ``simsearch build`` stores of each beat (see simsearch/model/leads.py)."""
-
-    auto = "auto"
-    one = "one"
-    both = "both"
+Leads = enum.Enum("Leads", {choice: choice for choice in LEAD_CHOICES}, type=str)
+Leads.__doc__ = """What ``simsearch build`` stores of each beat (see simsearch/model/leads.py)."""
 
 
 class BeatPositions(str, enum.Enum):
@@ -124,7 +121,7 @@ def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", e
           leads: Annotated[Leads, typer.Option("--leads", help="Each beat in one lead (--lead), or in both: that lead "
                                                "and the record's other lead (V1 in most MIT-BIH records) side by side; "
                                                "every record then needs two leads. auto: both where every record "
-                                               "has two")] = Leads.auto,
+                                               "has two")] = Leads(DEFAULT_LEADS),
           as_json: Json = False) -> None:
     """Build an index of labeled beats from WFDB records (replaces INDEX_DIR atomically)."""
     names = _checked_records(records, data_dir, lead)
@@ -449,7 +446,8 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
              plot: Annotated[Path, typer.Option(help="PNG of the confusion matrix (classification)")] = Path(
                  "confusion.png"),
              leads: Annotated[Leads, typer.Option("--leads", help="What the DS1 index holds of each beat (adaptive, "
-                                                  "end-to-end, noise; classification scores both)")] = Leads.auto,
+                                                  "end-to-end, noise; classification scores both)")
+                              ] = Leads(DEFAULT_LEADS),
              as_json: Json = False) -> None:
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
     task_name = task.value
