@@ -66,10 +66,10 @@ def timed(fn, repeats: int = 1):
 # ---------------------------------------------------------------- the code before this change, as baselines
 def old_vote(index, distances, ids):
     """vote_scores as it was: np.add.at over every neighbor (the records' shares balanced as now)."""
-    classes = index.classes_of(ids)
+    classes, records = index.neighbor_labels(ids)
     distances = np.where(np.isfinite(distances), distances, 0.0)
     weights = np.where(classes >= 0, 1.0 / (distances + DISTANCE_SOFTENING), 0.0)
-    weights = weights * record_scale(index.record_codes_of(ids), weights, RECORD_BALANCE)
+    weights = weights * record_scale(records, weights, RECORD_BALANCE)
     scores = np.zeros((classes.shape[0], 5))
     rows = np.repeat(np.arange(classes.shape[0]), classes.shape[1])
     valid = classes.ravel() >= 0

@@ -31,15 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1  # noqa: E402
-from simsearch.evaluation.adaptive import ROUNDS, prepare_records, score_expert  # noqa: E402
+from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert  # noqa: E402
+from simsearch.evaluation.classification import target_shortfall  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics  # noqa: E402
 from simsearch.evaluation.selection import fold_indexes  # noqa: E402
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA  # noqa: E402
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED  # noqa: E402
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES  # noqa: E402
-
-EXPERT_TARGETS = {("S", "se"): 95.0, ("S", "ppv"): 95.0, ("V", "se"): 98.0, ("V", "ppv"): 98.0}
-"""Issue 9's targets with at most 20 expert labels per record (%)."""
 
 
 def main() -> None:
@@ -80,8 +78,7 @@ def main() -> None:
         budgets_mean = {key: {c: {m: round(float(np.mean([run[key]["classes"][c][m] or 0.0 for run in per_seed])), 2)
                                   for m in ("se", "ppv")} for c in "NSVF"} for key in per_seed[0]}
         result["settings"].append({"clusters_per_label": clusters, "budgets": budgets_mean, "shortfall": {
-            key: round(sum(max(0.0, target - figures[c][m]) for (c, m), target in EXPERT_TARGETS.items()), 2)
-            for key, figures in budgets_mean.items()}})
+            key: target_shortfall({"classes": figures}, EXPERT_TARGETS) for key, figures in budgets_mean.items()}})
     if args.json:
         print(json.dumps(result))
         return

@@ -117,8 +117,8 @@ ZERO_LABEL_TARGETS = {("N", "se"): 97.0, ("N", "ppv"): 99.0, ("S", "se"): 80.0, 
 (:data:`~simsearch.label.vote.PRIOR_ALPHA`) is chosen to come nearest to."""
 
 
-def target_shortfall(metrics: dict) -> float:
-    """Points by which Se and +P of N, S and V fall short of :data:`ZERO_LABEL_TARGETS`, summed.
+def target_shortfall(metrics: dict, targets: dict = ZERO_LABEL_TARGETS) -> float:
+    """Points by which Se and +P of N, S and V fall short of ``targets`` (:data:`ZERO_LABEL_TARGETS`), summed.
 
     :func:`nsv_score` weighs every point of Se and +P alike, so it chooses how well a
     setting separates the classes; a setting that only moves the vote's operating point
@@ -126,7 +126,7 @@ def target_shortfall(metrics: dict) -> float:
     which counts only what the targets ask: finding 80 % of the SVEBs matters, +P above 50 does not.
     """
     return round(sum(max(0.0, target - (metrics["classes"][c][key] or 0.0))
-                     for (c, key), target in ZERO_LABEL_TARGETS.items()), 2)
+                     for (c, key), target in targets.items()), 2)
 
 
 def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarray) -> dict:

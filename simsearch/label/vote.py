@@ -153,5 +153,6 @@ def index_vote(index, distances: np.ndarray, ids: np.ndarray, alpha: float = PRI
     """Per-class vote scores (n, 5) from ``index.search`` results (ids -1 and infinite
     distances pad), the records' shares balanced, corrected for the class frequencies of the
     index's labeled beats."""
-    return class_vote(index.classes_of(ids), np.where(np.isfinite(distances), distances, 0.0),
-                      index.class_counts(), alpha, neighbor_records=index.record_codes_of(ids))
+    classes, records = index.neighbor_labels(ids)
+    return class_vote(classes, np.where(np.isfinite(distances), distances, 0.0), index.class_counts(), alpha,
+                      neighbor_records=records)

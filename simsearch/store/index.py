@@ -112,6 +112,7 @@ class BeatIndex:
         """True inside :meth:`build` and :meth:`updating`, the only places beats are added."""
         self._labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._record_codes: np.ndarray | None = None
+        """Per row of :meth:`label_table`, its record as an integer code; made with the table."""
         self._exact: tuple[ExactKnn, np.ndarray] | None = None
         """Pruned exact search over a flat index's vectors and their table rows, built on first batched search."""
 
@@ -522,7 +523,6 @@ class BeatIndex:
         if ids.size:
             self.vectors.add(vectors, ids, record=beats.record, aami=beats.aami, label_source=label_source)
         self._labels = None
-        self._record_codes = None
         self._exact = None
         return ids
 
@@ -536,33 +536,41 @@ class BeatIndex:
             labeled = aami[order] != ""
             classes[labeled] = class_index(aami[order][labeled])
             self._labels = (ids[order], classes, records[order].astype(str))
+            self._record_codes = np.unique(self._labels[2], return_inverse=True)[1].astype(np.int64)
         return self._labels
 
     def classes_of(self, ids: np.ndarray) -> np.ndarray:
         """Class positions of beat ids (-1 for unlabeled beats or FAISS's -1 'no result')."""
-        return self._per_id(ids, self.label_table()[1])
+        return self.neighbor_labels(ids)[0]
 
     def record_codes_of(self, ids: np.ndarray) -> np.ndarray:
         """Integer codes of the beat ids' records (the same code, the same record; -1 for FAISS's
         -1): what the vote balances the records' shares by (:data:`~simsearch.label.vote.RECORD_BALANCE`)."""
-        table_ids, _, records = self.label_table()
-        if self._record_codes is None:
-            self._record_codes = np.unique(records, return_inverse=True)[1].astype(np.int64)
-        return self._per_id(ids, self._record_codes)
+        return self.neighbor_labels(ids)[1]
 
-    def _per_id(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``values`` (one per row of :meth:`label_table`) of beat ids, -1 where an id is not there."""
+    def neighbor_labels(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class positions, record codes) of beat ids, as :meth:`classes_of` and :meth:`record_codes_of`
+        give them, from one lookup of the ids (a vote needs both for 10^7 neighbors)."""
+        rows = self._table_rows(ids)
+        _, classes, _ = self.label_table()
+        if not classes.size:
+            return np.full(rows.shape, -1, dtype=np.int64), np.full(rows.shape, -1, dtype=np.int64)
+        safe = np.maximum(rows, 0)
+        return np.where(rows >= 0, classes[safe], -1), np.where(rows >= 0, self._record_codes[safe], -1)
+
+    def _table_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of :meth:`label_table` holding beat ids, -1 where an id is not there."""
         table_ids = self.label_table()[0]
         ids = np.asarray(ids)
         if ids.size > len(table_ids) and len(table_ids) and 0 <= table_ids[-1] <= DENSE_IDS * len(table_ids):
             # a whole recording's neighbors (10^7 ids): one lookup table over the id range, not a binary search each
-            small = np.int8 if values.max(initial=0) < np.iinfo(np.int8).max else np.int32  # 10^7 ids: 10 or 40 MB
-            dense = np.full(int(table_ids[-1]) + 2, -1, dtype=small)
-            dense[table_ids] = values
+            dense = np.full(int(table_ids[-1]) + 2, -1, dtype=np.int32)
+            dense[table_ids] = np.arange(len(table_ids), dtype=np.int32)
             return dense[np.where((ids >= 0) & (ids <= table_ids[-1]), ids, -1)].astype(np.int64)
-        pos = np.clip(np.searchsorted(table_ids, ids), 0, max(len(table_ids) - 1, 0))
-        found = (ids >= 0) & (table_ids[pos] == ids) if len(table_ids) else np.zeros(ids.shape, bool)
-        return np.where(found, values[pos], -1)
+        if not len(table_ids):
+            return np.full(ids.shape, -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(table_ids, ids), 0, len(table_ids) - 1)
+        return np.where((ids >= 0) & (table_ids[pos] == ids), pos, -1)
 
     def search(self, vectors: np.ndarray, k: int = DEFAULT_K, *, exclude_records: Sequence[str] = (),
                exclude_ids: Sequence[int] = (), classes: Sequence[str] | None = None
