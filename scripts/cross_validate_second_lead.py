@@ -1,7 +1,7 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--json]
+        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,257Hz] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their
@@ -10,7 +10,9 @@ embeds every beat twice: in its record's default lead and in the record's other 
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
 S and V boosted, each prior strength of ``--alphas`` and record balance of ``--balances``) runs
 on the two vectors side by side, the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
-Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read.
+Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. ``--setups``
+also votes on the held-out patients resampled to other rates (both leads), by the same index
+at MIT-BIH's rate: what a deployed index of both leads meets in a Holter's recordings.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
 once, and every weight and prior strength is scored from those embeddings: the weight by
@@ -58,12 +60,15 @@ def main(argv=None) -> None:
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
     parser.add_argument("--balances", default=str(RECORD_BALANCE),
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
+    parser.add_argument("--setups", default="", help="also the held-out beats resampled, e.g. 128Hz,257Hz")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     alphas = [float(a) for a in args.alphas.split(",")]
     balances = [float(b) for b in args.balances.split(",")]
-    settings = [(w, a, b) for w in weights for a in alphas for b in balances]
+    setups = [name for name in args.setups.split(",") if name]
+    settings = [(setup, w, a, b) for setup in ["as recorded", *setups]
+                for w in weights for a in alphas for b in balances]
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     config = replace(TrainingConfig(seed=args.seed), **overrides)
     start = time.time()
@@ -73,6 +78,12 @@ def main(argv=None) -> None:
     second = recorded_otherwise(DS1, args.data_dir, "other-lead")
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
+    views = {"as recorded": (first, second)}
+    for setup in setups:
+        views[setup] = (recorded_otherwise(DS1, args.data_dir, setup),
+                        recorded_otherwise(DS1, args.data_dir, setup, second_lead=True))
+        if not np.array_equal(views[setup][0].labels, views[setup][1].labels):
+            raise SystemExit(f"error: the two leads gave different beats at {setup}")
     simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
     sources = np.array([source_record(g) for g in simulated.groups])
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
@@ -83,7 +94,9 @@ def main(argv=None) -> None:
         train = first.subset(~held)
         train_all = concatenate(train, simulated.subset(~np.isin(sources, fold)))
         final = {"checkpoints": 0}
-        parts = (train, second.subset(~held), first.subset(held), second.subset(held))
+        held_views = {setup: (one.subset(np.isin(one.groups, fold)), other.subset(np.isin(other.groups, fold)))
+                      for setup, (one, other) in views.items()}
+        parts = (train, second.subset(~held), *[part for pair in held_views.values() for part in pair])
 
         def at_checkpoint(model, final=final, parts=parts):  # embed at the last checkpoint only: it trains all steps
             final["checkpoints"] += 1
@@ -93,32 +106,36 @@ def main(argv=None) -> None:
             return {"score": 0.0}
 
         train_encoder(train_all, replace(config, patience=config.steps), checkpoint=at_checkpoint)
-        train_1, train_2, held_1, held_2 = final["vectors"]
+        train_1, train_2, *held_vectors = final["vectors"]
         counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
-        for w in weights:
-            distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w), VOTE_K)
-            neighbor_records = record_codes(train.groups)[rows]
-            for alpha in alphas:
-                for balance in balances:
-                    predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha,
-                                             neighbor_records=neighbor_records, record_balance=balance)
-                    matrices[w, alpha, balance] += confusion_matrix(first.subset(held).labels, predicted)
+        held_pairs = zip(held_vectors[0::2], held_vectors[1::2])
+        for (setup, (held_first, _)), (held_1, held_2) in zip(held_views.items(), held_pairs):
+            for w in weights:
+                distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w),
+                                             VOTE_K)
+                neighbor_records = record_codes(train.groups)[rows]
+                for alpha in alphas:
+                    for balance in balances:
+                        predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha,
+                                                 neighbor_records=neighbor_records, record_balance=balance)
+                        matrices[setup, w, alpha, balance] += confusion_matrix(held_first.labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (w, alpha, balance), matrix in matrices.items():
+    for (setup, w, alpha, balance), matrix in matrices.items():
         metrics = class_metrics(matrix)
-        report["settings"].append({"weight": w, "alpha": alpha, "balance": balance, "score": nsv_score(metrics),
+        report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance,
+                                   "score": nsv_score(metrics),
                                    "shortfall": target_shortfall(metrics), **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
     if args.json:
         print(json.dumps(report))
         return
-    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: other lead's weight, alpha, record balance "
-          "-> score (mean Se/+P of N, S, V), shortfall from the targets (points)")
+    print(f"real DS1 records, {args.folds} folds, seed {args.seed}: set-up, other lead's weight, alpha, record "
+          "balance -> score (mean Se/+P of N, S, V), shortfall from the targets (points)")
     for row in report["settings"]:
-        print(f"  {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} "
+        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} "
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
 
 

@@ -134,6 +134,9 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
     for other in setups.values():  # the same beats, labeled the same (a beat or two may fall off an end)
         assert abs(len(other) - len(beats)) <= 2 * len(records)
         assert set(other.groups) == set(records)
+    other_at_128 = recorded_otherwise(records, data_dir, "128Hz", second_lead=True)  # both leads at a Holter's rate
+    assert np.array_equal(other_at_128.labels, setups["128Hz"].labels)
+    assert not np.allclose(other_at_128.windows, setups["128Hz"].windows)
     with pytest.raises(Exception, match="unknown recording set-up"):
         recorded_otherwise(records, data_dir, "upside down")
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)

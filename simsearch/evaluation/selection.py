@@ -25,8 +25,8 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, beats_from_record
-from ..signal.records import load_record, resampled
+from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record
+from ..signal.records import load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
@@ -213,17 +213,23 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     return out
 
 
-def recorded_otherwise(records: Sequence[str], data_dir, setup: str) -> BeatSet:
+def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_lead: bool = False) -> BeatSet:
     """Reference-labeled beats of ``records`` as another recording set-up would give them:
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
-    MIT-BIH records) or ``"<rate>Hz"`` (the default lead resampled to that rate, e.g.
-    ``"128Hz"``, a Holter's). What a deployed index meets in other databases."""
+    MIT-BIH records) or ``"<rate>Hz"`` (the default lead, or with ``second_lead`` the other
+    one, resampled to that rate, e.g. ``"128Hz"``, a Holter's). What a deployed index meets
+    in other databases."""
     if setup == "other-lead":
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
         raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead or <rate>Hz, e.g. 128Hz)")
-    return BeatSet.stack([beats_from_record(resampled(load_record(name, data_dir), float(setup[:-2])))
-                          for name in records])
+    rate = float(setup[:-2])
+
+    def beats(name: str) -> Beats:
+        lead = other_lead(name, data_dir) if second_lead else None
+        return beats_from_record(resampled(load_record(name, data_dir, lead=lead), rate))
+
+    return BeatSet.stack([beats(name) for name in records])
 
 
 IRREGULARITY_INPUT = 3
