@@ -57,6 +57,33 @@ def test_lead_ii_when_no_mlii(tmp_path):
     assert load_record(tmp_path / "holter.edf").lead == "ECG II"
 
 
+def test_a_signal_in_volts_or_microvolts_is_read_in_millivolts(data_dir, tmp_path):
+    """Headers naming V or uV (WFDB units, EDF physical dimension) are read in mV, as MIT-BIH's
+    records are; the beats' context does not depend on the scale either way."""
+    from dataclasses import replace
+
+    import pyedflib
+
+    from simsearch.signal.beats import beats_from_record
+
+    mv = load_record("119", data_dir)
+    signal = mv.signal[: 60 * 360]
+    for unit, scale in (("uV", 1e3), ("V", 1e-3), ("NU", 1.0)):  # NU: no voltage unit, kept as it is
+        wfdb.wrsamp(f"r{unit}", fs=360, units=[unit], sig_name=["MLII"], p_signal=signal[:, None] * scale,
+                    fmt=["32"], adc_gain=[2e5 / (scale * np.ptp(signal))], baseline=[0], write_dir=str(tmp_path))
+        np.testing.assert_allclose(load_record(tmp_path / f"r{unit}").signal, signal, atol=1e-3)
+    writer = pyedflib.EdfWriter(str(tmp_path / "micro.edf"), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    writer.setSignalHeaders([{"label": "MLII", "dimension": "uV", "sample_frequency": 360, "physical_max": 5000.0,
+                              "physical_min": -5000.0, "digital_max": 32767, "digital_min": -32768}])
+    writer.writeSamples([np.ascontiguousarray(signal * 1e3)])
+    writer.close()
+    np.testing.assert_allclose(load_record(tmp_path / "micro.edf").signal, signal, atol=1e-3)
+
+    context = beats_from_record(replace(mv, signal=signal)).context
+    for scale in (1e-3, 1e3):  # the P-wave consistency once read a signal in volts as no P wave at all
+        np.testing.assert_allclose(beats_from_record(replace(mv, signal=signal * scale)).context, context, atol=1e-5)
+
+
 def test_missing_record(data_dir):
     with pytest.raises(RecordNotFoundError, match="record not found: 999"):
         load_record("999", data_dir)

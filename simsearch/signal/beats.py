@@ -334,6 +334,9 @@ def p_wave_consistency(windows: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.float32)
     centred = atrial - atrial.mean(axis=1, keepdims=True)
+    # in units of the record's own atrial activity, so that the guard below is small against any
+    # signal's scale (a recording in volts has sums of squares near 1e-12, as the guard)
+    centred /= max(float(np.sqrt(np.mean(centred ** 2))), np.finfo(np.float64).tiny)
     (medians,), block = block_medians((centred,), ATRIAL_BEATS, ATRIAL_BLOCK)
     template = medians[block]
     correlation = (centred * template).sum(axis=1) / np.sqrt(

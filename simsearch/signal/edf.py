@@ -46,6 +46,8 @@ class EdfHeader:
     rates: list[float]
     lengths: list[int]
     discontinuous: bool
+    units: list[str]
+    """Each signal's physical dimension as written (``uV``, ``mV``...)."""
 
 
 HEADER_BYTES = 256
@@ -144,13 +146,14 @@ def _header(reader, path: Path) -> EdfHeader:
     leads = [str(reader.getLabel(i)).strip() for i in range(n)]
     rates = [float(reader.getSampleFrequency(i)) for i in range(n)]
     lengths = [int(v) for v in reader.getNSamples()[:n]]
+    units = [str(reader.getPhysicalDimension(i)).strip() for i in range(n)]
     discontinuous = _reserved_field(path).startswith(("EDF+D", "BDF+D"))
     if n == 0:
         raise RecordFormatError(f"{path.name}: the EDF file holds no signal")
     if discontinuous:
         raise RecordFormatError(f"{path.name}: a discontinuous EDF+ recording (EDF+D) is not supported: its samples "
                                 "are not evenly spaced in time; export it as continuous EDF+ (EDF+C)")
-    return EdfHeader(leads, rates, lengths, discontinuous)
+    return EdfHeader(leads, rates, lengths, discontinuous, units)
 
 
 def _reserved_field(path: Path) -> str:
@@ -165,7 +168,7 @@ def _reserved_field(path: Path) -> str:
 
 def read_lead(path: Path, channel: int, annotations: bool
               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(signal in physical units, annotation samples, symbols) of lead ``channel``.
+    """(signal in its physical units, annotation samples, symbols) of lead ``channel``.
 
     Annotation positions are at the lead's rate. They are None when ``annotations`` is
     false or the file holds no annotation whose text starts with an MIT-BIH symbol.

@@ -60,7 +60,8 @@ e.g. FLAC-compressed ones, are not checked)."""
 
 @dataclass(frozen=True)
 class Record:
-    """One lead of a record, in physical units, at the rate ``fs`` it was recorded at.
+    """One lead of a record, in mV (or the physical units of a signal that is not in volts:
+    :func:`in_millivolts`), at the rate ``fs`` it was recorded at.
 
     A record is never resampled: sample numbers (its own, its annotations', a user's)
     are always at ``fs``. Only beat cutting (:func:`simsearch.signal.beats.beats_from_record`)
@@ -206,7 +207,7 @@ def load_record(
         raise RecordFormatError(f"{name}: signal file cannot be read ({reason(exc)})") from None
     if raw.p_signal is None or raw.p_signal.ndim != 2 or raw.p_signal.shape[1] != 1:
         raise RecordFormatError(f"{name}: signal file cannot be read (no samples of lead {chosen})")
-    signal = np.asarray(raw.p_signal[:, 0], dtype=np.float64)
+    signal = in_millivolts(np.asarray(raw.p_signal[:, 0], dtype=np.float64), (raw.units or [None])[0])
     if sig_len and signal.shape[0] < sig_len:
         raise RecordFormatError(f"{name}: signal file is truncated ({signal.shape[0]} of {sig_len} samples)")
     check_signal(signal, f"{name} lead {chosen}")
@@ -218,6 +219,20 @@ def load_record(
     if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
         ann_samples, ann_symbols = read_annotations(path, annotations)
     return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+
+
+MILLIVOLTS_PER_UNIT = {"v": 1e3, "volt": 1e3, "mv": 1.0, "millivolt": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
+                       "microvolt": 1e-3, "nv": 1e-6}
+"""Voltage units a header may name (compared in lower case, so ``MV`` is read as mV: no ECG is in
+megavolts), in mV. A signal in one of them is read in mV, as MIT-BIH's are: the pictures draw mV
+on the ECG grid, and nothing downstream depends on a signal's scale (windows and context are
+scale-free). Other units (none, ``NU``, ADC counts) are kept as they are."""
+
+
+def in_millivolts(signal: np.ndarray, unit: str | None) -> np.ndarray:
+    """``signal`` in mV when ``unit`` is a voltage unit (:data:`MILLIVOLTS_PER_UNIT`), else unchanged."""
+    scale = MILLIVOLTS_PER_UNIT.get(str(unit or "").strip().lower().rstrip("s"), 1.0)
+    return signal * scale if scale != 1.0 else signal
 
 
 def write_record(path: str | os.PathLike, signal: np.ndarray, fs: float, leads: list[str]) -> Path:
@@ -239,6 +254,7 @@ def _load_edf(path: Path, lead: str | None, annotations: bool) -> Record:
     channel = header.leads.index(chosen)
     fs = check_sampling_rate(header.rates[channel], f"{path.name} lead {chosen}")
     signal, ann_samples, ann_symbols = edf.read_lead(path, channel, annotations)
+    signal = in_millivolts(signal, header.units[channel])
     check_signal(signal, f"{name} lead {chosen}")
     if signal.shape[0] < MIN_DURATION_S * fs:
         raise SignalQualityError(f"{name} lead {chosen}: signal too short ({signal.shape[0]} samples at {fs:g} Hz, "
