@@ -54,6 +54,31 @@ def test_beats_carry_windows_context_and_labels(record_208):
     assert np.mean(np.abs(peak_at - WINDOW_BEFORE) <= 10) > 0.9
 
 
+def test_windows_are_centred_on_the_qrs_whatever_point_the_annotations_mark(record_208, data_dir):
+    """A database that marks another point of the QRS (here 40 ms after MIT-BIH's R peaks) gets the
+    same windows; the beats keep their own sample numbers. The other lead is cut where the first
+    lead's windows are, and the detector's beats are already centred."""
+    from dataclasses import replace
+
+    from simsearch.signal.beats import MODEL_FS, beats_in_lead, rescale_samples
+
+    record = replace(record_208, signal=record_208.signal[: 120 * 360])
+    peaks, symbols = reference_beats(record)
+    peaks, symbols = peaks[2:-2], symbols[2:-2]
+    beats = beats_from_record(record, r_peaks=peaks, symbols=symbols)
+    late = beats_from_record(record, r_peaks=peaks + round(0.040 * 360), symbols=symbols)
+    assert np.array_equal(late.samples, peaks + 14) and np.array_equal(late.centres, beats.centres)
+    assert np.array_equal(late.windows, beats.windows)
+    assert np.median(np.abs(beats.centres - peaks)) <= 1  # MIT-BIH marks the largest deflection
+
+    other = beats_in_lead(load_record("208", data_dir, lead="V1", annotations=None), beats)
+    assert np.array_equal(other.centres, beats.centres) and np.array_equal(other.symbols, beats.symbols)
+    assert not np.allclose(other.windows, beats.windows)
+
+    detected = beats_from_record(replace(record, ann_samples=None, ann_symbols=None))
+    assert np.array_equal(rescale_samples(detected.centres, MODEL_FS, record.fs), detected.samples)
+
+
 def test_ventricular_beats_stand_out_from_the_dominant_beat(record_208):
     beats = beats_from_record(record_208)
     shape = beats.context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]

@@ -25,7 +25,7 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record
+from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead
 from ..signal.records import load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
@@ -226,8 +226,10 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     rate = float(setup[:-2])
 
     def beats(name: str) -> Beats:
-        lead = other_lead(name, data_dir) if second_lead else None
-        return beats_from_record(resampled(load_record(name, data_dir, lead=lead), rate))
+        first = beats_from_record(resampled(load_record(name, data_dir), rate))
+        if not second_lead:
+            return first
+        return beats_in_lead(resampled(load_record(name, data_dir, lead=other_lead(name, data_dir)), rate), first)
 
     return BeatSet.stack([beats(name) for name in records])
 

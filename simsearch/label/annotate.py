@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
 from ..errors import AnnotationError, EncoderMismatchError, SignalQualityError
 from ..model.leads import first_lead
 from ..progress import progress_bar
-from ..signal.beats import Beats, beats_from_record, detect_beats, reference_beats
+from ..signal.beats import Beats, beats_from_record, reference_beats
 from ..signal.edf import is_edf
 from ..signal.records import Record, load_record
 from ..store.index import BeatIndex
@@ -184,15 +184,14 @@ def read_beats(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
                 f"annotation file ({loaded.name}.atr)"
             raise AnnotationError(f"{loaded.name}: no {where} to take beat positions from; use beats='detect'")
         peaks, symbols = reference_beats(loaded)
-        reference = np.array([SYMBOL_TO_AAMI[s] for s in symbols], dtype="<U1")
+        reference = np.array([SYMBOL_TO_AAMI[s] for s in symbols], dtype="<U1")[np.argsort(peaks, kind="stable")]
+        unlabeled = beats_from_record(loaded, r_peaks=peaks)
     else:
-        peaks = detect_beats(loaded)
-        reference = np.full(peaks.shape[0], "", dtype="<U1")
-    if peaks.size == 0:
+        unlabeled = beats_from_record(loaded)  # read without annotations: the detector's beats
+        reference = np.full(len(unlabeled), "", dtype="<U1")
+    if len(unlabeled) == 0:
         raise SignalQualityError(f"{loaded.name}: no beats found")
-    unlabeled = beats_from_record(loaded, r_peaks=peaks)
-    order = np.argsort(peaks, kind="stable")
-    return loaded, unlabeled, reference[order]
+    return loaded, unlabeled, reference
 
 
 def check_beat_source(beats: str) -> str:
@@ -384,8 +383,7 @@ def add_to_index(index: BeatIndex, annotation: Annotation) -> np.ndarray:
         raise EncoderMismatchError(f"{annotation.record} was embedded with encoder {annotation.encoder}, the index "
                                    f"uses {index.fingerprint}: annotate it again with this index")
     b = annotation.beats
-    labeled = Beats(b.record, b.lead, b.fs, b.samples, b.windows, b.context, annotation.symbols.astype("<U1"),
-                    annotation.labels.astype("<U1"))
+    labeled = replace(b, symbols=annotation.symbols.astype("<U1"), aami=annotation.labels.astype("<U1"))
     expert = annotation.expert_mask
     confidence = np.where(expert, 1.0, annotation.confidence)
     return index.add_beats(labeled, annotation.embeddings, record_path=annotation.path,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index
 from ..errors import AnnotationError, LeadNotFoundError
-from ..signal.beats import Beats, beats_from_record
+from ..signal.beats import Beats, beats_from_record, beats_in_lead
 from ..signal.records import load_record, other_lead, record_name
 
 DS1_VALIDATION = ("106", "112", "209", "220")
@@ -48,7 +48,9 @@ class BeatSet:
 def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None, *,
                second_lead: bool = False) -> list[Beats]:
     """Reference-annotated beats of each record, at the model's rate, in its default lead, or
-    with ``second_lead`` in its other one (:func:`~simsearch.signal.records.other_lead`).
+    with ``second_lead`` in its other one (:func:`~simsearch.signal.records.other_lead`), cut
+    where the default lead's are (:func:`~simsearch.signal.beats.beats_in_lead`), as an index
+    of both leads cuts them.
 
     Raises
     ------
@@ -57,12 +59,13 @@ def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None]
     """
     out = []
     for name in records:
-        lead = None
+        beats = beats_from_record(load_record(name, data_dir))
         if second_lead:
             lead = other_lead(name, data_dir)
             if lead is None:
                 raise LeadNotFoundError(f"{record_name(name)} has one lead: no second lead to read")
-        out.append(beats_from_record(load_record(name, data_dir, lead=lead)))
+            beats = beats_in_lead(load_record(name, data_dir, lead=lead, annotations=None), beats)
+        out.append(beats)
         if progress:
             progress(name)
     return out

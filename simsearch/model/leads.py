@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
-from ..signal.beats import Beats, beats_from_record, rescale_samples
+from ..signal.beats import Beats, beats_in_lead
 from ..signal.records import Record, load_record, other_lead, record_name
 
 LEADS = ("one", "both")
@@ -127,10 +127,8 @@ def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
     lead = other_lead(record.path, first=record.lead)
     if lead is None:
         return None
-    second = load_record(record.path, lead=lead, annotations=None)
-    # an EDF file may sample its leads at different rates: the same instants, at the second lead's rate
-    peaks = np.clip(rescale_samples(beats.samples, record.fs, second.fs), 0, max(second.n_samples - 1, 0))
-    return beats_from_record(second, r_peaks=peaks)
+    # an EDF file may sample its leads at different rates: beats_in_lead takes the same instants
+    return beats_in_lead(load_record(record.path, lead=lead, annotations=None), beats)
 
 
 def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store: bool = False,

@@ -275,17 +275,26 @@ def is_p_wave(peaks: np.ndarray, slopes: np.ndarray, fs: float, params: Detector
 def locate_r_peaks(
     located: np.ndarray, beats: np.ndarray, fs: float, params: DetectorParams = DEFAULT_PARAMS
 ) -> np.ndarray:
-    """Move each beat to the largest absolute deflection of ``located`` within ±LOCATE_S.
+    """Move each beat to the largest absolute deflection of ``located`` within ±LOCATE_S
+    (:func:`largest_deflections`); two beats moved onto one deflection become one."""
+    return np.unique(largest_deflections(located, beats, fs, params))
+
+
+def largest_deflections(located: np.ndarray, beats: np.ndarray, fs: float,
+                        params: DetectorParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Per beat, the sample of the largest absolute deflection of ``located`` (the signal
+    band-passed to :data:`LOCATE_BAND_HZ`) within ±LOCATE_S of it (int64, one per beat, in order).
 
     That is where MIT-BIH annotates the R peak, also for negative complexes (the S or
     QS wave) and wide ventricular beats.
     """
-    if beats.shape[0] == 0:
-        return beats.astype(np.int64)
+    beats = np.asarray(beats, dtype=np.int64)
+    if beats.shape[0] == 0 or located.shape[0] == 0:
+        return beats
     half = _samples(params.locate_s, fs)
     windows = np.clip(beats[:, None] + np.arange(-half, half + 1)[None, :], 0, located.shape[0] - 1)
     deepest = np.argmax(np.abs(located[windows]), axis=1)
-    return np.unique(windows[np.arange(beats.shape[0]), deepest]).astype(np.int64)
+    return windows[np.arange(beats.shape[0]), deepest].astype(np.int64)
 
 
 def _samples(seconds: float, fs: float) -> int:
