@@ -1,6 +1,6 @@
 """The simulated expert cross-validated inside DS1: how the adaptive settings are chosen.
 
-    python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive
+    python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
         [--suggest-seeds 1234,1,2,3,4] [--clusters-per-label 2,4] [--json]
 
@@ -35,6 +35,7 @@ from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_record
 from simsearch.evaluation.classification import target_shortfall  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics  # noqa: E402
 from simsearch.evaluation.selection import fold_indexes  # noqa: E402
+from simsearch.model.training import TrainingConfig  # noqa: E402
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA  # noqa: E402
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED  # noqa: E402
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES  # noqa: E402
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--suggest-seeds", default=str(SUGGEST_SEED), help="k-means seeds of the suggestions")
     parser.add_argument("--clusters-per-label", default=str(CLUSTERS_PER_LABEL),
                         help="k-means clusters per expert label, a list")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -61,8 +63,8 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-    for fold, index in fold_indexes(DS1, args.data_dir, args.work_dir, n_folds=args.folds, progress=not args.json,
-                                    leads=args.leads):
+    for fold, index in fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
+                                    progress=not args.json, leads=args.leads):
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
         for clusters in cluster_counts:
             for seed in seeds:
