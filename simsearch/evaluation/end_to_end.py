@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index, to_aami
 from ..label.vote import VOTE_K, index_vote, vote_winner
 from ..progress import progress_bar
-from ..signal.beats import beats_from_record, detect_beats, reference_beats
+from ..signal.beats import beats_from_record, reference_beats
 from ..signal.records import Record, load_record
 from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
 from .metrics import percent
@@ -41,7 +42,7 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
         To be summed over records and scored by :func:`end_to_end_figures`.
     """
     reference, symbols = reference_beats(record)
-    detected = beats_from_record(record, r_peaks=detect_beats(record))
+    detected = beats_from_record(replace(record, ann_samples=None, ann_symbols=None))  # as annotate reads it
     distances, ids = index.search(index.embed(record, detected), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
     pred, _ = vote_winner(index_vote(index, distances, ids))

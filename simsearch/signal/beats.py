@@ -381,7 +381,7 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
     if r_peaks is None:
         if record.has_annotations:
             r_peaks, symbols = reference_beats(record)
-        else:
+        else:  # the detector runs at MODEL_FS, where its settings were tuned, and centres its beats itself
             centres = detect_r_peaks(at_model, MODEL_FS)
             r_peaks = rescale_samples(centres, MODEL_FS, record.fs)
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
@@ -436,13 +436,9 @@ def beats_in_lead(other: Record, beats: Beats) -> Beats:
 
 
 def detect_beats(record: Record) -> np.ndarray:
-    """R-peak positions (at the record's rate) found by the QRS detector, ignoring any annotations."""
-    return _detected(to_model_rate(record.signal, record.fs), record.fs)
-
-
-def _detected(at_model: np.ndarray, fs: float) -> np.ndarray:
-    # the detector runs at MODEL_FS, where its settings were tuned; positions go out at the record's rate
-    return rescale_samples(detect_r_peaks(at_model, MODEL_FS), MODEL_FS, fs)
+    """R-peak positions (at the record's rate) found by the QRS detector, ignoring any annotations
+    (the beats :func:`beats_from_record` cuts from a record without annotations)."""
+    return rescale_samples(detect_r_peaks(to_model_rate(record.signal, record.fs), MODEL_FS), MODEL_FS, record.fs)
 
 
 def to_model_rate(signal: np.ndarray, fs: float) -> np.ndarray:
