@@ -30,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from simsearch.aami import SYMBOL_TO_AAMI  # noqa: E402
 from simsearch.signal.filtering import resample  # noqa: E402
 
 LEAD_PAIR = ("MLII", "V1")
@@ -145,7 +146,7 @@ def main() -> None:
     record_seconds = None if args.record_minutes is None else args.record_minutes * 60
     signal, fs, samples, symbols, aux, used = concatenate(data_dir, records, args.hours * 3600, args.fs,
                                                           record_seconds)
-    beats = sum(s in "NLRejAaJSVEF/fQ" for s in symbols)
+    beats = sum(s in SYMBOL_TO_AAMI for s in symbols)
     print(f"{name}: {signal.shape[0] / fs / 3600:.2f} h at {fs:g} Hz, leads {', '.join(LEAD_PAIR)}, "
           f"{len(used)} records ({', '.join(used)}), {len(samples)} annotations ({beats} beats), "
           f"{time.perf_counter() - start:.1f} s", flush=True)

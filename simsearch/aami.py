@@ -12,13 +12,18 @@ AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 """AAMI classes in the order used for every score vector and confusion matrix."""
 
 SYMBOL_TO_AAMI: dict[str, str] = {
-    **dict.fromkeys("NLRej", "N"),
+    **dict.fromkeys("NLRejBn", "N"),
     **dict.fromkeys("AaJS", "S"),
-    **dict.fromkeys("VE", "V"),
+    **dict.fromkeys("VEr", "V"),
     "F": "F",
-    **dict.fromkeys("/fQ", "Q"),
+    **dict.fromkeys("/fQ?", "Q"),
 }
-"""Beat symbols of the MIT-BIH annotation vocabulary, mapped to their AAMI class."""
+"""Every beat symbol of the WFDB annotation vocabulary, mapped to its AAMI class (EC57).
+
+MIT-BIH's records use the first ones (N L R e j, A a J S, V E, F, / f Q); other databases
+also mark ``B`` (bundle branch block, unspecified: N, as left and right are), ``n``
+(supraventricular escape: N, as atrial and nodal escapes are: SVEB means premature),
+``r`` (R-on-T ventricular premature beat: V) and ``?`` (not classified: Q)."""
 
 NON_BEAT_SYMBOLS: frozenset[str] = frozenset('[!]x()p t u`\'^|~+sT*D="@')
 """Annotation symbols that mark something other than a beat (rhythm, noise, waves...)."""
@@ -49,9 +54,10 @@ def parse_record_list(spec: str) -> list[str]:
 
 def check_symbols(symbols: Iterable[str], source: str) -> None:
     """Refuse symbols that are neither beats nor known non-beat annotations."""
-    unknown = sorted({s for s in symbols if s not in SYMBOL_TO_AAMI and s not in NON_BEAT_SYMBOLS})
+    unknown = sorted({repr(s) if isinstance(s, str) else "an undefined code" for s in symbols
+                      if s not in SYMBOL_TO_AAMI and s not in NON_BEAT_SYMBOLS})
     if unknown:
-        raise AnnotationError(f"{source}: unknown annotation symbol(s) {', '.join(map(repr, unknown))}")
+        raise AnnotationError(f"{source}: unknown annotation symbol(s) {', '.join(unknown)}")
 
 
 def to_aami(symbols: Iterable[str]) -> np.ndarray:

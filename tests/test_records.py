@@ -133,13 +133,25 @@ def test_flat_signal(tmp_path):
 
 
 def test_unknown_annotation_symbol(record_copy):
+    """A code no WFDB table defines is refused; every code WFDB defines is known, the beats of
+    other databases (B, n, r, ?) with their AAMI class."""
+    from simsearch.aami import SYMBOL_TO_AAMI
+
     path = record_copy("100")
-    ann = wfdb.rdann(str(path), "atr")
-    symbols = list(ann.symbol)
-    symbols[5] = "?"  # a label no MIT-BIH table defines
-    wfdb.wrann("100", "atr", ann.sample, symbol=symbols, write_dir=str(path.parent))
-    with pytest.raises(AnnotationError, match="unknown annotation symbol"):
+    data = bytearray(path.with_name("100.atr").read_bytes())
+    word = int.from_bytes(data[:2], "little")  # the first annotation: 6-bit code, 10-bit time step
+    data[:2] = ((45 << 10) | (word & 0x3FF)).to_bytes(2, "little")  # code 45: undefined
+    path.with_name("100.atr").write_bytes(bytes(data))
+    with pytest.raises(AnnotationError, match="unknown annotation symbol.*undefined code"):
         load_record(path)
+
+    other = record_copy("101")
+    ann = wfdb.rdann(str(other), "atr")
+    symbols = list(ann.symbol)
+    symbols[5:9] = ["B", "n", "r", "?"]
+    wfdb.wrann("101", "atr", ann.sample, symbol=symbols, write_dir=str(other.parent))
+    assert list(load_record(other).ann_symbols[5:9]) == ["B", "n", "r", "?"]
+    assert [SYMBOL_TO_AAMI[s] for s in "Bnr?"] == ["N", "N", "V", "Q"]
 
 
 def test_too_short_signal():
