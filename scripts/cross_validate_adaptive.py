@@ -35,10 +35,10 @@ from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_record
 from simsearch.evaluation.classification import target_shortfall  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics  # noqa: E402
 from simsearch.evaluation.selection import fold_indexes  # noqa: E402
-from simsearch.model.training import TrainingConfig  # noqa: E402
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA  # noqa: E402
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED  # noqa: E402
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES  # noqa: E402
+from simsearch.model.training import TrainingConfig  # noqa: E402
 
 
 def main() -> None:
@@ -63,8 +63,9 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-    for fold, index in fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
-                                    progress=not args.json, leads=args.leads):
+    folds = fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
+                         progress=not args.json, leads=args.leads)
+    for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
         for clusters in cluster_counts:
             for seed in seeds:
