@@ -135,3 +135,26 @@ def test_a_record_at_1000_hz_is_stored_at_its_own_rate(small_index, written, tmp
             query_beat(index, path.name, SECONDS * fs, k=1)
     finally:
         index.close()
+
+
+def test_a_record_as_another_database_holds_it_is_labeled_as_its_original(small_index, data_dir, tmp_path):
+    """233's three minutes at 257 Hz, in microvolts, its lead named II, its annotations marking a point
+    30 ms after the R peaks: read in mV, windows centred on the QRS, the beats labeled as the original's."""
+    import wfdb
+
+    here = write_at_rate(SOURCE, data_dir, 360, tmp_path, seconds=SECONDS, new_name="as_mitbih")
+    other = write_at_rate(SOURCE, data_dir, 257, tmp_path, seconds=SECONDS, new_name="foreign")
+    record = load_record(other)
+    late = np.minimum(record.ann_samples + round(0.030 * 257), record.n_samples - 1)
+    wfdb.wrsamp("foreign", fs=257, units=["uV"], sig_name=["II"], p_signal=record.signal[:, None] * 1000,
+                fmt=["32"], adc_gain=[1000.0], baseline=[0], write_dir=str(tmp_path))
+    wfdb.wrann("foreign", "atr", late, symbol=list(record.ann_symbols), fs=257, write_dir=str(tmp_path))
+
+    foreign = load_record(other)
+    assert foreign.lead == "II" and np.ptp(foreign.signal) < 10  # mV, not uV
+    expected = annotate_record(small_index, here, beats="reference")
+    labeled = annotate_record(small_index, other, beats="reference")
+    assert len(labeled.labels) == len(expected.labels)
+    assert np.mean(labeled.labels == expected.labels) > 0.99  # windows cut at the marks: 0.98
+    assert set(labeled.labels) == set(expected.labels)
+
