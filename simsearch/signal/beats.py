@@ -410,8 +410,9 @@ def qrs_centres(at_model: np.ndarray, peaks_at_model: np.ndarray) -> np.ndarray:
     """Where each beat's window is centred: the largest deflection of its QRS within 75 ms of the
     given position (:func:`~simsearch.signal.detection.largest_deflections`, at :data:`MODEL_FS`).
 
-    The detector places its beats there, and MIT-BIH's annotations lie within 3 ms of it on 46
-    of 48 records (117: 17 ms); another database may mark another point of the QRS. Windows
+    The detector places its beats there, and MIT-BIH's annotations lie within 3 ms of it (the
+    median over a record's beats) on 43 of its 44 records without paced beats (117: 17 ms); another
+    database may mark another point of the QRS. Windows
     cut at the given positions made the vote depend on that convention: in DS1
     cross-validation (fold encoders and indexes of ``scripts/cross_validate_adaptive.py``, both
     leads) the held-out patients' annotations moved 20 or 40 ms later scored 84.3 and 81.6
