@@ -1,7 +1,7 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,257Hz] [--json]
+        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,marks+40ms] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their
@@ -11,8 +11,9 @@ embeds every beat twice: in its record's default lead and in the record's other 
 S and V boosted, each prior strength of ``--alphas`` and record balance of ``--balances``) runs
 on the two vectors side by side, the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
 Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. ``--setups``
-also votes on the held-out patients resampled to other rates (both leads), by the same index
-at MIT-BIH's rate: what a deployed index of both leads meets in a Holter's recordings.
+also votes on the held-out patients resampled to other rates or with their annotations moved
+(``128Hz``, ``marks+40ms``; both leads), by the same index at MIT-BIH's rate: what a deployed
+index of both leads meets in another database's recordings.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
 once, and every weight and prior strength is scored from those embeddings: the weight by
@@ -60,7 +61,8 @@ def main(argv=None) -> None:
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
     parser.add_argument("--balances", default=str(RECORD_BALANCE),
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
-    parser.add_argument("--setups", default="", help="also the held-out beats resampled, e.g. 128Hz,257Hz")
+    parser.add_argument("--setups", default="",
+                        help="also the held-out beats resampled or their annotations moved, e.g. 128Hz,marks+40ms")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]

@@ -137,6 +137,9 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
     other_at_128 = recorded_otherwise(records, data_dir, "128Hz", second_lead=True)  # both leads at a Holter's rate
     assert np.array_equal(other_at_128.labels, setups["128Hz"].labels)
     assert not np.allclose(other_at_128.windows, setups["128Hz"].windows)
+    marked = recorded_otherwise(records, data_dir, "marks+40ms")  # a database marking a later point of the QRS
+    assert np.array_equal(marked.labels, beats.labels)
+    assert np.mean(np.all(marked.windows == beats.windows, axis=1)) > 0.95  # centred on the QRS all the same
     with pytest.raises(Exception, match="unknown recording set-up"):
         recorded_otherwise(records, data_dir, "upside down")
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)

@@ -26,7 +26,7 @@ from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
 from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead
-from ..signal.records import load_record, other_lead, resampled
+from ..signal.records import Record, load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
@@ -216,20 +216,35 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
 def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_lead: bool = False) -> BeatSet:
     """Reference-labeled beats of ``records`` as another recording set-up would give them:
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
-    MIT-BIH records) or ``"<rate>Hz"`` (the default lead, or with ``second_lead`` the other
-    one, resampled to that rate, e.g. ``"128Hz"``, a Holter's). What a deployed index meets
-    in other databases."""
+    MIT-BIH records), ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's) or
+    ``"marks<+|-><ms>ms"`` (the annotations moved, e.g. ``"marks+40ms"``: a database that marks
+    another point of the QRS); with ``second_lead``, the other lead of each beat of the last two
+    (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other databases."""
     if setup == "other-lead":
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
-        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead or <rate>Hz, e.g. 128Hz)")
-    rate = float(setup[:-2])
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
+        rate = float(setup[:-2])
+
+        def recorded(record: Record) -> Record:
+            return resampled(record, rate)
+    elif re.fullmatch(r"marks[+-][0-9]+ms", setup):
+        seconds = float(setup[5:-2]) / 1000.0
+
+        def recorded(record: Record) -> Record:
+            if not record.has_annotations:  # the other lead: its beats are the first lead's
+                return record
+            moved = np.clip(record.ann_samples + round(seconds * record.fs), 0, record.n_samples - 1)
+            return replace(record, ann_samples=moved)
+    else:
+        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, or "
+                             "marks<+|-><ms>ms such as marks+40ms)")
 
     def beats(name: str) -> Beats:
-        first = beats_from_record(resampled(load_record(name, data_dir), rate))
+        first = beats_from_record(recorded(load_record(name, data_dir)))
         if not second_lead:
             return first
-        return beats_in_lead(resampled(load_record(name, data_dir, lead=other_lead(name, data_dir)), rate), first)
+        return beats_in_lead(recorded(load_record(name, data_dir, lead=other_lead(name, data_dir), annotations=None)),
+                             first)
 
     return BeatSet.stack([beats(name) for name in records])
 
