@@ -42,7 +42,7 @@ from simsearch.model.leads import side_by_side  # noqa: E402
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
 from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
 from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K  # noqa: E402
-from simsearch.model.datasets import BeatSet, load_beats, patient_folds  # noqa: E402
+from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, patient_folds  # noqa: E402
 from simsearch.model.encoder import Encoder  # noqa: E402
 from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
 from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
 
     records = load_beats(DS1, args.data_dir)
     first = BeatSet.stack(records)
-    second = recorded_otherwise(DS1, args.data_dir, "other-lead")
+    second = BeatSet.stack(in_other_lead(records, args.data_dir))  # each record's default lead read once
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
     views = {"as recorded": (first, second)}

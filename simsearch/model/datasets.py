@@ -48,9 +48,7 @@ class BeatSet:
 def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None, *,
                second_lead: bool = False) -> list[Beats]:
     """Reference-annotated beats of each record, at the model's rate, in its default lead, or
-    with ``second_lead`` in its other one (:func:`~simsearch.signal.records.other_lead`), cut
-    where the default lead's are (:func:`~simsearch.signal.beats.beats_in_lead`), as an index
-    of both leads cuts them.
+    with ``second_lead`` in its other one (:func:`in_other_lead`).
 
     Raises
     ------
@@ -59,15 +57,28 @@ def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None]
     """
     out = []
     for name in records:
-        beats = beats_from_record(load_record(name, data_dir))
-        if second_lead:
-            lead = other_lead(name, data_dir)
-            if lead is None:
-                raise LeadNotFoundError(f"{record_name(name)} has one lead: no second lead to read")
-            beats = beats_in_lead(load_record(name, data_dir, lead=lead, annotations=None), beats)
-        out.append(beats)
+        out.append(beats_from_record(load_record(name, data_dir)))
         if progress:
             progress(name)
+    return in_other_lead(out, data_dir) if second_lead else out
+
+
+def in_other_lead(beats: Sequence[Beats], data_dir) -> list[Beats]:
+    """The same beats in each record's other lead (:func:`~simsearch.signal.records.other_lead`),
+    cut where the default lead's are (:func:`~simsearch.signal.beats.beats_in_lead`), as an index
+    of both leads cuts them.
+
+    Raises
+    ------
+    LeadNotFoundError
+        A record has one lead.
+    """
+    out = []
+    for first in beats:
+        lead = other_lead(first.record, data_dir)
+        if lead is None:
+            raise LeadNotFoundError(f"{record_name(first.record)} has one lead: no second lead to read")
+        out.append(beats_in_lead(load_record(first.record, data_dir, lead=lead, annotations=None), first))
     return out
 
 
