@@ -77,7 +77,7 @@ def main(argv=None) -> None:
 
     records = load_beats(DS1, args.data_dir)
     first = BeatSet.stack(records)
-    second = BeatSet.stack(in_other_lead(records, args.data_dir))  # each record's default lead read once
+    second = BeatSet.stack(in_other_lead(DS1, records, args.data_dir))  # each record's default lead read once
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
     views = {"as recorded": (first, second)}

@@ -60,11 +60,12 @@ def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None]
         out.append(beats_from_record(load_record(name, data_dir)))
         if progress:
             progress(name)
-    return in_other_lead(out, data_dir) if second_lead else out
+    return in_other_lead(records, out, data_dir) if second_lead else out
 
 
-def in_other_lead(beats: Sequence[Beats], data_dir) -> list[Beats]:
-    """The same beats in each record's other lead (:func:`~simsearch.signal.records.other_lead`),
+def in_other_lead(records: Sequence[str], beats: Sequence[Beats], data_dir) -> list[Beats]:
+    """``beats`` (of ``records``, names or paths, one each) in each record's other lead
+    (:func:`~simsearch.signal.records.other_lead`),
     cut where the default lead's are (:func:`~simsearch.signal.beats.beats_in_lead`), as an index
     of both leads cuts them.
 
@@ -74,11 +75,11 @@ def in_other_lead(beats: Sequence[Beats], data_dir) -> list[Beats]:
         A record has one lead.
     """
     out = []
-    for first in beats:
-        lead = other_lead(first.record, data_dir)
+    for name, first in zip(records, beats, strict=True):
+        lead = other_lead(name, data_dir)
         if lead is None:
-            raise LeadNotFoundError(f"{record_name(first.record)} has one lead: no second lead to read")
-        out.append(beats_in_lead(load_record(first.record, data_dir, lead=lead, annotations=None), first))
+            raise LeadNotFoundError(f"{record_name(name)} has one lead: no second lead to read")
+        out.append(beats_in_lead(load_record(name, data_dir, lead=lead, annotations=None), first))
     return out
 
 
