@@ -32,6 +32,15 @@ def test_class_metrics_follow_ec57():
     assert m["accuracy"] == pytest.approx(100 * 6 / 9, abs=0.01)  # Q left out
 
 
+def test_a_beat_called_q_is_a_miss_as_bxb_counts_it():
+    truth = class_index(list("NNSSVVQ"))
+    pred = class_index(list("NQSQVVQ"))  # an N and an S beat called Q (bxb's Nq, Sq)
+    m = class_metrics(confusion_matrix(truth, pred))
+    assert m["classes"]["N"]["se"] == 50.0 and m["classes"]["S"]["se"] == 50.0 and m["called_q"] == 2
+    assert m["classes"]["N"]["ppv"] == 100.0 and m["classes"]["V"]["se"] == 100.0
+    assert m["accuracy"] == pytest.approx(100 * 4 / 6, abs=0.01)  # the Q beat called Q is not scored
+
+
 def test_precision_at_k():
     queries = np.array([0, 0, 2])
     neighbors = np.array([[0, 0, 1], [1, 0, 0], [2, 2, 2]])

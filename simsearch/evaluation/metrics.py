@@ -18,20 +18,25 @@ def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray) -> np.ndarray:
 def class_metrics(matrix: np.ndarray) -> dict:
     """Se, +P and FPR (percent) per scored class, overall accuracy, and Q apart.
 
-    Beats whose reference is Q are left out of every figure (EC57). As in EC57, a
-    fusion (F) beat called V is not a VEB false positive: F is a V/N mixture.
+    As PhysioNet's ``bxb`` (EC57's reference implementation) counts them: beats whose
+    reference is Q are left out of every figure, but a beat of another class called Q is
+    a miss of its class (``bxb``'s ``Sq``, ``Vq``: before 2026-11-23 those beats were left out
+    too, which only an index holding Q beats, paced records, could tell); a fusion (F) beat
+    called V is not a VEB false positive (F is a V/N mixture). ``called_q`` counts the scored
+    beats called Q.
     """
     q = AAMI_CLASSES.index("Q")
-    scored = np.delete(np.delete(matrix, q, axis=0), q, axis=1)
+    scored = np.delete(np.asarray(matrix), q, axis=0)  # reference Q out; the column of beats called Q stays
     classes = [c for c in AAMI_CLASSES if c != "Q"]
     total = scored.sum()
     result: dict = {"classes": {}}
     for i, name in enumerate(classes):
-        tp = scored[i, i]
+        column = AAMI_CLASSES.index(name)
+        tp = scored[i, column]
         fn = scored[i].sum() - tp
-        fp = scored[:, i].sum() - tp
+        fp = scored[:, column].sum() - tp
         if name == "V":
-            fp -= scored[classes.index("F"), i]
+            fp -= scored[classes.index("F"), column]
         tn = total - tp - fn - fp
         result["classes"][name] = {
             "n": int(scored[i].sum()),
@@ -40,9 +45,10 @@ def class_metrics(matrix: np.ndarray) -> dict:
             "ppv": percent(tp, tp + fp),
             "fpr": percent(fp, fp + tn),
         }
-    result["accuracy"] = percent(np.trace(scored), total)
-    q_row = matrix[q]
+    result["accuracy"] = percent(sum(scored[i, AAMI_CLASSES.index(c)] for i, c in enumerate(classes)), total)
+    q_row = np.asarray(matrix)[q]
     result["q_beats"] = {"n": int(q_row.sum()), "predicted": {c: int(v) for c, v in zip(AAMI_CLASSES, q_row)}}
+    result["called_q"] = int(scored[:, q].sum())
     return result
 
 
