@@ -1,7 +1,8 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,marks+40ms] [--json]
+        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,marks+40ms] [--paced-in-index]
+        [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their
@@ -13,7 +14,10 @@ on the two vectors side by side, the other lead's scaled by ``w`` (then normalis
 Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. ``--setups``
 also votes on the held-out patients resampled to other rates or with their annotations moved
 (``128Hz``, ``marks+40ms``; both leads), by the same index at MIT-BIH's rate: what a deployed
-index of both leads meets in another database's recordings.
+index of both leads meets in another database's recordings. ``--paced-in-index`` also votes with each
+fold's index holding the four paced records (102, 104, 107, 217; never scored) beside its DS1 records,
+as an index of all 48 records does: what its paced beats (AAMI class Q) do to the votes on patients
+without a pacemaker.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
 once, and every weight and prior strength is scored from those embeddings: the weight by
@@ -35,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import AAMI_CLASSES, DS1  # noqa: E402
+from simsearch.aami import AAMI_CLASSES, DS1, PACED  # noqa: E402
 from simsearch.evaluation.classification import (knn_search, nsv_score, record_codes, target_shortfall,  # noqa: E402
                                                   vote_predict)
 from simsearch.model.leads import side_by_side  # noqa: E402
@@ -63,14 +67,17 @@ def main(argv=None) -> None:
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
     parser.add_argument("--setups", default="",
                         help="also the held-out beats resampled or their annotations moved, e.g. 128Hz,marks+40ms")
+    parser.add_argument("--paced-in-index", action="store_true",
+                        help="each fold's index also holds the paced records, as an index of all 48 does")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     alphas = [float(a) for a in args.alphas.split(",")]
     balances = [float(b) for b in args.balances.split(",")]
     setups = [name for name in args.setups.split(",") if name]
-    settings = [(setup, w, a, b) for setup in ["as recorded", *setups]
-                for w in weights for a in alphas for b in balances]
+    indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
+    settings = [(setup, w, a, b, index) for setup in ["as recorded", *setups]
+                for w in weights for a in alphas for b in balances for index in indexes]
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     config = replace(TrainingConfig(seed=args.seed), **overrides)
     start = time.time()
@@ -86,6 +93,8 @@ def main(argv=None) -> None:
                         recorded_otherwise(DS1, args.data_dir, setup, second_lead=True))
         if not np.array_equal(views[setup][0].labels, views[setup][1].labels):
             raise SystemExit(f"error: the two leads gave different beats at {setup}")
+    paced = load_beats(PACED, args.data_dir) if args.paced_in_index else []
+    paced_views = (BeatSet.stack(paced), BeatSet.stack(in_other_lead(PACED, paced, args.data_dir))) if paced else ()
     simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
     sources = np.array([source_record(g) for g in simulated.groups])
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
@@ -98,7 +107,7 @@ def main(argv=None) -> None:
         final = {"checkpoints": 0}
         held_views = {setup: (one.subset(np.isin(one.groups, fold)), other.subset(np.isin(other.groups, fold)))
                       for setup, (one, other) in views.items()}
-        parts = (train, second.subset(~held), *[part for pair in held_views.values() for part in pair])
+        parts = (train, second.subset(~held), *paced_views, *[part for pair in held_views.values() for part in pair])
 
         def at_checkpoint(model, final=final, parts=parts):  # embed at the last checkpoint only: it trains all steps
             final["checkpoints"] += 1
@@ -109,36 +118,45 @@ def main(argv=None) -> None:
 
         train_encoder(train_all, replace(config, patience=config.steps), checkpoint=at_checkpoint)
         train_1, train_2, *held_vectors = final["vectors"]
-        counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
-        held_pairs = zip(held_vectors[0::2], held_vectors[1::2])
-        for (setup, (held_first, _)), (held_1, held_2) in zip(held_views.items(), held_pairs):
-            for w in weights:
-                distances, rows = knn_search(side_by_side(train_1, train_2, w), side_by_side(held_1, held_2, w),
-                                             VOTE_K)
-                neighbor_records = record_codes(train.groups)[rows]
-                for alpha in alphas:
-                    for balance in balances:
-                        predicted = vote_predict(train.labels[rows], distances, counts, VOTE_K, alpha,
-                                                 neighbor_records=neighbor_records, record_balance=balance)
-                        matrices[setup, w, alpha, balance] += confusion_matrix(held_first.labels, predicted)
+        stored = {"DS1": (train_1, train_2, train.labels, train.groups)}
+        if paced_views:  # the paced records' beats join the fold's index, in both leads
+            paced_1, paced_2, *held_vectors = held_vectors
+            stored["DS1 + paced"] = (np.concatenate([train_1, paced_1]), np.concatenate([train_2, paced_2]),
+                                     np.concatenate([train.labels, paced_views[0].labels]),
+                                     np.concatenate([train.groups, paced_views[0].groups]))
+        held_pairs = list(zip(held_vectors[0::2], held_vectors[1::2]))
+        for index, (index_1, index_2, index_labels, index_records) in stored.items():
+            counts = np.bincount(index_labels, minlength=len(AAMI_CLASSES))
+            for (setup, (held_first, _)), (held_1, held_2) in zip(held_views.items(), held_pairs):
+                for w in weights:
+                    distances, rows = knn_search(side_by_side(index_1, index_2, w), side_by_side(held_1, held_2, w),
+                                                 VOTE_K)
+                    neighbor_records = record_codes(index_records)[rows]
+                    for alpha in alphas:
+                        for balance in balances:
+                            predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
+                                                     neighbor_records=neighbor_records, record_balance=balance)
+                            matrices[setup, w, alpha, balance, index] += confusion_matrix(held_first.labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (setup, w, alpha, balance), matrix in matrices.items():
+    for (setup, w, alpha, balance, index), matrix in matrices.items():
         metrics = class_metrics(matrix)
-        report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance,
+        report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance, "index": index,
                                    "score": nsv_score(metrics),
-                                   "shortfall": target_shortfall(metrics), **{
+                                   "shortfall": target_shortfall(metrics), "called_q": metrics["called_q"], **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
     if args.json:
         print(json.dumps(report))
         return
     print(f"real DS1 records, {args.folds} folds, seed {args.seed}: set-up, other lead's weight, alpha, record "
-          "balance -> score (mean Se/+P of N, S, V), shortfall from the targets (points)")
+          "balance[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets (points), beats called Q")
     for row in report["settings"]:
-        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}: {row['score']:6.2f} "
-              f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV"))
+        index = f", {row['index']}" if len(indexes) > 1 else ""
+        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}{index}: {row['score']:6.2f} "
+              f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
+              + f"  Q {row['called_q']}")
 
 
 if __name__ == "__main__":
