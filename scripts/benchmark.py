@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch import BeatIndex, Encoder, query_beat, query_signal  # noqa: E402
-from simsearch.model.encoder import encoder_inputs, import_keras  # noqa: E402
-from simsearch.model.datasets import BeatSet, load_beats  # noqa: E402
+from simsearch import BeatIndex, Encoder, query_beat, query_signal
+from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.encoder import encoder_inputs, import_keras
 
 
 def beats_per_second(fn, repeats: int = 3) -> float:

@@ -42,8 +42,14 @@ from simsearch.aami import ALL_RECORDS  # noqa: E402
 from simsearch.label import spreading  # noqa: E402
 from simsearch.label.annotate import Annotation  # noqa: E402
 from simsearch.label.export import beat_rows  # noqa: E402
-from simsearch.label.vote import (DISTANCE_SOFTENING, RECORD_BALANCE, index_vote, prior_weights,  # noqa: E402
-                                  record_scale, vote_winner)
+from simsearch.label.vote import (  # noqa: E402
+    DISTANCE_SOFTENING,
+    RECORD_BALANCE,
+    index_vote,
+    prior_weights,
+    record_scale,
+    vote_winner,
+)
 from simsearch.signal.beats import beats_from_record, detect_beats  # noqa: E402
 from simsearch.signal.records import Record, load_record  # noqa: E402
 from simsearch.store.index import BeatIndex  # noqa: E402
@@ -146,7 +152,8 @@ def stage_baselines(index: BeatIndex, holter: Path, n_beats: int) -> dict:
     t_new, (d_new, i_new) = timed(lambda: index.search(x, k, exclude_records=[record.name]))
     v_new_t, scores_new = timed(lambda: index_vote(index, d_new, i_new))
     same = float(np.mean(scores_new.argmax(1) == scores_old.argmax(1)))
-    out["search+vote"] = {"old_beats_per_s": round(n / (t_old + v_old_t)), "new_beats_per_s": round(n / (t_new + v_new_t)),
+    out["search+vote"] = {"old_beats_per_s": round(n / (t_old + v_old_t)),
+                          "new_beats_per_s": round(n / (t_new + v_new_t)),
                           "old_s": round(t_old + v_old_t, 2), "new_s": round(t_new + v_new_t, 2),
                           "same_vote_label": same, "load": load()}
     t_old, _ = timed(lambda: old_graph(x))
@@ -222,7 +229,8 @@ def batched_vote(index: BeatIndex, baseline_records: int, ivf_dir: Path) -> dict
                    for a, b in zip(approx[name][0], exact[name][0]))
         out["ivf"] = {"vectors": ivf.manifest["vectors"], "beats_per_s": round(len(x) / seconds),
                       "recall_at_100": round(hits / int((np.concatenate([exact[m][0] for m in names]) >= 0).sum()), 4),
-                      "same_vote": round(float(np.mean(np.concatenate([approx[m][1] == exact[m][1] for m in names]))), 4),
+                      "same_vote": round(float(np.mean(np.concatenate([approx[m][1] == exact[m][1]
+                                                                       for m in names]))), 4),
                       "load": load()}
     finally:
         ivf.close()

@@ -320,7 +320,8 @@ def time_catalog(url: str, rows: int, *, per_record: int = 2000, lookups: int = 
 
 
 def child_catalog(args) -> dict:
-    """An SQLite catalog of ``--size`` beats: insert rate, nearest_beat with and without the (record_id, sample) index."""
+    """An SQLite catalog of ``--size`` beats: insert rate, nearest_beat with and without the (record_id, sample)
+    index."""
     import sqlite3
 
     path = Path(args.out)

@@ -32,12 +32,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import DS1  # noqa: E402
-from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise  # noqa: E402
-from simsearch.model.datasets import BeatSet, load_beats  # noqa: E402
-from simsearch.model.training import TrainingConfig  # noqa: E402
-from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K  # noqa: E402
-from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms  # noqa: E402
+from simsearch.aami import DS1
+from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise
+from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
+from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
+from simsearch.model.training import TrainingConfig
 
 VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]
@@ -121,7 +121,8 @@ def main() -> None:
                                              step)
     grid = sorted((summary(cv, k, alpha, boosted, simulated is not None) for k, alpha, boosted in VOTE_GRID),
                   key=lambda g: -g["score"])
-    report = {"config": config.__dict__, "index_simulated": args.index_simulated, "folds": cv["folds"], "seconds": round(seconds),
+    report = {"config": config.__dict__, "index_simulated": args.index_simulated, "folds": cv["folds"],
+              "seconds": round(seconds),
               "simulated_records": 0 if simulated is None else len(set(simulated.groups)),
               "default_vote": default_vote, "by_step": by_step, "by_scenario": scenarios, "vote_grid": grid}
     report["irregularity_weights"] = {}

@@ -30,15 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import DS1  # noqa: E402
-from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert  # noqa: E402
-from simsearch.evaluation.classification import target_shortfall  # noqa: E402
-from simsearch.evaluation.metrics import class_metrics  # noqa: E402
-from simsearch.evaluation.selection import fold_indexes  # noqa: E402
-from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA  # noqa: E402
-from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED  # noqa: E402
-from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES  # noqa: E402
-from simsearch.model.training import TrainingConfig  # noqa: E402
+from simsearch.aami import DS1
+from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert
+from simsearch.evaluation.classification import target_shortfall
+from simsearch.evaluation.metrics import class_metrics
+from simsearch.evaluation.selection import fold_indexes
+from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
+from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
+from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
+from simsearch.model.training import TrainingConfig
 
 
 def main() -> None:

@@ -39,17 +39,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import AAMI_CLASSES, DS1, PACED  # noqa: E402
-from simsearch.evaluation.classification import (knn_search, nsv_score, record_codes, target_shortfall,  # noqa: E402
-                                                  vote_predict)
-from simsearch.model.leads import side_by_side  # noqa: E402
-from simsearch.evaluation.metrics import class_metrics, confusion_matrix  # noqa: E402
-from simsearch.evaluation.selection import concatenate, recorded_otherwise  # noqa: E402
-from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K  # noqa: E402
-from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, patient_folds  # noqa: E402
-from simsearch.model.encoder import Encoder  # noqa: E402
-from simsearch.model.rhythms import simulate_rhythms, source_record  # noqa: E402
-from simsearch.model.training import TrainingConfig, train_encoder  # noqa: E402
+from simsearch.aami import AAMI_CLASSES, DS1, PACED
+from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
+from simsearch.evaluation.metrics import class_metrics, confusion_matrix
+from simsearch.evaluation.selection import concatenate, recorded_otherwise
+from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
+from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, patient_folds
+from simsearch.model.encoder import Encoder
+from simsearch.model.leads import side_by_side
+from simsearch.model.rhythms import simulate_rhythms, source_record
+from simsearch.model.training import TrainingConfig, train_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,7 +153,8 @@ def main(argv=None) -> None:
           "balance[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets (points), beats called Q")
     for row in report["settings"]:
         index = f", {row['index']}" if len(indexes) > 1 else ""
-        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}{index}: {row['score']:6.2f} "
+        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}{index}: "
+              f"{row['score']:6.2f} "
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
               + f"  Q {row['called_q']}")
 

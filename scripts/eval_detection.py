@@ -23,9 +23,9 @@ from rich.table import Table
 from wfdb.processing import xqrs_detect
 
 from simsearch.aami import parse_record_list
+from simsearch.errors import SimsearchError
 from simsearch.evaluation.detection import evaluate_detection, summarize_detection
 from simsearch.signal.detection import detect_r_peaks
-from simsearch.errors import SimsearchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ENV = "SIMSEARCH_DATA"
@@ -91,7 +91,8 @@ def record_table(rows: dict[str, list[dict]]) -> Table:
 
 def summary_table(summaries: dict[str, dict]) -> Table:
     table = Table(title="Gross totals (every unmatched detection is a false positive)", box=box.SIMPLE_HEAD)
-    for column in ("Detector", "Beats", "TP", "FN", "FP", "FP\nin VF", "Se %", "+P %", "+P %\nEC57", "s per\nrecord", "s\ntotal"):
+    for column in ("Detector", "Beats", "TP", "FN", "FP", "FP\nin VF", "Se %", "+P %", "+P %\nEC57", "s per\nrecord",
+                   "s\ntotal"):
         table.add_column(column, justify="left" if column == "Detector" else "right")
     for name, s in summaries.items():
         table.add_row(

@@ -20,8 +20,8 @@ import wfdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import SYMBOL_TO_AAMI, class_index, to_aami  # noqa: E402
-from simsearch.evaluation.matching import match_labels, matched_metrics  # noqa: E402
+from simsearch.aami import SYMBOL_TO_AAMI, class_index, to_aami
+from simsearch.evaluation.matching import match_labels, matched_metrics
 
 
 def beat_annotations(record: Path, ext: str) -> tuple[np.ndarray, np.ndarray, float]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import DS1  # noqa: E402
-from simsearch.model.encoder import default_model_path  # noqa: E402
-from simsearch.evaluation.selection import train_and_save  # noqa: E402
-from simsearch.model.training import TrainingConfig  # noqa: E402
+from simsearch.aami import DS1
+from simsearch.evaluation.selection import train_and_save
+from simsearch.model.encoder import default_model_path
+from simsearch.model.training import TrainingConfig
 
 
 def main() -> None:

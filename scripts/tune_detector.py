@@ -39,13 +39,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simsearch.aami import ALL_RECORDS, DS1, DS2  # noqa: E402
-from simsearch.evaluation.detection import (detection_counts, detection_rates, evaluate_detection,  # noqa: E402
-                                            summarize_detection, vf_episodes)  # noqa: E402
-from simsearch.signal.beats import reference_beats  # noqa: E402
-from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks  # noqa: E402
-from simsearch.signal.noise import add_noise, sized_beats  # noqa: E402
-from simsearch.signal.records import load_record  # noqa: E402
+from simsearch.aami import ALL_RECORDS, DS1, DS2
+from simsearch.evaluation.detection import (
+    detection_counts,
+    detection_rates,
+    evaluate_detection,
+    summarize_detection,
+    vf_episodes,
+)
+from simsearch.signal.beats import reference_beats
+from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks
+from simsearch.signal.noise import add_noise, sized_beats
+from simsearch.signal.records import load_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_PARAMS = DetectorParams(

@@ -36,7 +36,7 @@ _EXPORTS = {
         "simsearch.errors"),
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted(_EXPORTS) + ["__version__"]  # noqa: PLE0605 (the lazy exports are listed once, above)
 
 
 def _installed_version() -> str:

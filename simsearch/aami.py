@@ -29,10 +29,12 @@ NON_BEAT_SYMBOLS: frozenset[str] = frozenset('[!]x()p t u`\'^|~+sT*D="@')
 """Annotation symbols that mark something other than a beat (rhythm, noise, waves...)."""
 
 DS1: tuple[str, ...] = tuple(
-    "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
+    ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+     "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"]
 )
 DS2: tuple[str, ...] = tuple(
-    "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
+    ["100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210",
+     "212", "213", "214", "219", "221", "222", "228", "231", "232", "233", "234"]
 )
 PACED: tuple[str, ...] = ("102", "104", "107", "217")
 ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
@@ -74,7 +76,8 @@ def class_index(labels: Iterable[str]) -> np.ndarray:
     try:
         return np.array([lookup[c] for c in labels], dtype=np.int64)
     except KeyError as exc:
-        raise AnnotationError(f"not an AAMI class: {exc.args[0]!r} (expected one of {', '.join(AAMI_CLASSES)})") from None
+        raise AnnotationError(f"not an AAMI class: {exc.args[0]!r} "
+                              f"(expected one of {', '.join(AAMI_CLASSES)})") from None
 
 
 AAMI_TO_SYMBOL: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}

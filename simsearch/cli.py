@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -80,13 +80,13 @@ class BeatPositions(str, enum.Enum):
     reference = "reference"
 
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Directory of WFDB records "
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Directory of WFDB records "
                                                  "[default: $SIMSEARCH_DATA]", show_default=False)]
 Records = Annotated[str, typer.Option("--records", help="all, DS1, DS2 or a comma list of names/paths")]
-EncoderPath = Annotated[Optional[Path], typer.Option("--encoder", help="Encoder .keras [default: the packaged model "
+EncoderPath = Annotated[Path | None, typer.Option("--encoder", help="Encoder .keras [default: the packaged model "
                                                      "for build; the index's own for queries]", show_default=False)]
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout instead of tables")]
-Lead = Annotated[Optional[str], typer.Option("--lead", help="Lead name [default: MLII, else II, else the first]",
+Lead = Annotated[str | None, typer.Option("--lead", help="Lead name [default: MLII, else II, else the first]",
                                              show_default=False)]
 
 
@@ -107,15 +107,15 @@ def _options(version: Annotated[bool, typer.Option("--version", callback=_print_
 @app.command()
 def build(index_dir: Path, data_dir: DataDir = None, records: Records = "all", encoder: EncoderPath = None,
           lead: Lead = None,
-          catalog_url: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the catalog "
+          catalog_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the catalog "
                                                              "[default: SQLite inside INDEX_DIR]")] = None,
-          index_type: Annotated[IndexType, typer.Option("--index", help="Vector index: exact flat; hnsw; ivf; ivfpq; auto "
-                                                   "(flat up to 200,000 beats, ivf above)")] = IndexType.auto,
+          index_type: Annotated[IndexType, typer.Option("--index", help="Vector index: exact flat; hnsw; ivf; ivfpq; "
+                                                   "auto (flat up to 200,000 beats, ivf above)")] = IndexType.auto,
           engine: Annotated[Engine, typer.Option("--engine", help="Embed records here, one after the other, or on "
                                                  "Ray")] = Engine.local,
-          ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --engine ray "
+          ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster for --engine ray "
                                                              "[default: a local instance]", show_default=False)] = None,
-          milvus_uri: Annotated[Optional[str], typer.Option("--milvus-uri", help="Keep the vectors in Milvus: a .db file "
+          milvus_uri: Annotated[str | None, typer.Option("--milvus-uri", help="Keep the vectors in Milvus: a .db file "
                                                             "(Milvus Lite) or http://host:19530; needs --catalog-url",
                                                             show_default=False)] = None,
           leads: Annotated[Leads, typer.Option("--leads", help="Each beat in one lead (--lead), or in both: that lead "
@@ -197,10 +197,10 @@ def query(index_dir: Path,
           k: Annotated[int, typer.Option("-k", min=1, help="Neighbors to return")] = 10,
           exclude_record: Annotated[bool, typer.Option("--exclude-record",
                                                        help="Answer only from other records (patients)")] = False,
-          classes: Annotated[Optional[str], typer.Option("--classes", help="Keep only these AAMI classes, e.g. S,V",
+          classes: Annotated[str | None, typer.Option("--classes", help="Keep only these AAMI classes, e.g. S,V",
                                                          show_default=False)] = None,
           data_dir: DataDir = None, lead: Lead = None, encoder: EncoderPath = None,
-          plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of the beat over its neighbors",
+          plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of the beat over its neighbors",
                                                        show_default=False)] = None,
           as_json: Json = False) -> None:
     """Nearest labeled beats of one beat, and their kNN vote."""
@@ -315,7 +315,7 @@ def annotate(index_dir: Path,
              beats: Annotated[BeatPositions, typer.Option("--beats", help="Beat positions: detect (QRS detector) or "
                                                           "reference (positions of RECORD.atr; its labels are "
                                                           "ignored)")] = BeatPositions.detect,
-             labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of expert labels, rows sample,label "
+             labels: Annotated[Path | None, typer.Option("--labels", help="CSV of expert labels, rows sample,label "
                                                             "(AAMI class or MIT-BIH symbol; header optional)",
                                                             show_default=False)] = None,
              suggest: Annotated[int, typer.Option("--suggest", min=0, help="Suggest N beats to label next, written "
@@ -406,10 +406,10 @@ def serve(index_dir: Path,
                                                  "--token")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
           data_dir: DataDir = None,
-          workspace_dir: Annotated[Optional[Path], typer.Option("--workspace-dir", help="Where review workspaces are "
+          workspace_dir: Annotated[Path | None, typer.Option("--workspace-dir", help="Where review workspaces are "
                                                                 "kept [default: INDEX_DIR.workspaces]",
                                                                 show_default=False)] = None,
-          token: Annotated[Optional[str], typer.Option("--token", help="Access token every request must carry "
+          token: Annotated[str | None, typer.Option("--token", help="Access token every request must carry "
                                                        "[default: $SIMSEARCH_TOKEN]", show_default=False)] = None
           ) -> None:
     """Serve the HTTP API (docs at /docs) and the review page over an index."""
@@ -422,7 +422,8 @@ def serve(index_dir: Path,
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise ParameterError(f"serve needs the server's packages ({exc.name}): pip install 'simsearch[serve]'") from None
+        raise ParameterError(f"serve needs the server's packages ({exc.name}): "
+                             "pip install 'simsearch[serve]'") from None
     from .server.run import serve as run_server
 
     run_server(index_dir, host=host, port=port, data_dir=data_dir, workspace_dir=workspace_dir, token=token)
@@ -435,10 +436,10 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
                                                      "end-to-end (detected beats, DS2), noise (end to end on "
                                                      "nstdb 118/119 and on the test records with em noise added, "
                                                      "per SNR)")] = Task.classification,
-             records: Annotated[Optional[str], typer.Option("--records", help="Test records [default: DS2; all "
+             records: Annotated[str | None, typer.Option("--records", help="Test records [default: DS2; all "
                                                             "48 for detection]", show_default=False)] = None,
              budgets: Annotated[str, typer.Option(help="Expert beats per record (adaptive)")] = "0,5,10,20,50",
-             noise_dir: Annotated[Optional[Path], typer.Option("--noise-dir", help="MIT-BIH Noise Stress Test "
+             noise_dir: Annotated[Path | None, typer.Option("--noise-dir", help="MIT-BIH Noise Stress Test "
                                                                "records (noise) [default: nstdb beside the data "
                                                                "directory]", show_default=False)] = None,
              snrs: Annotated[str, typer.Option("--snrs", help="SNRs in dB (noise), some of the nstdb's")]

@@ -27,7 +27,8 @@ CLASS_COLORS = {"N": "#4c72b0", "S": "#dd8452", "V": "#c44e52", "F": "#8172b3", 
 QUERY_COLOR = "black"
 
 
-def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLike,
+                   data_dir: str | os.PathLike | None = None,
                    query_window: np.ndarray | None = None) -> Path:
     """The query beat (thick, black) over its neighbors' beats, coloured by their class.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 for _variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import pytest
+import pytest  # noqa: E402 (after the thread settings above)
 
 try:
     # pymilvus configures logging when first imported (logging.config.dictConfig), which closes the handlers
@@ -23,7 +23,7 @@ try:
 except ImportError:  # the scale extra is not installed: the tests that need it skip
     pass
 
-from simsearch import BeatIndex
+from simsearch import BeatIndex  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SIMSEARCH_DATA") or REPO.parent / "shared" / "data" / "mitdb")

@@ -65,7 +65,7 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
         return proc
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         self.socket.mkdir()
         if self.run_as is not None:
             self.root.chmod(0o755)

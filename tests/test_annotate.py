@@ -220,8 +220,8 @@ def test_cli_annotate_missing_record_is_one_line_error(small_index, tmp_path):
 
 
 def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
-    from simsearch.signal.beats import WINDOW_AFTER, WINDOW_BEFORE
     from simsearch.plots import plot_neighbors, plot_strip
+    from simsearch.signal.beats import WINDOW_AFTER, WINDOW_BEFORE
 
     png = b"\x89PNG"
     strip = plot_strip(detected, tmp_path / "strip.png", start_s=10, seconds=8)

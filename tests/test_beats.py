@@ -6,10 +6,22 @@ import numpy as np
 import pytest
 
 from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
-from simsearch.signal.beats import (CONTEXT_COLUMNS, RR_COLUMNS, SHAPE_COLUMNS, WINDOW, WINDOW_BEFORE,
-                             beats_from_record, dominant_beat_features, normalize_windows, p_wave_consistency,
-                             reference_beats, rr_features, segment, two_cluster_spread)
 from simsearch.errors import AnnotationError
+from simsearch.signal.beats import (
+    CONTEXT_COLUMNS,
+    RR_COLUMNS,
+    SHAPE_COLUMNS,
+    WINDOW,
+    WINDOW_BEFORE,
+    beats_from_record,
+    dominant_beat_features,
+    normalize_windows,
+    p_wave_consistency,
+    reference_beats,
+    rr_features,
+    segment,
+    two_cluster_spread,
+)
 from simsearch.signal.filtering import clean_ecg
 from simsearch.signal.records import load_record
 

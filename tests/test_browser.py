@@ -134,9 +134,9 @@ def test_label_propagate_reload_export(server, browser, data_dir, tmp_path):
 
     body = browser.find_element(By.TAG_NAME, "body")
     for i, key in enumerate(keys):
-        wait_for(browser, lambda d: queue(d)[1] == asked[i], what=f"beat {i + 1} selected")  # labels move it on
+        wait_for(browser, lambda d, i=i: queue(d)[1] == asked[i], what=f"beat {i + 1} selected")  # labels move it on
         body.send_keys(key)
-        wait_for(browser, lambda d: len(labeled(d)) == i + 1, what=f"label {i + 1} stored")
+        wait_for(browser, lambda d, i=i: len(labeled(d)) == i + 1, what=f"label {i + 1} stored")
     given = dict(zip(asked, keys))
     assert labeled(browser) == given
 

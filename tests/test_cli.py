@@ -16,12 +16,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import INDEX_RECORDS
 
 import simsearch
 from simsearch.cli import main
 from simsearch.signal.records import load_record
-
-from conftest import INDEX_RECORDS
 
 HEAVY = ("tensorflow", "keras", "scipy", "wfdb", "pandas", "matplotlib")
 """Modules that take seconds to import and that no command without a signal to read or embed needs."""

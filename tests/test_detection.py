@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.signal.filtering import resample
 from simsearch.errors import SignalQualityError
 from simsearch.evaluation.detection import evaluate_detection, summarize_detection, vf_episodes
 from simsearch.evaluation.matching import match_peaks, pair_peaks
 from simsearch.signal import detection
 from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks
+from simsearch.signal.filtering import resample
 from simsearch.signal.records import load_record
 
 FIVE_MINUTES_S = 300

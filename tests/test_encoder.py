@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError
 from simsearch.evaluation.selection import train_and_save
 from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
 from simsearch.signal.beats import CONTEXT_COLUMNS
 
@@ -78,7 +78,8 @@ def test_semihard_loss_is_zero_for_separated_classes_and_positive_otherwise():
 
 def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     config = TrainingConfig(steps=10, eval_every=5, beats_per_class=8, seed=3)
-    records = ["119", "209", "124"]  # 124, the validation record: DS1's shortest (1,619 beats), embedded at each checkpoint
+    # 124, the validation record: DS1's shortest (1,619 beats), embedded at each checkpoint
+    records = ["119", "209", "124"]
     first = train_and_save(tmp_path / "a.keras", records, data_dir, val_records=["124"], config=config)
     second = train_and_save(tmp_path / "b.keras", records, data_dir, val_records=["124"], config=config)
     assert (tmp_path / "a.keras").is_file() and (tmp_path / "a.json").is_file()

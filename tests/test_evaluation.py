@@ -8,15 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import write_at_rate
 
 from simsearch.aami import class_index, to_aami
-from simsearch.model.encoder import Encoder
 from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.label.vote import DISTANCE_SOFTENING, prior_weights, vote_scores, vote_winner
+from simsearch.model.encoder import Encoder
 from simsearch.signal.records import load_record
-
-from helpers import write_at_rate
 
 
 def test_class_metrics_follow_ec57():

@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
+from conftest import REPO
 
 from simsearch.cli import main
 from simsearch.errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError
 from simsearch.label.annotate import STAGES
 from simsearch.signal.records import check_record, load_record, other_lead, record_name
 from simsearch.store.exact import ExactKnn, flat_knn
-
-from conftest import REPO
 
 MAKE_HOLTER = REPO / "scripts" / "make_holter.py"
 QUANTUM_MV = 40.0 / 65535
@@ -93,7 +92,8 @@ def test_edf_names_in_the_data_dir_and_lead_errors(holter, tmp_path):
 
 
 def test_edf_at_a_holter_rate_keeps_its_rate(tmp_path, data_dir):
-    make_holter(tmp_path, "--data-dir", str(data_dir), "--records", "208", "--record-minutes", "1", "--hours", str(1 / 60),
+    make_holter(tmp_path, "--data-dir", str(data_dir), "--records", "208", "--record-minutes", "1",
+                "--hours", str(1 / 60),
                 "--fs", "128", "--name", "slow", "--formats", "edf")
     record = load_record(tmp_path / "slow.edf")
     assert (record.fs, record.n_samples) == (128.0, 60 * 128)

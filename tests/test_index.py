@@ -6,18 +6,16 @@ import json
 
 import numpy as np
 import pytest
+from conftest import INDEX_RECORDS
 
 from simsearch import BeatIndex, Encoder
-from simsearch.model.encoder import build_encoder
 from simsearch.errors import EncoderMismatchError, IndexFormatError, RecordNotFoundError, SampleOutOfRangeError
+from simsearch.label.query import query_beat, query_signal
+from simsearch.model.encoder import build_encoder
+from simsearch.signal.filtering import resample
+from simsearch.signal.records import load_record
 from simsearch.store.index import CATALOG, ENCODER_FILE, MANIFEST, VECTORS
 from simsearch.store.layout import POINTER
-from simsearch.label.query import query_beat, query_signal
-from simsearch.signal.records import load_record
-
-from simsearch.signal.filtering import resample
-
-from conftest import INDEX_RECORDS
 
 
 def _v_samples(data_dir, record, n):

@@ -129,7 +129,8 @@ def test_command_line(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["add", tmp_path / "idx", "--data-dir", tmp_path, "--records", "single"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: single has one lead: an index of both leads needs two in every record"
+    assert capsys.readouterr().err.strip() == ("error: single has one lead: "
+                                               "an index of both leads needs two in every record")
 
 
 def test_the_server_on_an_index_of_both_leads(both_index, data_dir, tmp_path):

@@ -17,11 +17,11 @@ import pytest
 pytest.importorskip("pymilvus", reason="pip install -e '.[test]' installs pymilvus, milvus-lite and ray")
 pytest.importorskip("ray")
 
-from simsearch import BeatIndex  # noqa: E402
-from simsearch.errors import ParameterError  # noqa: E402
-from simsearch.label.query import query_beat  # noqa: E402
-from simsearch.model.parallel import RayEngine  # noqa: E402
-from simsearch.store import milvus  # noqa: E402
+from simsearch import BeatIndex
+from simsearch.errors import ParameterError
+from simsearch.label.query import query_beat
+from simsearch.model.parallel import RayEngine
+from simsearch.store import milvus
 
 RECORDS = ["100", "119", "208"]
 
@@ -76,7 +76,8 @@ def test_ray_and_milvus_give_the_neighbors_of_exact_search(archive):
                 assert set(rows["aami"]) <= set(options["classes"])
             np.testing.assert_allclose(d1[0][:len(found)], d2[0][:len(truth)], atol=1e-4)
     assert np.mean(recalls) >= 0.99, np.mean(recalls)
-    first_lead = exact.vectors.reconstruct(int(picks[0]))[:exact.manifest["encoder"]["dim"]]  # a one-lead query, inside Milvus
+    # a one-lead query, inside Milvus
+    first_lead = exact.vectors.reconstruct(int(picks[0]))[:exact.manifest["encoder"]["dim"]]
     first_lead /= np.linalg.norm(first_lead)
     np.testing.assert_array_equal(index.search(first_lead, 10)[1], exact.search(first_lead, 10)[1])
 

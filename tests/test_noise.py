@@ -10,16 +10,24 @@ import json
 
 import numpy as np
 import pytest
+from test_evaluation import SearchSpy
 
 from simsearch import BeatIndex, cli
 from simsearch.evaluation.matching import match_peaks
-from simsearch.evaluation.noise import (NOISE_INDEX_RECORDS, NOISE_LEADS, NOISE_RECORD, NSTDB_SNRS_DB,
-                                        NSTDB_SOURCES, check_snrs, evaluate_noise, noisy_copies, nstdb_name)
+from simsearch.evaluation.noise import (
+    NOISE_INDEX_RECORDS,
+    NOISE_LEADS,
+    NOISE_RECORD,
+    NSTDB_SNRS_DB,
+    NSTDB_SOURCES,
+    check_snrs,
+    evaluate_noise,
+    noisy_copies,
+    nstdb_name,
+)
 from simsearch.signal.beats import detect_beats, reference_beats
 from simsearch.signal.noise import signal_to_noise_db, sized_beats
 from simsearch.signal.records import load_record
-
-from test_evaluation import SearchSpy
 
 NOISE_INDEX = ["101", "208", "209"]
 """DS1 records without 118 and 119: N, S (209), V and F (208)."""

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.signal.filtering import resample
 from simsearch.aami import to_aami
 from simsearch.errors import ParameterError
 from simsearch.evaluation.matching import match_peaks
 from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import detect_r_peaks
+from simsearch.signal.filtering import resample
 from simsearch.signal.noise import add_noise, noise_rms, qrs_amplitude, signal_to_noise_db
 from simsearch.signal.records import Record, load_record
 

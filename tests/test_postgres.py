@@ -16,11 +16,12 @@ import os
 import uuid
 
 import numpy as np
+import postgres_server
 import pytest
+from helpers import write_at_rate
+from test_storage import Zygote, expected_states, killed, state, stored_job
 from typer.testing import CliRunner
 
-import postgres_server
-from helpers import write_at_rate
 from simsearch import BeatIndex
 from simsearch.cli import app
 from simsearch.label.annotate import add_to_index, annotate_record
@@ -28,7 +29,6 @@ from simsearch.label.query import query_beat
 from simsearch.signal.beats import Beats
 from simsearch.store import layout
 from simsearch.store.catalog import Catalog
-from test_storage import Zygote, expected_states, killed, state, stored_job
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -32,8 +32,7 @@ def test_piped_progress_is_plain_lines_and_quick_work_prints_nothing(capsys, mon
 
 def test_no_done_line_when_the_work_fails(capsys, monkeypatch):
     monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.05)
-    with pytest.raises(RuntimeError):
-        with progress.progress_bar("indexing", 3) as advance:
-            time.sleep(0.06)
-            raise RuntimeError("bad record")
+    with pytest.raises(RuntimeError), progress.progress_bar("indexing", 3):
+        time.sleep(0.06)
+        raise RuntimeError("bad record")
     assert "done" not in capsys.readouterr().err

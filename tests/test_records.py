@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import wfdb
 
-from simsearch.errors import (AnnotationError, LeadNotFoundError, RecordFormatError, RecordNotFoundError,
-                              SignalQualityError)
+from simsearch.errors import (
+    AnnotationError,
+    LeadNotFoundError,
+    RecordFormatError,
+    RecordNotFoundError,
+    SignalQualityError,
+)
 from simsearch.signal.records import DATA_ENV, MAX_FS, MIN_FS, check_record, load_record, resolve_record_path
 
 

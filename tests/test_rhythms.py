@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.model.rhythms import (SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms,
-                                     source_record)
+from simsearch.model.rhythms import SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
 from simsearch.signal.beats import CONTEXT_COLUMNS, P_WAVE, RR_COLUMNS, beat_context, beats_from_record
 from simsearch.signal.records import load_record
 

@@ -14,8 +14,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from helpers import write_at_rate
+
 from simsearch import BeatIndex, annotate_record, query_beat
 from simsearch.errors import SampleOutOfRangeError
 from simsearch.evaluation.matching import MATCH_TOLERANCE_S, pair_peaks

@@ -16,6 +16,7 @@ from dataclasses import replace
 import faiss
 import numpy as np
 import pytest
+from conftest import INDEX_RECORDS
 
 from simsearch import BeatIndex
 from simsearch.errors import IndexFormatError, ParameterError
@@ -24,8 +25,6 @@ from simsearch.signal.beats import beats_from_record
 from simsearch.signal.records import load_record
 from simsearch.store import vectors as vector_types
 from simsearch.store.index import MANIFEST, VECTORS
-
-from conftest import INDEX_RECORDS
 
 
 @pytest.fixture(scope="module")

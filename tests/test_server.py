@@ -23,15 +23,15 @@ import wfdb
 pytest.importorskip("fastapi")
 with warnings.catch_warnings():  # starlette's note on which httpx it prefers: not ours to act on
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient  # noqa: E402
+    from fastapi.testclient import TestClient
 
-from simsearch import BeatIndex, query_beat  # noqa: E402
-from simsearch.server.app import create_app  # noqa: E402
-from simsearch.server.signals import strip  # noqa: E402
-from simsearch.server.state import ServerState  # noqa: E402
-from simsearch.signal.records import load_record  # noqa: E402
+from helpers import wait_ready
 
-from helpers import wait_ready  # noqa: E402
+from simsearch import BeatIndex, query_beat
+from simsearch.server.app import create_app
+from simsearch.server.signals import strip
+from simsearch.server.state import ServerState
+from simsearch.signal.records import load_record
 
 RECORD = "233"
 EXCERPT = "x233"
@@ -302,13 +302,15 @@ def test_labels_are_kept_as_given_and_never_suggested_again(client, workspace, s
     assert body["pending_propagation"] and body["summary"]["by_label_source"]["expert"] == 3
     stored = json.loads((state.workspace_dir / workspace / "workspace.json").read_text())  # on disk at once
     assert {int(s): (e["label"], e["symbol"], e["by"]) for s, e in stored["labels"].items()} == {
-        asked[0]["sample"]: ("V", "V", "ana"), asked[1]["sample"]: ("S", "A", "ana"), asked[2]["sample"]: ("N", "N", "ana")}
+        asked[0]["sample"]: ("V", "V", "ana"), asked[1]["sample"]: ("S", "A", "ana"),
+        asked[2]["sample"]: ("N", "N", "ana")}
     again = client.get(f"/api/workspaces/{workspace}/suggestions", params={"n": 20}).json()["suggestions"]
     assert not {s["sample"] for s in again} & {asked[0]["sample"], asked[1]["sample"], asked[2]["sample"]}
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": [{"sample": 5, "label": "Z"}]}),
              422, "unknown label")
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": []}), 422)
-    is_error(client.delete(f"/api/workspaces/{workspace}/labels/{asked[0]['sample']}", params={"by": "a\x01b"}), 400, "by")
+    is_error(client.delete(f"/api/workspaces/{workspace}/labels/{asked[0]['sample']}", params={"by": "a\x01b"}),
+             400, "by")
     is_error(client.post(f"/api/workspaces/{workspace}/labels",
                          json={"labels": [{"sample": asked[0]["sample"], "label": "V"}], "by": "x" * 65}), 422, "by")
     removed = client.delete(f"/api/workspaces/{workspace}/labels/{asked[2]['sample']}", params={"by": "bo"}).json()

@@ -288,7 +288,8 @@ def test_build_and_add_killed_on_the_command_line(small_index, data_dir, tmp_pat
     """The real thing: the CLI with the packaged model. The build is killed just before it
     publishes (all its work done), the add as soon as its staging directory exists."""
     built, added = copy_index(small_index, tmp_path / "built"), copy_index(small_index, tmp_path / "added")
-    runs = {"before-pointer": ["build", built, "--records", "100"], "staging-created": ["add", added, "--records", "101"]}
+    runs = {"before-pointer": ["build", built, "--records", "100"],
+            "staging-created": ["add", added, "--records", "101"]}
     procs = [subprocess.Popen([sys.executable, "-m", "simsearch", *map(str, args), "--data-dir", str(data_dir)],
                               env={**os.environ, layout.FAULT_ENV: point}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for point, args in runs.items()]
@@ -348,9 +349,8 @@ def test_a_writer_waits_for_the_lock_then_says_so_and_readers_never_wait(small_i
     held.acquire()
     try:
         start = time.monotonic()
-        with pytest.raises(IndexBusyError, match="another process"):
-            with BeatIndex.updating(path, lock_timeout=0.3):
-                pass
+        with pytest.raises(IndexBusyError, match="another process"), BeatIndex.updating(path, lock_timeout=0.3):
+            pass
         assert time.monotonic() - start >= 0.3
         assert state(path)[1] == len(small_index)  # a reader opens at once
     finally:
@@ -512,9 +512,8 @@ def test_an_index_of_the_old_flat_layout_asks_for_a_rebuild(small_index, data_di
     (path / MANIFEST).write_text(json.dumps({**_manifest_text, "format": 1}))
     with pytest.raises(IndexFormatError, match="older simsearch .* rebuild it"):
         BeatIndex.open(path)
-    with pytest.raises(IndexFormatError, match="older simsearch"):
-        with BeatIndex.updating(path):
-            pass
+    with pytest.raises(IndexFormatError, match="older simsearch"), BeatIndex.updating(path):
+        pass
     assert sorted(os.listdir(path)) == [CATALOG, MANIFEST, VECTORS]  # refused without a trace
     BeatIndex.build(path, [], encoder=small_index.encoder)  # a build replaces it; the flat files go
     assert sorted(os.listdir(path)) == [layout.LOCK, layout.POINTER, "gen-000001"]

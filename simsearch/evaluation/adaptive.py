@@ -10,11 +10,11 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
 from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats
-from ..store.index import BeatIndex
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA
 from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
 from ..progress import progress_bar
 from ..signal.records import record_name
+from ..store.index import BeatIndex
 from .metrics import class_metrics, confusion_matrix
 
 ROUNDS = 3

@@ -36,8 +36,7 @@ from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
 from ..signal.noise import add_noise, sized_beats
-from ..signal.records import (Record, check_record, data_dir_from, load_record, other_lead, record_name,
-                              write_record)
+from ..signal.records import Record, check_record, data_dir_from, load_record, other_lead, record_name, write_record
 from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
 from .leakage import check_disjoint
 

@@ -19,8 +19,14 @@ from ..aami import AAMI_CLASSES
 from ..errors import SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
-from ..model.encoder import (FIBRILLATION_GATE, GATED_MODEL_NAME, Encoder, encoder_inputs, import_keras,
-                             weights_fingerprint)
+from ..model.encoder import (
+    FIBRILLATION_GATE,
+    GATED_MODEL_NAME,
+    Encoder,
+    encoder_inputs,
+    import_keras,
+    weights_fingerprint,
+)
 from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder

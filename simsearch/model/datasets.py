@@ -27,7 +27,7 @@ class BeatSet:
     groups: np.ndarray
 
     @classmethod
-    def stack(cls, beats: Sequence[Beats]) -> "BeatSet":
+    def stack(cls, beats: Sequence[Beats]) -> BeatSet:
         labeled = [b.take(np.flatnonzero(b.aami != "")) for b in beats]
         if not sum(len(b) for b in labeled):
             raise AnnotationError("no labeled beats to learn from: the records need reference annotations")
@@ -41,7 +41,7 @@ class BeatSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, rows: np.ndarray) -> "BeatSet":
+    def subset(self, rows: np.ndarray) -> BeatSet:
         return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows])
 
 

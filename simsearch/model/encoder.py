@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-from importlib import resources
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EncoderMismatchError, RecordNotFoundError, reason
-from ..signal.beats import (ATRIAL_COLUMNS, CONTEXT_COLUMNS, IRREGULARITY_SCALE, RR_COLUMNS, SHAPE_COLUMNS, WINDOW,
-                            normalize_windows)
+from ..signal.beats import (
+    ATRIAL_COLUMNS,
+    CONTEXT_COLUMNS,
+    IRREGULARITY_SCALE,
+    RR_COLUMNS,
+    SHAPE_COLUMNS,
+    WINDOW,
+    normalize_windows,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -256,7 +263,7 @@ class Encoder:
         self._graph = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "Encoder":
+    def load(cls, path: str | os.PathLike | None = None) -> Encoder:
         """Load a ``.keras`` encoder; ``None`` loads the default model shipped in the package."""
         keras = import_keras()
 

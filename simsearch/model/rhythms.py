@@ -126,9 +126,7 @@ def _intervals(scenario: str, kinds: np.ndarray, rng: np.random.Generator) -> np
         pause = rng.uniform(1.0, 1.25, n)
     rr = cycle.copy()
     for i in range(1, n):
-        if kinds[i] == APC:
-            rr[i] = coupling[i] * cycle[i]
-        elif kinds[i] == VEB:
+        if kinds[i] == APC or kinds[i] == VEB:
             rr[i] = coupling[i] * cycle[i]
         elif kinds[i - 1] == APC:  # the sinus node reset: a pause, not fully compensatory
             rr[i] = pause[i] * cycle[i]

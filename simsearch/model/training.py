@@ -17,9 +17,16 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..signal.beats import MODEL_FS, WINDOW_BEFORE
 from .datasets import BeatSet
+from .encoder import (
+    CONTEXT_INPUTS,
+    CONTEXT_WEIGHT,
+    FIXED_INPUT_WEIGHTS,
+    Encoder,
+    build_encoder,
+    encoder_inputs,
+    import_keras,
+)
 from .rhythms import source_record
-from .encoder import (CONTEXT_INPUTS, CONTEXT_WEIGHT, FIXED_INPUT_WEIGHTS, Encoder, build_encoder, encoder_inputs,
-                      import_keras)
 
 TRAIN_CLASSES = ("N", "S", "V", "F")
 """Q is too rare in MIT-BIH (a few dozen unpaced beats) to learn from."""

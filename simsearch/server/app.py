@@ -11,7 +11,7 @@ import hmac
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,9 +22,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..aami import AAMI_CLASSES
-from ..errors import (AnnotationError, BeatNotFoundError, EncoderMismatchError, IndexBusyError, LeadNotFoundError,
-                      ParameterError, RecordFormatError, RecordNotFoundError, SampleOutOfRangeError, SignalQualityError,
-                      SimsearchError)
+from ..errors import (
+    AnnotationError,
+    BeatNotFoundError,
+    EncoderMismatchError,
+    IndexBusyError,
+    LeadNotFoundError,
+    ParameterError,
+    RecordFormatError,
+    RecordNotFoundError,
+    SampleOutOfRangeError,
+    SignalQualityError,
+    SimsearchError,
+)
 from ..label.query import MAX_K
 from .paths import OutsideError
 from .state import ServerState
@@ -105,24 +115,24 @@ Expert = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1
 class SignalQuery(BaseModel):
     signal: list[float] = Field(description="One lead in mV, a few seconds or more", max_length=MAX_SIGNAL_SAMPLES)
     fs: float = Field(gt=0, description="Sampling rate in Hz")
-    sample: Optional[int] = Field(None, ge=0, description="The beat nearest this sample (within 150 ms); default "
+    sample: int | None = Field(None, ge=0, description="The beat nearest this sample (within 150 ms); default "
                                                          "the beat with the largest QRS")
     k: int = Field(10, ge=1, le=MAX_K)
-    classes: Optional[list[str]] = None
+    classes: list[str] | None = None
     exclude_records: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class OpenRecord(BaseModel):
     record: str = Field(description="Record path relative to the data directory, e.g. '100' or 'holter/rec1'",
                         max_length=1024)
-    lead: Optional[str] = Field(None, max_length=64)
+    lead: str | None = Field(None, max_length=64)
     beats: Literal["detect", "reference"] = "detect"
     by: Expert = "expert"
 
 
 class LabelItem(BaseModel):
     sample: int = Field(ge=0, description="Sample of the beat at the record's rate (the beat within 150 ms)")
-    label: Optional[str] = Field(description="AAMI class or MIT-BIH symbol; null or '' removes the expert label",
+    label: str | None = Field(description="AAMI class or MIT-BIH symbol; null or '' removes the expert label",
                                  max_length=4)
 
 
@@ -217,8 +227,8 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
               sample: Annotated[int, Query(ge=0, description="Sample at the record's rate (nearest beat)")],
               k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
               exclude_record: bool = False,
-              classes: Annotated[Optional[str], Query(max_length=64, description="e.g. S,V")] = None,
-              lead: Annotated[Optional[str], Query(max_length=64)] = None):
+              classes: Annotated[str | None, Query(max_length=64, description="e.g. S,V")] = None,
+              lead: Annotated[str | None, Query(max_length=64)] = None):
         result = state.query(record, sample, k, exclude_record=exclude_record, classes=class_list(classes), lead=lead)
         return JSONResponse(result.to_dict())
 
@@ -272,7 +282,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
         return JSONResponse({"id": w.id, **w.status})
 
     @app.get("/api/workspaces/{wid}/signal", summary="The record from start to end (s), raw or min/max per bucket")
-    def workspace_signal(wid: str, start: float = 0.0, end: Optional[float] = None,
+    def workspace_signal(wid: str, start: float = 0.0, end: float | None = None,
                          points: Annotated[int, Query(ge=1, le=8000)] = 2000):
         w = ws.get(wid)
         live = w.ready()

@@ -116,7 +116,8 @@ class ServerState:
         if row is not None:
             beats = index.catalog.beats(record=name)
             order = np.argsort(beats["sample"].astype(np.int64), kind="stable")
-            row = {**row, "ids": beats["id"].astype(np.int64)[order], "samples": beats["sample"].astype(np.int64)[order],
+            row = {**row, "ids": beats["id"].astype(np.int64)[order],
+                   "samples": beats["sample"].astype(np.int64)[order],
                    "times": beats["time"].astype(float)[order], "symbols": list(beats["symbol"][order]),
                    "aami": list(beats["aami"][order])}
         with self._stored_lock:

@@ -74,7 +74,8 @@ class Upload:
             if len(self.files) >= MAX_FILES:
                 raise ParameterError(f"at most {MAX_FILES} files per upload (a .hea, its signal files, a .atr)")
             self.files[name] = 0
-            self._name, self._out, self._text = name, open(self.directory / name, "xb"), None
+            # open across the parser's calls, closed when its part ends (or by close())
+            self._name, self._out, self._text = name, open(self.directory / name, "xb"), None  # noqa: SIM115
         elif field in FIELDS:
             self._name, self._out, self._text = field, None, bytearray()
         else:

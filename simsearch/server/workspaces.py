@@ -22,8 +22,9 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
 import numpy as np
 
 from ..aami import AAMI_CLASSES
@@ -55,7 +56,7 @@ class WorkspaceNotFoundError(RecordNotFoundError):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def atomic_json(path: Path, document: dict) -> None:
@@ -192,7 +193,7 @@ class Workspace:
                                         f"of sample {sample}")
         return int(rows[0])
 
-    def beat(self, sample: int, k: int, state: "ServerState") -> dict:
+    def beat(self, sample: int, k: int, state) -> dict:  # state: the server's ServerState (it imports this module)
         """One beat: its label, scores, RR context, window in mV, and its nearest labeled
         beats of other records (the CLI's query JSON), each with its window and RR context."""
         live = self.ready()
@@ -311,7 +312,7 @@ def rr_context(prev: float, nxt: float, local: float) -> dict:
 class Workspaces:
     """Every workspace under one directory, and the one worker that prepares them in turn."""
 
-    def __init__(self, root: Path, state: "ServerState"):
+    def __init__(self, root: Path, state):  # state: the server's ServerState (it imports this module)
         self.root = Path(root)
         self.state = state
         self.root.mkdir(parents=True, exist_ok=True)

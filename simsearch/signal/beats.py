@@ -59,9 +59,9 @@ context weight 2, mean of real and synthetic scores): 81.1 with 51 beats, 80.9 w
 (frequent premature atrial beats 52 % against 6 %, atrial bigeminy 55 % against 3 %, the
 record-232 pattern 51 % against 4 %). Its cost on the real DS1 records: 81.4 against
 81.9 (SVEB +P 64 against 68, VEB Se 88 against 90, VEB +P 77 against 72; training seed 1,
-both run outside the script: 80.1 against 82.4, VEB Se 84 against 91): ventricular bigeminy is now as regular as sinus rhythm, and only
-the beat's shape tells its ventricular beats from premature atrial ones. Keeping the
-old measure beside the new one (a tenth input) kept the real records (82.4) but lost
+both run outside the script: 80.1 against 82.4, VEB Se 84 against 91): ventricular bigeminy
+is now as regular as sinus rhythm, and only the beat's shape tells its ventricular beats from
+premature atrial ones. Keeping the old measure beside the new one (a tenth input) kept the real records (82.4) but lost
 the synthetic ones (69.5): premature atrial beats then sit among DS1's ventricular
 bigeminy. Taking the dominant beat from the on-time beats only (previous interval at
 least 0.9 of the local mean), so that bigeminy's ventricular beats differ more from it,
@@ -165,7 +165,7 @@ class Beats:
     def times(self) -> np.ndarray:
         return self.samples / self.fs
 
-    def take(self, rows: np.ndarray) -> "Beats":
+    def take(self, rows: np.ndarray) -> Beats:
         return Beats(self.record, self.lead, self.fs, self.samples[rows], self.windows[rows], self.context[rows],
                      self.symbols[rows], self.aami[rows], None if self.centres is None else self.centres[rows])
 

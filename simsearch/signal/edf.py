@@ -74,7 +74,8 @@ def check_layout(path: Path) -> None:
         raise RecordFormatError(f"{path.name}: cannot be read ({exc.strerror or reason(exc)})") from None
     except ValueError as exc:
         if size < HEADER_BYTES:
-            raise RecordFormatError(f"{path.name}: not an EDF file ({size} bytes, shorter than an EDF header)") from None
+            raise RecordFormatError(f"{path.name}: not an EDF file ({size} bytes, "
+                                    "shorter than an EDF header)") from None
         raise RecordFormatError(f"{path.name}: not an EDF file (malformed header: {exc})") from None
     try:
         samples = [int(per_record[8 * i: 8 * i + 8].decode("ascii").strip()) for i in range(n_signals)]

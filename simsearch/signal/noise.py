@@ -23,7 +23,6 @@ alternate two-minute stretches after five clean minutes.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..aami import to_aami

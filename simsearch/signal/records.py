@@ -502,14 +502,14 @@ def _lead_key(lead: str) -> str:
 
 def _ecg_leads(leads: list[str], rates: list[float] | None) -> list[str]:
     """The leads at an ECG rate (an EDF file may hold slow signals too: accelerometer, events)."""
-    return [l for l, fs in zip(leads, rates) if MIN_FS <= fs <= MAX_FS] if rates is not None else leads
+    return [lead for lead, fs in zip(leads, rates) if MIN_FS <= fs <= MAX_FS] if rates is not None else leads
 
 
 def _choose_lead(leads: list[str], lead: str | None, name: str, rates: list[float] | None = None) -> str:
     if lead is None:
         usable = _ecg_leads(leads, rates)
         for preferred in PREFERRED_LEADS:
-            found = next((l for l in usable if _lead_key(l) == preferred), None)
+            found = next((lead for lead in usable if _lead_key(lead) == preferred), None)
             if found is not None:
                 return found
         return usable[0] if usable else leads[0]

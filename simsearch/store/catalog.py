@@ -17,12 +17,28 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import (Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, create_engine,
-                        delete, func, insert, inspect, or_, select, update)
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -167,7 +183,7 @@ class Catalog:
         self.meta = self._read_meta()
 
     @classmethod
-    def create(cls, url: str, generation: int, *, index_uid: str, owner: str, next_id: int = 1) -> "Catalog":
+    def create(cls, url: str, generation: int, *, index_uid: str, owner: str, next_id: int = 1) -> Catalog:
         """Create the tables (where missing) and, in a database without one, a new catalog.
 
         A database that already holds a catalog keeps it (its owner and counter): the
@@ -331,7 +347,7 @@ class Catalog:
             removed = self._remove(conn, RECORDS.c.name == beats.record)
             record_id = conn.execute(insert(RECORDS).values(
                 name=beats.record, path=path, lead=beats.lead, fs=beats.fs, n_samples=n_samples, n_beats=n,
-                added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), added_gen=self.generation,
+                added_at=datetime.now(UTC).isoformat(timespec="seconds"), added_gen=self.generation,
                 removed_gen=None)).inserted_primary_key[0]
             first = int(conn.execute(select(META.c.value).where(META.c.key == "next_beat_id")).scalar())
             ids = np.arange(first, first + n, dtype=np.int64)
@@ -356,11 +372,11 @@ class Catalog:
         dialect = self.engine.dialect
         table, names = BEATS.name, ", ".join(BEAT_COLUMNS)
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
-            with conn.connection.dbapi_connection.cursor() as cursor:
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(COPY_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
+            with conn.connection.dbapi_connection.cursor() as cursor, \
+                    cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
             return
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         if marker is not None:

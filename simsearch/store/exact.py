@@ -81,9 +81,8 @@ server's concurrent batched searches take turns."""
 def faiss_settings(threads: int = 1, blas_threshold: int | None = BLAS_THRESHOLD) -> Iterator[None]:
     """FAISS on ``threads`` OpenMP threads with BLAS from ``blas_threshold`` queries on,
     restored afterwards (both are process-wide FAISS settings), one thread at a time."""
-    with _LOCK:
-        with _settings(threads, blas_threshold):
-            yield
+    with _LOCK, _settings(threads, blas_threshold):
+        yield
 
 
 @contextmanager

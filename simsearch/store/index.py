@@ -3,8 +3,8 @@
 An index directory holds generations (:mod:`simsearch.store.layout`); ``CURRENT``
 names the published one, whose directory holds ``manifest.json`` (format,
 generation, encoder fingerprint, build figures), ``vectors.faiss`` (inner-product
-index whose ids are catalog beat ids, of the type in :mod:`simsearch.store.vectors`), ``catalog.sqlite`` (unless another SQLAlchemy
-URL was given) and ``encoder.keras``, a copy of the encoder, so the index answers
+index whose ids are catalog beat ids, of the type in :mod:`simsearch.store.vectors`), ``catalog.sqlite``
+(unless another SQLAlchemy URL was given) and ``encoder.keras``, a copy of the encoder, so the index answers
 queries on its own.
 
 Every change (:meth:`BeatIndex.build`, :meth:`BeatIndex.updating`) writes a new
@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -32,20 +32,28 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..aami import AAMI_CLASSES, class_index
-from ..errors import (EncoderMismatchError, IndexFormatError, IndexWriteError, LeadNotFoundError, ParameterError,
-                      SimsearchError, reason)
+from ..errors import (
+    EncoderMismatchError,
+    IndexFormatError,
+    IndexWriteError,
+    LeadNotFoundError,
+    ParameterError,
+    SimsearchError,
+    reason,
+)
 from ..model.encoder import Encoder, unit_distance
 from ..model.leads import DEFAULT_LEADS, LEADS, beat_vectors, choose_leads, lead_weight, one_lead_query
 from ..model.parallel import EmbeddedRecord, embed_one
 from ..progress import progress_bar
 from ..signal.beats import MODEL_FS, Beats
 from ..signal.records import Record
-from . import layout
+from . import layout, milvus
 from .catalog import Catalog
 from .exact import ExactKnn
-from .vectors import empty as empty_vectors, finalize as finalize_vectors, normalized_type
+from .vectors import empty as empty_vectors
+from .vectors import finalize as finalize_vectors
+from .vectors import normalized_type
 from .vectors import read as read_vectors
-from . import milvus
 
 FORMAT_VERSION = 2
 """Version of the on-disk layout. 2: generations behind a ``CURRENT`` pointer, versioned
@@ -140,7 +148,8 @@ class BeatIndex:
 
     def _one_lead(self, vectors: np.ndarray) -> bool:
         """One-lead vectors (n, encoder dim) given to an index of both leads."""
-        return bool(self.second_lead_weight) and vectors.ndim == 2 and vectors.shape[1] == self.manifest["encoder"]["dim"]
+        return (bool(self.second_lead_weight) and vectors.ndim == 2
+                and vectors.shape[1] == self.manifest["encoder"]["dim"])
 
     @property
     def generation(self) -> int:
@@ -163,7 +172,7 @@ class BeatIndex:
               encoder: Encoder | str | os.PathLike | None = None, catalog_url: str | None = None,
               lead: str | None = None, progress: bool = False, lock_timeout: float | None = None,
               index_type: str | None = None, milvus_uri: str | None = None, engine=None,
-              leads: str = DEFAULT_LEADS) -> "BeatIndex":
+              leads: str = DEFAULT_LEADS) -> BeatIndex:
         """Build an index of ``records`` at ``path``, replacing any index already there.
 
         The index is written as a new generation and published in one step (see
@@ -235,7 +244,7 @@ class BeatIndex:
         return cls.open(root)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None) -> "BeatIndex":
+    def open(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None) -> BeatIndex:
         """Open the published generation of an index; never locks, never waits for a writer.
 
         Opening checks the whole pairing: manifest, vectors of the encoder's dimension,
@@ -275,7 +284,7 @@ class BeatIndex:
     @classmethod
     @contextmanager
     def updating(cls, path: str | os.PathLike, encoder: Encoder | str | os.PathLike | None = None, *,
-                 lock_timeout: float | None = None) -> Iterator["BeatIndex"]:
+                 lock_timeout: float | None = None) -> Iterator[BeatIndex]:
         """Change an index as one step: work on a new generation, publish it only on success.
 
         Holds the writer lock for the whole block, so a second writer waits (up to
@@ -325,7 +334,7 @@ class BeatIndex:
     @classmethod
     def _create(cls, writer: layout.Writer, encoder: Encoder, catalog_url: str | None, old: dict | None,
                 index_type: str = "auto", milvus_uri: str | None = None, second_lead_weight: float = 0.0
-                ) -> "BeatIndex":
+                ) -> BeatIndex:
         """An empty index in the writer's staging directory, its ids continuing ``old``'s."""
         staging = writer.staging
         uid = (old or {}).get("index_uid") or uuid.uuid4().hex
@@ -336,7 +345,7 @@ class BeatIndex:
             "format": FORMAT_VERSION,
             "generation": writer.number,
             "index_uid": uid,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "encoder": {"fingerprint": encoder.fingerprint, "dim": encoder.dim, "source": encoder.path},
             "model_fs": MODEL_FS,
             "metric": "inner_product",
@@ -375,7 +384,7 @@ class BeatIndex:
 
     @classmethod
     def _open_generation(cls, root: Path, number: int, encoder: Encoder | None, writing: bool = False
-                         ) -> "BeatIndex":
+                         ) -> BeatIndex:
         """Open generation ``number`` of the index at ``root``, checking that its parts pair up.
 
         ``writing``: the vectors are read into memory to be changed (a reader's are
@@ -420,7 +429,7 @@ class BeatIndex:
         layout.fault_point("catalog-written")
         self.manifest["n_vectors"] = int(self.vectors.ntotal)
         self.manifest["next_beat_id"] = self.catalog.next_id
-        self.manifest["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.manifest["written"] = datetime.now(UTC).isoformat(timespec="seconds")
         with layout.storage_errors(root, "write"):
             layout.write_file(self.directory / MANIFEST, json.dumps(self.manifest, indent=2).encode())
         layout.fault_point("manifest-written")
@@ -750,7 +759,8 @@ def _read_manifest(directory: Path, number: int) -> dict:
     try:
         manifest = json.loads((directory / MANIFEST).read_bytes())
     except FileNotFoundError:
-        raise IndexFormatError(f"{directory.parent} is incomplete: {MANIFEST} is missing from {directory.name}") from None
+        raise IndexFormatError(f"{directory.parent} is incomplete: "
+                               f"{MANIFEST} is missing from {directory.name}") from None
     except OSError as exc:
         raise IndexFormatError(f"{where} is unreadable ({exc.strerror or exc})") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors

@@ -137,7 +137,8 @@ def refuse_foreign(root: Path) -> None:
     if not root.exists():
         return
     if not root.is_dir():
-        raise IndexFormatError(f"{root} exists and is not a simsearch index (not a directory): refusing to overwrite it")
+        raise IndexFormatError(f"{root} exists and is not a simsearch index (not a directory): "
+                               "refusing to overwrite it")
     names = os.listdir(root)
     if POINTER in names or LEGACY_MANIFEST in names or all(_ours(name) for name in names):
         return
@@ -219,7 +220,7 @@ class Writer:
         self.created = False
         self._lock: FileLock | None = None
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         with storage_errors(self.root, "create"):
             self.created = not self.root.exists()
             self.root.mkdir(parents=True, exist_ok=True)

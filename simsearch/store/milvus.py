@@ -143,7 +143,7 @@ class MilvusVectors:
     # ------------------------------------------------------------------ creating
     @classmethod
     def create(cls, uri: str, collection: str, dim: int, generation: int, index: str = "flat",
-               hidden: Callable[[], list[tuple[str, int]]] = list) -> "MilvusVectors":
+               hidden: Callable[[], list[tuple[str, int]]] = list) -> MilvusVectors:
         """A new, empty collection (an old one of that name is dropped: it was a crashed build's)."""
         from pymilvus import DataType
 
@@ -174,7 +174,7 @@ class MilvusVectors:
 
     @classmethod
     def read(cls, path, generation: int, hidden: Callable[[], list[tuple[str, int]]], *,
-             writable: bool = False) -> "MilvusVectors":
+             writable: bool = False) -> MilvusVectors:
         """The collection a generation's ``vectors.milvus.json`` names."""
         try:
             params = json.loads(path.read_text())
@@ -254,7 +254,8 @@ class MilvusVectors:
         raise ParameterError("Milvus vectors are added with their record and labels (BeatIndex.add_beats)")
 
     def remove_ids(self, ids: np.ndarray) -> int:
-        """Delete this writer's own entities among ``ids``; older ones stay for older readers (hidden by the catalog)."""
+        """Delete this writer's own entities among ``ids``; older ones stay for older readers (hidden by the
+        catalog)."""
         ids = [int(i) for i in np.asarray(ids).tolist()]
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
