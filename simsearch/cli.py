@@ -222,7 +222,7 @@ def query(index_dir: Path,
     if plot is not None:
         from .plots import plot_neighbors
 
-        plot_neighbors(index, result, plot, data_dir=data_dir)
+        plot_neighbors(index, result, plot, data_dir=data_dir, query_record=record)
     if as_json:
         print(json.dumps(result.to_dict()))
         return

@@ -19,7 +19,7 @@ from .label.annotate import LOW_CONFIDENCE, Annotation
 from .label.query import QueryResult
 from .signal.beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment, to_model_rate
 from .signal.filtering import clean_ecg
-from .signal.records import load_record
+from .signal.records import lead_extent, load_record
 from .store.index import BeatIndex
 
 CLASS_COLORS = {"N": "#4c72b0", "S": "#dd8452", "V": "#c44e52", "F": "#8172b3", "Q": "#55a868", "": "#999999"}
@@ -29,24 +29,25 @@ QUERY_COLOR = "black"
 
 def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLike,
                    data_dir: str | os.PathLike | None = None,
-                   query_window: np.ndarray | None = None) -> Path:
+                   query_window: np.ndarray | None = None, query_record: str | os.PathLike | None = None) -> Path:
     """The query beat (thick, black) over its neighbors' beats, coloured by their class.
 
     Neighbors are read back from the record paths in the index's catalog, filtered
     and cut as the index cut them, and z-normalised as the encoder sees them (shape
     is compared, not gain). The query comes from ``query_window`` (a raw
     ``WINDOW``-sample beat, e.g. for a :func:`~simsearch.label.query.query_signal`
-    result), else from its record: the catalog's path for an indexed record, else by
-    name in ``data_dir``. A neighbor whose record is no longer on disk is left out
+    result), else from its record: the catalog's path for an indexed record, else
+    ``query_record`` as the query named it (a path, or a name in ``data_dir``; default the
+    result's record name). A neighbor whose record is no longer on disk is left out
     and counted in the title; a query that cannot be re-read is noted there too.
     """
     from matplotlib.figure import Figure
 
-    signals = _SignalCache(index, data_dir)
+    signals = _BeatWindows(index, data_dir)
     query = result.query
     if query_window is None and query.get("record"):
         try:
-            query_window = signals.window(query["record"], query.get("lead"), query["sample"])
+            query_window = signals.window(query["record"], query.get("lead"), query["sample"], query_record)
         except RecordNotFoundError:  # e.g. queried by a path outside data_dir: plot the neighbors alone
             query_window = None
     t_ms = (np.arange(WINDOW) - WINDOW_BEFORE) / MODEL_FS * 1000.0
@@ -131,25 +132,30 @@ def plot_strip(annotation: Annotation, path: str | os.PathLike, start_s: float =
     return _save(fig, path)
 
 
-class _SignalCache:
-    """Filtered signals at MODEL_FS by (record, lead), read once each, for cutting beats."""
+PLOT_SPAN_S = 5.0
+"""Seconds read on each side of a drawn beat: its window and the filters' reach, not the whole
+record (a neighbor's 30 minutes, a query's 24 hours)."""
+
+
+class _BeatWindows:
+    """Beat windows cut from the records the index names (else from ``data_dir``), each beat's
+    few seconds read and filtered at MODEL_FS as the index filtered its records."""
 
     def __init__(self, index: BeatIndex, data_dir):
         self.index = index
         self.data_dir = data_dir
-        self.signals: dict[tuple[str, str | None], tuple[np.ndarray, float]] = {}
 
-    def window(self, record: str, lead: str | None, sample: int) -> np.ndarray:
-        """The raw (unnormalised) beat window around ``sample`` (at the record's own rate)."""
-        key = (record, lead)
-        if key not in self.signals:
-            stored = self.index.catalog.record(record)
-            source = stored["path"] if stored is not None else record
-            data_dir = None if stored is not None else self.data_dir
-            loaded = load_record(source, data_dir, lead=lead, annotations=None)
-            self.signals[key] = (clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS), loaded.fs)
-        signal, source_fs = self.signals[key]
-        at_model = int(rescale_samples(sample, source_fs, MODEL_FS))
+    def window(self, record: str, lead: str | None, sample: int, named: str | os.PathLike | None = None) -> np.ndarray:
+        """The raw (unnormalised) beat window around ``sample`` (at the record's own rate) of
+        ``record``, read where the index keeps it, else as ``named`` (default: ``record``)."""
+        stored = self.index.catalog.record(record)
+        source = stored["path"] if stored is not None else (named or record)
+        data_dir = None if stored is not None else self.data_dir
+        fs, _ = lead_extent(source, data_dir, lead=lead)
+        loaded = load_record(source, data_dir, lead=lead, annotations=None,
+                             span_s=(sample / fs - PLOT_SPAN_S, sample / fs + PLOT_SPAN_S))
+        signal = clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS)
+        at_model = int(rescale_samples(sample - loaded.start, loaded.fs, MODEL_FS))
         return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]
 
 

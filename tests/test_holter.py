@@ -23,7 +23,7 @@ import pytest
 from conftest import REPO
 
 from simsearch.cli import main
-from simsearch.errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError
+from simsearch.errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SampleOutOfRangeError
 from simsearch.label.annotate import STAGES
 from simsearch.signal.records import check_record, load_record, other_lead, record_name
 from simsearch.store.exact import ExactKnn, flat_knn
@@ -265,3 +265,22 @@ def test_reference_beats_come_from_the_edf_annotations(holter, tmp_path):
     writer.close()
     with pytest.raises(AnnotationError, match="no annotation in bare.edf with an MIT-BIH symbol"):
         read_beats(bare, beats="reference")
+
+
+@pytest.mark.parametrize("name", ["h", "h.edf"])
+def test_a_span_of_a_recording_is_its_slice(holter, name):
+    whole = load_record(holter / name)
+    part = load_record(holter / name, span_s=(100.0, 150.5))
+    assert (part.start, part.n_samples, part.span_s) == (36000, 18180, (100.0, 150.5))
+    np.testing.assert_array_equal(part.signal, whole.signal[36000:36000 + 18180])
+    inside = (whole.ann_samples >= 36000) & (whole.ann_samples < 36000 + 18180)
+    np.testing.assert_array_equal(part.ann_samples + part.start, whole.ann_samples[inside])
+    assert list(part.ann_symbols) == list(whole.ann_symbols[inside])
+    end = load_record(holter / name, span_s=(230.0, 1e6))  # cut to the recording
+    assert end.start + end.n_samples == whole.n_samples
+    other = load_record(holter / name, lead="V1", span_s=part.span_s)  # the other lead's same seconds
+    assert (other.start, other.n_samples) == (part.start, part.n_samples)
+    for bad in [(300.0, 400.0), (50.0, 50.0), (float("nan"), 10.0), ("a", "b")]:
+        with pytest.raises(SampleOutOfRangeError):
+            load_record(holter / name, span_s=bad)
+

@@ -166,3 +166,18 @@ def test_the_server_on_an_index_of_both_leads(both_index, data_dir, tmp_path):
             assert "single was embedded in one lead" in refused.json()["error"]
     finally:
         served.close()
+
+
+def test_a_query_on_a_long_recording_reads_its_minutes_around_the_beat(both_index, data_dir, monkeypatch):
+    from simsearch.label import query
+
+    sample = int(load_record("201", data_dir).ann_samples[1200])  # about minute 15; 201 is not in the index
+    whole = query.query_beat(both_index, "201", sample, k=10, data_dir=data_dir)
+    monkeypatch.setattr(query, "WHOLE_RECORD_S", 600.0)  # as if its 30 minutes were a day: 10 minutes read
+    monkeypatch.setattr(query, "QUERY_SPAN_S", 300.0)
+    part = query.query_beat(both_index, "201", sample, k=10, data_dir=data_dir)
+    assert part.query == whole.query  # the same beat, named by its sample and time in the whole recording
+    assert part.embedding.shape == whole.embedding.shape == (2 * both_index.encoder.dim,)  # both leads, same seconds
+    assert {n.id for n in part.neighbors} == {n.id for n in whole.neighbors}
+    assert part.vote.label == whole.vote.label
+    np.testing.assert_allclose(part.embedding, whole.embedding, atol=0.05)

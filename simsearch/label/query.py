@@ -17,7 +17,7 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..errors import ParameterError, SampleOutOfRangeError
 from ..signal.beats import Beats, beats_from_record, check_sample, nearest_beat
-from ..signal.records import Record, check_signal, load_record, record_name
+from ..signal.records import Record, check_signal, lead_extent, load_record, record_name
 from ..store.index import BeatIndex
 from .vote import VOTE_K, index_vote, vote_winner
 
@@ -26,6 +26,18 @@ DEFAULT_K = 10
 SNAP_TOLERANCE_S = 0.150
 """A sample in a raw signal names the beat within this (EC57's match window); farther
 from every detected beat, it names no beat and the query is refused."""
+WHOLE_RECORD_S = 3600.0
+"""A record outside the index no longer than this (MIT-BIH's 30 minutes) is read whole to answer
+a query about one of its beats; of a longer one only :data:`QUERY_SPAN_S` on each side of the beat."""
+QUERY_SPAN_S = 600.0
+"""Seconds read on each side of a query beat of a long recording outside the index. A beat's
+context reaches 150 beats to each side (the long-term rhythm and the dominant beat,
+:data:`~simsearch.signal.beats.LONG_TERM_RR_BEATS`): ten minutes hold them down to 15 beats a
+minute. Its vector may differ a little from the one the whole recording gives the beat (the
+dominant beat is taken per block of 50 beats, counted from where the reading starts): on a beat of
+201 read as if it were long, the same ten neighbors answer (``tests/test_leads.py``). A query on a
+beat of a 24-hour recording (CLI, index of 48 records, both leads): 21-23 s reading it whole, 8 s
+so, most of it TensorFlow and the encoder loading."""
 
 
 @dataclass
@@ -117,12 +129,18 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
         vector = index.vectors.reconstruct(int(beat_id))[None, :]
         info = {key: _plain(beat[key][0]) for key in ("record", "sample", "time", "lead", "symbol", "aami")}
         return _answer(index, vector, info, k, [name] if exclude_record else [], [beat_id], classes)
-    loaded = load_record(record, data_dir, lead=lead)
-    sample = check_sample(sample, loaded.n_samples, loaded.name)
+    fs, length = lead_extent(record, data_dir, lead=lead)
+    span_s = None
+    if length is not None:
+        sample = check_sample(sample, length, name)
+        if length > WHOLE_RECORD_S * fs:
+            span_s = (sample / fs - QUERY_SPAN_S, sample / fs + QUERY_SPAN_S)
+    loaded = load_record(record, data_dir, lead=lead, span_s=span_s)
+    at = check_sample(sample - loaded.start, loaded.n_samples, loaded.name)
     beats = beats_from_record(loaded)
-    row = nearest_beat(beats.samples, sample, loaded.name)
+    row = nearest_beat(beats.samples, at, loaded.name)
     # a stored beat of this record in another lead is the same heartbeat: never its own neighbor
-    exclude_ids = [] if stored is None else [index.catalog.nearest_beat(name, int(beats.samples[row]))]
+    exclude_ids = [] if stored is None else [index.catalog.nearest_beat(name, loaded.start + int(beats.samples[row]))]
     return _answer(index, index.embed(loaded, beats, rows=[row]), _beat_info(loaded, beats, row), k,
                    [loaded.name] if exclude_record else [], [i for i in exclude_ids if i is not None], classes)
 
@@ -199,7 +217,9 @@ def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = D
 
 
 def _beat_info(record: Record, beats: Beats, row: int) -> dict:
-    return {"record": record.name, "sample": int(beats.samples[row]), "time": float(beats.times[row]),
+    """The query beat as a result names it: its sample and time in the whole recording."""
+    sample = record.start + int(beats.samples[row])
+    return {"record": record.name, "sample": sample, "time": sample / record.fs,
             "lead": record.lead, "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None}
 
 

@@ -127,8 +127,9 @@ def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
     lead = other_lead(record.path, first=record.lead)
     if lead is None:
         return None
-    # an EDF file may sample its leads at different rates: beats_in_lead takes the same instants
-    return beats_in_lead(load_record(record.path, lead=lead, annotations=None), beats)
+    # the same seconds of the recording (a part of it, for a query beat of a long one); an EDF file may sample
+    # its leads at different rates: beats_in_lead takes the same instants
+    return beats_in_lead(load_record(record.path, lead=lead, annotations=None, span_s=record.span_s), beats)
 
 
 def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store: bool = False,

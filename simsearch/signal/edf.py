@@ -167,19 +167,21 @@ def _reserved_field(path: Path) -> str:
         return ""
 
 
-def read_lead(path: Path, channel: int, annotations: bool
+def read_lead(path: Path, channel: int, annotations: bool, start: int = 0, n_samples: int | None = None
               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(signal in its physical units, annotation samples, symbols) of lead ``channel``.
+    """(signal in its physical units, annotation samples, symbols) of lead ``channel``: its
+    ``n_samples`` from sample ``start`` (default: all).
 
-    Annotation positions are at the lead's rate. They are None when ``annotations`` is
-    false or the file holds no annotation whose text starts with an MIT-BIH symbol.
+    Annotation positions are at the lead's rate, counted from the recording's beginning
+    (all of them, whatever part of the signal is read). They are None when ``annotations``
+    is false or the file holds no annotation whose text starts with an MIT-BIH symbol.
     """
     reader = _open(path, annotations=annotations)
     try:
         header = _header(reader, path)
         fs = header.rates[channel]
         try:
-            signal = np.asarray(reader.readSignal(channel), dtype=np.float64)
+            signal = np.asarray(reader.readSignal(channel, start, n_samples), dtype=np.float64)
         except (OSError, ValueError) as exc:
             raise RecordFormatError(f"{path.name}: signal {header.leads[channel]!r} cannot be read "
                                     f"({_edflib_reason(exc)})") from None
@@ -187,7 +189,7 @@ def read_lead(path: Path, channel: int, annotations: bool
         if annotations:
             onsets, _, texts = reader.readAnnotations()
             ann_samples, ann_symbols = _symbol_annotations(np.asarray(onsets, dtype=np.float64), texts, fs,
-                                                           signal.shape[0])
+                                                           header.lengths[channel])
     finally:
         reader.close()
     return signal, ann_samples, ann_symbols

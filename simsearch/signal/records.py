@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ..aami import check_symbols
-from ..errors import LeadNotFoundError, RecordFormatError, RecordNotFoundError, SignalQualityError, reason
+from ..errors import (
+    LeadNotFoundError,
+    RecordFormatError,
+    RecordNotFoundError,
+    SampleOutOfRangeError,
+    SignalQualityError,
+    reason,
+)
 from . import edf
 from .filtering import resample
 
@@ -68,6 +75,9 @@ class Record:
     converts to the model's rate, and converts positions back.
     ``ann_samples``/``ann_symbols`` hold the reference annotations (all of them, beats
     and non-beats) when the record has an annotation file, else ``None``.
+    A part of a recording (:func:`load_record`'s ``span_s``) starts at sample ``start`` of
+    it: its signal's and annotations' positions count from there, ``start + position`` is
+    the sample in the whole recording.
     """
 
     name: str
@@ -77,6 +87,12 @@ class Record:
     lead: str
     ann_samples: np.ndarray | None = None
     ann_symbols: np.ndarray | None = None
+    start: int = 0
+
+    @property
+    def span_s(self) -> tuple[float, float]:
+        """The seconds of the recording this record holds, from its beginning."""
+        return self.start / self.fs, (self.start + self.n_samples) / self.fs
 
     @property
     def n_samples(self) -> int:
@@ -162,6 +178,7 @@ def load_record(
     *,
     lead: str | None = None,
     annotations: str | None = "atr",
+    span_s: tuple[float, float] | None = None,
 ) -> Record:
     """Read one lead of a WFDB record or an EDF/EDF+ file at its own sampling rate.
 
@@ -180,6 +197,10 @@ def load_record(
         Extension of the annotation file to read when it exists (``None``: ignore
         annotations). An EDF+ file's own annotations are read unless ``None``: those whose
         text starts with an MIT-BIH symbol (see :mod:`simsearch.signal.edf`).
+    span_s : (float, float), optional
+        Read only these seconds of the recording (from its beginning; cut to its length):
+        the returned record starts at its sample ``start``. A beat of a 24-hour recording
+        is then read without the rest of the day.
 
     Returns
     -------
@@ -188,19 +209,22 @@ def load_record(
     Raises
     ------
     RecordNotFoundError, RecordFormatError, LeadNotFoundError, SignalQualityError, AnnotationError
+    SampleOutOfRangeError
+        ``span_s`` holds no sample of the recording.
     """
     import wfdb  # lazy: wfdb (and pandas under it) takes ~0.4 s to import; stored-beat queries never read a record
 
     path = resolve_record_path(record, data_dir)
     if edf.is_edf(path):
-        return _load_edf(path, lead, annotations is not None)
+        return _load_edf(path, lead, annotations is not None, span_s)
     name = path.name
     header, fs, sig_len = _checked_header(path)
     leads = [str(lead) for lead in header.sig_name]
     chosen = _choose_lead(leads, lead, name)
     channel = leads.index(chosen)
+    start, stop = (0, sig_len) if span_s is None or not sig_len else samples_in(span_s, fs, sig_len, name)
     try:
-        raw = wfdb.rdrecord(str(path), channels=[channel], physical=True)
+        raw = wfdb.rdrecord(str(path), channels=[channel], physical=True, sampfrom=start, sampto=stop)
     except FileNotFoundError as exc:
         raise RecordNotFoundError(f"{name}: signal file missing ({reason(exc)})") from None
     except Exception as exc:
@@ -208,17 +232,57 @@ def load_record(
     if raw.p_signal is None or raw.p_signal.ndim != 2 or raw.p_signal.shape[1] != 1:
         raise RecordFormatError(f"{name}: signal file cannot be read (no samples of lead {chosen})")
     signal = in_millivolts(np.asarray(raw.p_signal[:, 0], dtype=np.float64), (raw.units or [None])[0])
-    if sig_len and signal.shape[0] < sig_len:
-        raise RecordFormatError(f"{name}: signal file is truncated ({signal.shape[0]} of {sig_len} samples)")
-    check_signal(signal, f"{name} lead {chosen}")
-    if signal.shape[0] < MIN_DURATION_S * fs:
-        raise SignalQualityError(f"{name} lead {chosen}: signal too short ({signal.shape[0]} samples at {fs:g} Hz, "
-                                 f"at least {MIN_DURATION_S:g} s)")
-
+    if sig_len and signal.shape[0] < stop - start:
+        raise RecordFormatError(f"{name}: signal file is truncated ({start + signal.shape[0]} of {sig_len} samples)")
+    if span_s is not None and not sig_len:  # a header without a length: the span is cut from the whole signal
+        start, stop = samples_in(span_s, fs, signal.shape[0], name)
+        signal = signal[start:stop]
     ann_samples = ann_symbols = None
     if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
         ann_samples, ann_symbols = read_annotations(path, annotations)
-    return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+    return _checked_part(Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols),
+                         None if span_s is None else start)
+
+
+def samples_in(span_s: tuple[float, float], fs: float, n_samples: int, name: str) -> tuple[int, int]:
+    """(start, stop) samples of the seconds ``span_s`` in a recording of ``n_samples`` at ``fs``.
+
+    Raises
+    ------
+    SampleOutOfRangeError
+        The span is not two numbers, the first below the second, overlapping the recording.
+    """
+    try:
+        first, last = (float(t) for t in span_s)
+    except (TypeError, ValueError):
+        raise SampleOutOfRangeError(f"{name}: a span is two numbers of seconds, not {span_s!r}") from None
+    finite = math.isfinite(first) and math.isfinite(last)
+    # rounded first: a span made of a record's own samples (Record.span_s) gives them back exactly
+    start, stop = (max(0, math.floor(round(first * fs, 6))), min(n_samples, math.ceil(round(last * fs, 6)))) \
+        if finite else (0, 0)
+    if start >= stop:
+        raise SampleOutOfRangeError(f"{name}: seconds {first:g} to {last:g} hold no sample of the recording "
+                                    f"(0 to {n_samples / fs:g} s)")
+    return start, stop
+
+
+def _checked_part(record: Record, start: int | None) -> Record:
+    """``record`` once its signal passes :func:`check_signal` and is long enough; read from
+    sample ``start`` of its recording (None: read whole), its annotations in that part only,
+    counted from ``start`` (a whole record keeps all of its own, whose positions are checked
+    where beats are cut)."""
+    what = f"{record.name} lead {record.lead}"
+    check_signal(record.signal, what)
+    if record.n_samples < MIN_DURATION_S * record.fs:
+        raise SignalQualityError(f"{what}: signal too short ({record.n_samples} samples at {record.fs:g} Hz, "
+                                 f"at least {MIN_DURATION_S:g} s)")
+    if start is None:
+        return record
+    if not record.has_annotations:
+        return replace(record, start=start)
+    inside = (record.ann_samples >= start) & (record.ann_samples < start + record.n_samples)
+    return replace(record, start=start, ann_samples=record.ann_samples[inside] - start,
+                   ann_symbols=record.ann_symbols[inside])
 
 
 MILLIVOLTS_PER_UNIT = {"v": 1e3, "volt": 1e3, "mv": 1.0, "millivolt": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
@@ -247,19 +311,18 @@ def write_record(path: str | os.PathLike, signal: np.ndarray, fs: float, leads: 
     return path
 
 
-def _load_edf(path: Path, lead: str | None, annotations: bool) -> Record:
+def _load_edf(path: Path, lead: str | None, annotations: bool, span_s: tuple[float, float] | None) -> Record:
     name = record_name(path)
     header = _checked_edf_header(path)
     chosen = _choose_lead(header.leads, lead, name, header.rates)
     channel = header.leads.index(chosen)
     fs = check_sampling_rate(header.rates[channel], f"{path.name} lead {chosen}")
-    signal, ann_samples, ann_symbols = edf.read_lead(path, channel, annotations)
+    length = header.lengths[channel]
+    start, stop = (0, length) if span_s is None else samples_in(span_s, fs, length, name)
+    signal, ann_samples, ann_symbols = edf.read_lead(path, channel, annotations, start, stop - start)
     signal = in_millivolts(signal, header.units[channel])
-    check_signal(signal, f"{name} lead {chosen}")
-    if signal.shape[0] < MIN_DURATION_S * fs:
-        raise SignalQualityError(f"{name} lead {chosen}: signal too short ({signal.shape[0]} samples at {fs:g} Hz, "
-                                 f"at least {MIN_DURATION_S:g} s)")
-    return Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols)
+    return _checked_part(Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols),
+                         None if span_s is None else start)
 
 
 def resampled(record: Record, fs: float) -> Record:
@@ -270,10 +333,11 @@ def resampled(record: Record, fs: float) -> Record:
     fs = check_sampling_rate(fs, f"{record.name}: target rate")
     signal = resample(record.signal, record.fs, fs)
     if not record.has_annotations:
-        return replace(record, signal=signal, fs=fs)
+        return replace(record, signal=signal, fs=fs, start=round(record.start * fs / record.fs))
     samples = np.round(record.ann_samples * (fs / record.fs)).astype(np.int64)
     inside = samples < signal.shape[0]
-    return replace(record, signal=signal, fs=fs, ann_samples=samples[inside], ann_symbols=record.ann_symbols[inside])
+    return replace(record, signal=signal, fs=fs, ann_samples=samples[inside], ann_symbols=record.ann_symbols[inside],
+                   start=round(record.start * fs / record.fs))
 
 
 def _checked_edf_header(path: Path) -> edf.EdfHeader:
@@ -443,6 +507,26 @@ def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None =
     if annotations and _is(path.with_name(f"{path.name}.{annotations}"), "file"):
         read_annotations(path, annotations)
     return path
+
+
+def lead_extent(record: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+                lead: str | None = None) -> tuple[float, int | None]:
+    """(sampling rate, number of samples) of the lead :func:`load_record` reads (``lead``, or its
+    default), from the header alone; the number is None where a WFDB header does not give it.
+
+    Raises
+    ------
+    RecordNotFoundError, RecordFormatError, LeadNotFoundError
+    """
+    path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path):
+        header = _checked_edf_header(path)
+        chosen = _choose_lead(header.leads, lead, record_name(path), header.rates)
+        channel = header.leads.index(chosen)
+        return check_sampling_rate(header.rates[channel], f"{path.name} lead {chosen}"), header.lengths[channel]
+    header, fs, sig_len = _checked_header(path)
+    _choose_lead([str(name) for name in header.sig_name], lead, path.name)
+    return fs, sig_len or None
 
 
 def record_leads(record: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[str]:
