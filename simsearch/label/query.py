@@ -131,12 +131,11 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
         return _answer(index, vector, info, k, [name] if exclude_record else [], [beat_id], classes)
     fs, length = lead_extent(record, data_dir, lead=lead)
     span_s = None
-    if length is not None:
+    if length is not None and length > WHOLE_RECORD_S * fs:
         sample = check_sample(sample, length, name)
-        if length > WHOLE_RECORD_S * fs:
-            span_s = (sample / fs - QUERY_SPAN_S, sample / fs + QUERY_SPAN_S)
-    loaded = load_record(record, data_dir, lead=lead, span_s=span_s)
-    at = check_sample(sample - loaded.start, loaded.n_samples, loaded.name)
+        span_s = (sample / fs - QUERY_SPAN_S, sample / fs + QUERY_SPAN_S)
+    loaded = load_record(record, data_dir, lead=lead, span_s=span_s)  # a short record's own faults come first
+    at = check_sample(sample, loaded.n_samples if span_s is None else length, loaded.name) - loaded.start
     beats = beats_from_record(loaded)
     row = nearest_beat(beats.samples, at, loaded.name)
     # a stored beat of this record in another lead is the same heartbeat: never its own neighbor
