@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .aami import AAMI_CLASSES
-from .errors import RecordNotFoundError, SampleOutOfRangeError
+from .errors import RecordNotFoundError, SampleOutOfRangeError, SignalQualityError
 from .label.annotate import LOW_CONFIDENCE, Annotation
 from .label.query import QueryResult
 from .signal.beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment, to_model_rate
@@ -39,7 +39,8 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     result), else from its record: the catalog's path for an indexed record, else
     ``query_record`` as the query named it (a path, or a name in ``data_dir``; default the
     result's record name). A neighbor whose record is no longer on disk is left out
-    and counted in the title; a query that cannot be re-read is noted there too.
+    and counted in the title, as is one whose few seconds around the beat are flat or hold
+    no number (a lead off in a Holter); a query that cannot be re-read is noted there too.
     """
     from matplotlib.figure import Figure
 
@@ -48,7 +49,7 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     if query_window is None and query.get("record"):
         try:
             query_window = signals.window(query["record"], query.get("lead"), query["sample"], query_record)
-        except RecordNotFoundError:  # e.g. queried by a path outside data_dir: plot the neighbors alone
+        except (RecordNotFoundError, SignalQualityError):  # e.g. a path outside data_dir: the neighbors alone
             query_window = None
     t_ms = (np.arange(WINDOW) - WINDOW_BEFORE) / MODEL_FS * 1000.0
 
@@ -59,7 +60,7 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     for neighbor in reversed(result.neighbors):  # nearest drawn last, on top
         try:
             window = signals.window(neighbor.record, neighbor.lead, neighbor.sample)
-        except RecordNotFoundError:
+        except (RecordNotFoundError, SignalQualityError):  # gone from disk, or its seconds flat (a lead off)
             missing += 1
             continue
         cls = neighbor.aami or ""
@@ -73,7 +74,7 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     where = f"{query.get('record') or 'signal'} sample {query.get('sample')}"
     title = f"{where}: vote {vote.label or '-'} ({vote.confidence:.2f}), {len(result.neighbors)} neighbors"
     if missing:
-        title += f" ({missing} not on disk)"
+        title += f" ({missing} not drawn: not on disk or flat)"
     if query_window is None:
         title += " (query waveform not available)"
     ax.set_title(title, fontsize=10)
