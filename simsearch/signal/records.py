@@ -222,7 +222,7 @@ def load_record(
     leads = [str(lead) for lead in header.sig_name]
     chosen = _choose_lead(leads, lead, name)
     channel = leads.index(chosen)
-    start, stop = (0, sig_len) if span_s is None or not sig_len else samples_in(span_s, fs, sig_len, name)
+    start, stop = (0, sig_len or None) if span_s is None or not sig_len else samples_in(span_s, fs, sig_len, name)
     try:
         raw = wfdb.rdrecord(str(path), channels=[channel], physical=True, sampfrom=start, sampto=stop)
     except FileNotFoundError as exc:
@@ -332,12 +332,13 @@ def resampled(record: Record, fs: float) -> Record:
     selection at other sampling rates; simsearch itself never resamples a record."""
     fs = check_sampling_rate(fs, f"{record.name}: target rate")
     signal = resample(record.signal, record.fs, fs)
+    start = round(record.start * fs / record.fs)
     if not record.has_annotations:
-        return replace(record, signal=signal, fs=fs, start=round(record.start * fs / record.fs))
+        return replace(record, signal=signal, fs=fs, start=start)
     samples = np.round(record.ann_samples * (fs / record.fs)).astype(np.int64)
     inside = samples < signal.shape[0]
-    return replace(record, signal=signal, fs=fs, ann_samples=samples[inside], ann_symbols=record.ann_symbols[inside],
-                   start=round(record.start * fs / record.fs))
+    return replace(record, signal=signal, fs=fs, start=start, ann_samples=samples[inside],
+                   ann_symbols=record.ann_symbols[inside])
 
 
 def _checked_edf_header(path: Path) -> edf.EdfHeader:
