@@ -50,10 +50,7 @@ from ..signal.records import Record
 from . import layout, milvus
 from .catalog import Catalog
 from .exact import ExactKnn
-from .vectors import empty as empty_vectors
-from .vectors import finalize as finalize_vectors
-from .vectors import normalized_type
-from .vectors import read as read_vectors
+from .vectors import empty as empty_vectors, finalize as finalize_vectors, normalized_type, read as read_vectors
 
 FORMAT_VERSION = 2
 """Version of the on-disk layout. 2: generations behind a ``CURRENT`` pointer, versioned
