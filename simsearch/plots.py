@@ -152,7 +152,9 @@ class _BeatWindows:
         stored = self.index.catalog.record(record)
         source = stored["path"] if stored is not None else (named or record)
         data_dir = None if stored is not None else self.data_dir
-        fs, _ = lead_extent(source, data_dir, lead=lead)
+        # a stored record's rate is in the catalog (its stored lead's, which its neighbors are in): one header read less
+        fs = float(stored["fs"]) if stored is not None and lead in (None, stored["lead"]) else \
+            lead_extent(source, data_dir, lead=lead)[0]
         loaded = load_record(source, data_dir, lead=lead, annotations=None,
                              span_s=(sample / fs - PLOT_SPAN_S, sample / fs + PLOT_SPAN_S))
         signal = clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS)
