@@ -44,11 +44,11 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     """
     from matplotlib.figure import Figure
 
-    signals = _BeatWindows(index, data_dir)
     query = result.query
     if query_window is None and query.get("record"):
         try:
-            query_window = signals.window(query["record"], query.get("lead"), query["sample"], query_record)
+            query_window = _beat_window(index, query["record"], query.get("lead"), query["sample"], data_dir,
+                                        query_record)
         except (RecordNotFoundError, SignalQualityError):  # e.g. a path outside data_dir: the neighbors alone
             query_window = None
     t_ms = (np.arange(WINDOW) - WINDOW_BEFORE) / MODEL_FS * 1000.0
@@ -59,7 +59,7 @@ def plot_neighbors(index: BeatIndex, result: QueryResult, path: str | os.PathLik
     missing = 0
     for neighbor in reversed(result.neighbors):  # nearest drawn last, on top
         try:
-            window = signals.window(neighbor.record, neighbor.lead, neighbor.sample)
+            window = _beat_window(index, neighbor.record, neighbor.lead, neighbor.sample, data_dir)
         except (RecordNotFoundError, SignalQualityError):  # gone from disk, or its seconds flat (a lead off)
             missing += 1
             continue
@@ -138,28 +138,22 @@ PLOT_SPAN_S = 5.0
 record (a neighbor's 30 minutes, a query's 24 hours)."""
 
 
-class _BeatWindows:
-    """Beat windows cut from the records the index names (else from ``data_dir``), each beat's
-    few seconds read and filtered at MODEL_FS as the index filtered its records."""
-
-    def __init__(self, index: BeatIndex, data_dir):
-        self.index = index
-        self.data_dir = data_dir
-
-    def window(self, record: str, lead: str | None, sample: int, named: str | os.PathLike | None = None) -> np.ndarray:
-        """The raw (unnormalised) beat window around ``sample`` (at the record's own rate) of
-        ``record``, read where the index keeps it, else as ``named`` (default: ``record``)."""
-        stored = self.index.catalog.record(record)
-        source = stored["path"] if stored is not None else (named or record)
-        data_dir = None if stored is not None else self.data_dir
-        # a stored record's rate is in the catalog (its stored lead's, which its neighbors are in): one header read less
-        fs = float(stored["fs"]) if stored is not None and lead in (None, stored["lead"]) else \
-            lead_extent(source, data_dir, lead=lead)[0]
-        loaded = load_record(source, data_dir, lead=lead, annotations=None,
-                             span_s=(sample / fs - PLOT_SPAN_S, sample / fs + PLOT_SPAN_S))
-        signal = clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS)
-        at_model = int(rescale_samples(sample - loaded.start, loaded.fs, MODEL_FS))
-        return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]
+def _beat_window(index: BeatIndex, record: str, lead: str | None, sample: int, data_dir=None,
+                 named: str | os.PathLike | None = None) -> np.ndarray:
+    """The raw (unnormalised) beat window around ``sample`` (at the record's own rate) of
+    ``record``: read where the index keeps it, else as ``named`` (default: ``record``) in
+    ``data_dir``; its few seconds filtered at MODEL_FS as the index filtered its records."""
+    stored = index.catalog.record(record)
+    source = stored["path"] if stored is not None else (named or record)
+    data_dir = None if stored is not None else data_dir
+    # a stored record's rate is in the catalog (its stored lead's, which its neighbors are in): one header read less
+    fs = float(stored["fs"]) if stored is not None and lead in (None, stored["lead"]) else \
+        lead_extent(source, data_dir, lead=lead)[0]
+    loaded = load_record(source, data_dir, lead=lead, annotations=None,
+                         span_s=(sample / fs - PLOT_SPAN_S, sample / fs + PLOT_SPAN_S))
+    signal = clean_ecg(to_model_rate(loaded.signal, loaded.fs), MODEL_FS)
+    at_model = int(rescale_samples(sample - loaded.start, loaded.fs, MODEL_FS))
+    return segment(signal, np.array([min(max(at_model, 0), signal.size - 1)]))[0]
 
 
 def _save(fig, path: str | os.PathLike) -> Path:

@@ -239,17 +239,16 @@ def test_plots_write_pngs(small_index, detected, data_dir, tmp_path):
 
 
 def test_a_drawn_beat_is_cut_from_its_few_seconds_as_from_the_whole_record(small_index, data_dir):
-    from simsearch.plots import _BeatWindows
+    from simsearch.plots import _beat_window
     from simsearch.signal.beats import MODEL_FS, rescale_samples, segment, to_model_rate
     from simsearch.signal.filtering import clean_ecg
 
     record = load_record("201", data_dir, annotations=None)  # not in the index: read as named
     whole = clean_ecg(to_model_rate(record.signal, record.fs), MODEL_FS)
-    windows = _BeatWindows(small_index, data_dir)
     for sample in (300, 300_000, record.n_samples - 100):  # the seconds cut short at both ends too
         at = min(int(rescale_samples(sample, record.fs, MODEL_FS)), whole.size - 1)
-        np.testing.assert_allclose(windows.window("201", None, sample), segment(whole, np.array([at]))[0],
-                                   atol=1e-3)
+        drawn = _beat_window(small_index, "201", None, sample, data_dir)
+        np.testing.assert_allclose(drawn, segment(whole, np.array([at]))[0], atol=1e-3)
 
 
 # ---------------------------------------------------------------- label spreading and suggestions, synthetic
