@@ -153,7 +153,7 @@ def test_vf_episodes_hold_no_reference_beat(data_dir: Path) -> None:
 
 
 def test_evaluate_and_summarize(data_dir: Path) -> None:
-    rows = evaluate_detection(["100"], data_dir, detector=lambda signal, fs: np.array([], dtype=np.int64))
+    rows = evaluate_detection(["100"], data_dir, detector=lambda record: np.array([], dtype=np.int64))
     assert rows[0]["record"] == "100"
     assert (rows[0]["tp"], rows[0]["fn"], rows[0]["fp"]) == (0, rows[0]["reference"], 0)
     assert rows[0]["se"] == 0.0 and rows[0]["seconds"] >= 0.0

@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import AnnotationError
-from ..signal.beats import reference_beats
-from ..signal.detection import detect_r_peaks
+from ..signal.beats import detect_beats, reference_beats
 from ..signal.records import Record, load_record
 from .matching import match_peaks
 
@@ -47,7 +46,7 @@ def detection_counts(reference: np.ndarray, detected: np.ndarray, fs: float,
 def evaluate_detection(
     records: Sequence[str],
     data_dir: str | os.PathLike | None,
-    detector: Callable[[np.ndarray, float], np.ndarray] = detect_r_peaks,
+    detector: Callable[[Record], np.ndarray] = detect_beats,
 ) -> list[dict]:
     """Run ``detector`` on each annotated record and score it against the beat annotations.
 
@@ -58,7 +57,8 @@ def evaluate_detection(
     data_dir : str or path, optional
         Where bare names are looked up.
     detector : callable
-        ``detector(signal, fs)`` -> R-peak samples at ``fs``; default the simsearch detector.
+        ``detector(record)`` -> R-peak samples at the record's rate; default the simsearch
+        detector with its second look in the record's other lead (:func:`detect_beats`).
 
     Returns
     -------
@@ -80,7 +80,7 @@ def evaluate_detection(
             raise AnnotationError(f"{record.name}: no reference annotations to evaluate against")
         reference = reference_beats(record)[0]
         started = time.perf_counter()
-        detected = np.asarray(detector(record.signal, record.fs), dtype=np.int64)
+        detected = np.asarray(detector(record), dtype=np.int64)
         seconds = time.perf_counter() - started
         tp, fn, fp, fp_vf = detection_counts(reference, detected, record.fs, vf_episodes(record))
         rows.append(

@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..aami import SYMBOL_TO_AAMI, to_aami
-from ..errors import SampleOutOfRangeError
+from ..errors import SampleOutOfRangeError, SimsearchError
 from .detection import LOCATE_BAND_HZ, detect_r_peaks, largest_deflections
+from .detection_check import check_detections
 from .filtering import bandpass, clean_ecg, percentile_filter, resample, uniform_filter1d  # SciPy, lazily
-from .records import Record
+from .records import Record, check_signal, load_record, other_lead
 
 MODEL_FS = 360.0
 """Every record is resampled to this rate before beats are cut (MIT-BIH's own rate)."""
@@ -382,7 +383,7 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         if record.has_annotations:
             r_peaks, symbols = reference_beats(record)
         else:  # the detector runs at MODEL_FS, where its settings were tuned, and centres its beats itself
-            centres = detect_r_peaks(at_model, MODEL_FS)
+            centres = detected_at_model_rate(record, at_model)
             r_peaks = rescale_samples(centres, MODEL_FS, record.fs)
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     order = np.argsort(r_peaks, kind="stable")
@@ -439,7 +440,34 @@ def beats_in_lead(other: Record, beats: Beats) -> Beats:
 def detect_beats(record: Record) -> np.ndarray:
     """R-peak positions (at the record's rate) found by the QRS detector, ignoring any annotations
     (the beats :func:`beats_from_record` cuts from a record without annotations)."""
-    return rescale_samples(detect_r_peaks(to_model_rate(record.signal, record.fs), MODEL_FS), MODEL_FS, record.fs)
+    return rescale_samples(detected_at_model_rate(record, to_model_rate(record.signal, record.fs)), MODEL_FS,
+                           record.fs)
+
+
+def detected_at_model_rate(record: Record, at_model: np.ndarray) -> np.ndarray:
+    """The detector's beats in ``at_model`` (``record``'s lead at :data:`MODEL_FS`), those that noise
+    made dropped where the record has another lead to look at
+    (:func:`~simsearch.signal.detection_check.check_detections`)."""
+    found = detect_r_peaks(at_model, MODEL_FS)
+    return check_detections(at_model, other_lead_at_model_rate(record, at_model.shape[0]), MODEL_FS, found)
+
+
+def other_lead_at_model_rate(record: Record, n_samples: int) -> np.ndarray | None:
+    """The same seconds of ``record``'s other lead at :data:`MODEL_FS`, ``n_samples`` long; ``None``
+    when it has none, is no file (a raw signal), or the other lead cannot be read or is flat or NaN:
+    the detector's beats then stand unchecked, and an index that needs that lead says why."""
+    if not record.path:
+        return None
+    try:
+        lead = other_lead(record.path, first=record.lead)
+        if lead is None:
+            return None
+        other = load_record(record.path, lead=lead, annotations=None, span_s=record.span_s)
+        check_signal(other.signal, f"{record.name} lead {lead}")
+    except SimsearchError:
+        return None
+    signal = to_model_rate(other.signal, other.fs)[:n_samples]
+    return np.pad(signal, (0, n_samples - signal.shape[0]), mode="edge") if signal.shape[0] < n_samples else signal
 
 
 def to_model_rate(signal: np.ndarray, fs: float) -> np.ndarray:
