@@ -143,6 +143,8 @@ def median_ignoring_padding(values: np.ndarray, axis: int) -> np.ndarray:
     """``np.nanmedian`` along ``axis`` of a (rows, ...) array, at ``np.median``'s speed (twice
     nanmedian's) for the rows without NaN: only the first and last rows hold padding."""
     out = np.median(values, axis=axis)
+    if out.shape[0] == 0:
+        return out
     padded = np.isnan(out.reshape(out.shape[0], -1)).any(axis=1)
     if padded.any():
         out[padded] = np.nanmedian(values[padded], axis=axis)
