@@ -28,6 +28,10 @@ threshold above 0.35) miss more clean beats than that, so only the threshold mov
 refractory period, P-wave window, learning length, locating band and window and minimum
 length were not searched (physiology, or they move a beat or touch a record's first
 seconds only).
+
+The beats found here are then checked in the record's other lead, where noise rarely
+strikes at the same instant (:mod:`simsearch.signal.detection_check`, run by
+:func:`simsearch.signal.beats.detect_beats`): this module sees one lead only.
 """
 
 from __future__ import annotations
