@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
 from ..signal.beats import Beats, beats_in_lead
-from ..signal.records import Record, load_record, other_lead, record_name
+from ..signal.records import Record, other_lead, read_other_lead, record_name
 
 LEADS = ("one", "both")
 """What an index holds of each beat: its first lead, or both leads side by side."""
@@ -122,14 +122,8 @@ def first_lead(vectors: np.ndarray, dim: int) -> np.ndarray:
 def second_lead_beats(record: Record, beats: Beats) -> Beats | None:
     """The beats of ``record`` (read in one lead) at the same positions in its other lead;
     ``None`` when it has none (or is no file: a raw signal)."""
-    if not record.path:
-        return None
-    lead = other_lead(record.path, first=record.lead)
-    if lead is None:
-        return None
-    # the same seconds of the recording (a part of it, for a query beat of a long one); an EDF file may sample
-    # its leads at different rates: beats_in_lead takes the same instants
-    return beats_in_lead(load_record(record.path, lead=lead, annotations=None, span_s=record.span_s), beats)
+    other = read_other_lead(record)
+    return None if other is None else beats_in_lead(other, beats)
 
 
 def beat_vectors(encoder, record: Record, beats: Beats, weight: float, *, store: bool = False,

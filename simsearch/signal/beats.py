@@ -18,7 +18,7 @@ from ..errors import SampleOutOfRangeError, SimsearchError
 from .detection import LOCATE_BAND_HZ, detect_r_peaks, largest_deflections
 from .detection_check import check_detections
 from .filtering import bandpass, clean_ecg, percentile_filter, resample, uniform_filter1d  # SciPy, lazily
-from .records import Record, check_signal, load_record, other_lead
+from .records import Record, check_signal, read_other_lead
 
 MODEL_FS = 360.0
 """Every record is resampled to this rate before beats are cut (MIT-BIH's own rate)."""
@@ -456,14 +456,11 @@ def other_lead_at_model_rate(record: Record, n_samples: int) -> np.ndarray | Non
     """The same seconds of ``record``'s other lead at :data:`MODEL_FS`, ``n_samples`` long; ``None``
     when it has none, is no file (a raw signal), or the other lead cannot be read or is flat or NaN:
     the detector's beats then stand unchecked, and an index that needs that lead says why."""
-    if not record.path:
-        return None
     try:
-        lead = other_lead(record.path, first=record.lead)
-        if lead is None:
+        other = read_other_lead(record)
+        if other is None:
             return None
-        other = load_record(record.path, lead=lead, annotations=None, span_s=record.span_s)
-        check_signal(other.signal, f"{record.name} lead {lead}")
+        check_signal(other.signal, f"{record.name} lead {other.lead}")
     except SimsearchError:
         return None
     signal = to_model_rate(other.signal, other.fs)[:n_samples]

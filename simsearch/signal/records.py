@@ -556,6 +556,20 @@ def other_lead(record: str | os.PathLike, data_dir: str | os.PathLike | None = N
     return others[0] if others else None
 
 
+def read_other_lead(record: Record) -> Record | None:
+    """The same seconds of ``record``'s other lead (:func:`other_lead`), without annotations; ``None``
+    when it has none or ``record`` is no file (a raw signal). The one reader of a second lead: the
+    detector checks its beats in it, an index of both leads embeds it."""
+    if not record.path:
+        return None
+    lead = other_lead(record.path, first=record.lead)
+    if lead is None:
+        return None
+    # a part of a recording (a query beat of a long one) reads the same seconds; an EDF file may sample its
+    # leads at different rates: callers take the same instants
+    return load_record(record.path, lead=lead, annotations=None, span_s=record.span_s)
+
+
 def _checked_header(path: Path):
     """(wfdb header, sampling rate, signal length or None) of a record whose header and
     signal files pass :func:`read_record_line` and :func:`check_signal_files`."""
