@@ -325,3 +325,32 @@ def test_suggest_rows_prefers_uncertain_clusters_and_never_repeats_an_expert_bea
     assert sorted(everything) == sorted(np.flatnonzero(~expert))
     assert suggest_rows(x, scores, np.ones(cluster.size, dtype=bool), 5).size == 0
 
+
+def test_one_suggestion_goes_to_the_most_premature_beat_called_normal():
+    from simsearch.label.suggest import PREMATURE_FROM, premature_ratio, suggest_rows
+    from simsearch.signal.beats import CONTEXT_COLUMNS
+
+    x, cluster = clustered()
+    scores = np.zeros((cluster.size, 5))
+    scores[:, 0] = 1.0
+    scores[cluster == 5] = [0.5, 0.5, 0, 0, 0]
+    none = np.zeros(cluster.size, dtype=bool)
+    context = np.zeros((cluster.size, len(CONTEXT_COLUMNS)))
+    context[:, CONTEXT_COLUMNS.index("rr_sinus")] = 1.0
+    context[:, CONTEXT_COLUMNS.index("rr_prev")] = 1.0
+    early, earlier, called_v = np.flatnonzero(cluster == 1)[:3]
+    context[[early, earlier, called_v], CONTEXT_COLUMNS.index("rr_prev")] = [0.6, 0.5, 0.4]
+    scores[called_v] = [0.2, 0, 0.8, 0, 0]            # the earliest beat is called V: not asked for that
+    prematurity = premature_ratio(context)
+    plain = suggest_rows(x, scores, none, 6)
+    with_rhythm = suggest_rows(x, scores, none, 6, prematurity=prematurity)
+    np.testing.assert_array_equal(with_rhythm[:-1], plain[:-1])
+    assert with_rhythm[-1] == earlier
+    answered = none.copy()
+    answered[earlier] = True                           # once answered, the next earliest is asked
+    assert suggest_rows(x, scores, answered, 6, prematurity=prematurity)[-1] == early
+    few = suggest_rows(x, scores, none, PREMATURE_FROM - 1, prematurity=prematurity)
+    np.testing.assert_array_equal(few, suggest_rows(x, scores, none, PREMATURE_FROM - 1))
+    context[:, CONTEXT_COLUMNS.index("rr_prev")] = 0.95  # none earlier than PREMATURE_RATIO: clusters only
+    np.testing.assert_array_equal(suggest_rows(x, scores, none, 6, prematurity=premature_ratio(context)), plain)
+

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
-from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats
+from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats, suggested_rows
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA
-from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
+from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from ..progress import progress_bar
 from ..signal.records import record_name
 from ..store.index import BeatIndex
@@ -131,8 +131,7 @@ def simulate_expert(prepared: Prepared, truth: np.ndarray, budget: int, *, round
     annotation = unlabeled or assemble(prepared, rows, truth[rows], np.empty(0, dtype="<U1"), alpha=alpha,
                                        expert_weight=expert_weight)
     for size in round_sizes(budget, rounds):
-        new = suggest_rows(annotation.embeddings, annotation.scores, annotation.expert_mask, size, seed=seed,
-                           clusters_per_label=clusters_per_label)
+        new = suggested_rows(annotation, size, seed=seed, clusters_per_label=clusters_per_label)
         if new.size == 0:
             break
         rows = np.concatenate([rows, new])

@@ -29,11 +29,19 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES
 from ..errors import AnnotationError, ParameterError, RecordNotFoundError, SampleOutOfRangeError, SimsearchError
-from ..label.annotate import LOW_CONFIDENCE, Annotation, Prepared, assemble, neighbor_refs, prepare, read_beats
+from ..label.annotate import (
+    LOW_CONFIDENCE,
+    Annotation,
+    Prepared,
+    assemble,
+    neighbor_refs,
+    prepare,
+    read_beats,
+    suggested_rows,
+)
 from ..label.expert import EXPERT_TOLERANCE_S, expert_rows, match_samples, parse_label
 from ..label.export import atomic_write, check_extension, write_annotation
 from ..label.query import query_embedding
-from ..label.suggest import suggest_rows
 from ..signal.beats import CONTEXT_COLUMNS
 from ..signal.records import Record
 from .paths import confined_record, inside, safe_name
@@ -246,7 +254,7 @@ class Workspace:
         live = self.ready()
         labels, _, source, confidence = self.view()
         ann = live.annotation
-        rows = suggest_rows(ann.embeddings, ann.scores, source == "expert", n)
+        rows = suggested_rows(ann, n, expert_mask=source == "expert")
         context = ann.beats.context
         return [{"sample": int(ann.samples[r]), "time": round(float(ann.times[r]), 3), "label": str(labels[r]),
                  "confidence": round(float(confidence[r]), 4),
