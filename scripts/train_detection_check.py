@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tune_detector beside it, also when run by runpy
 
 from tune_detector import CLEAN_SLACK, NOISY_LEFT_OUT, NSTDB_SNRS, TUNING_NOISES, default_dir
 
