@@ -41,7 +41,13 @@ from simsearch.evaluation.detection import vf_episodes
 from simsearch.evaluation.matching import pair_peaks
 from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import detect_r_peaks
-from simsearch.signal.detection_check import FEATURES, MODEL_PATH, beat_probability, detection_features
+from simsearch.signal.detection_check import (
+    FEATURES,
+    MODEL_PATH,
+    beat_probability,
+    detection_features,
+    other_lead_present,
+)
 from simsearch.signal.noise import add_noise, sized_beats
 from simsearch.signal.records import load_record, other_lead
 
@@ -74,7 +80,8 @@ def detections_of(job: tuple) -> dict:
         in_vf |= (detections >= start) & (detections <= end)
     condition = "clean" if noise_name is None else f"{noise_name} {snr_db} dB"
     return {"name": name[:3], "condition": condition, "features": detection_features(*signals, first.fs, detections),
-            "is_beat": is_beat, "in_vf": in_vf, "n_reference": int(reference.shape[0])}
+            "is_beat": is_beat, "in_vf": in_vf, "n_reference": int(reference.shape[0]),
+            "present": other_lead_present(*signals, first.fs, detections)}
 
 
 _ARGS: dict = {}
@@ -82,9 +89,11 @@ _NOISES: dict = {}  # the workers' copy, set before the pool forks
 
 
 def counts(cases: list[dict], keep: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per condition: missed beats, false detections outside VF, beats."""
+    """Per condition: missed beats, false detections outside VF, beats; ``keep`` is what the trees
+    keep, and the detections where the other lead is off are kept too, as the package does."""
     out: dict[str, np.ndarray] = {}
-    for case, kept in zip(cases, keep):
+    for case, trees_keep in zip(cases, keep):
+        kept = trees_keep | ~case["present"]
         found = int((case["is_beat"] & kept).sum())
         false = int((~case["is_beat"] & kept & ~case["in_vf"]).sum())
         out.setdefault(case["condition"], np.zeros(3, dtype=np.int64))
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = beat_probability({**model, "trees": [{k: np.asarray(v) for k, v in t.items()} for t in model["trees"]]},
                                 case["features"])
         assert np.allclose(ours, final.predict_proba(case["features"])[:, 1], atol=1e-9), "tree evaluation differs"
-    kept = [final.predict_proba(c["features"])[:, 1] >= threshold for c in nstdb]
+    kept = [final.predict_proba(c["features"])[:, 1] >= threshold for c in nstdb]  # counts adds the lead-off rule
     nst_alone, nst_checked = counts(nstdb, [np.ones_like(c["is_beat"]) for c in nstdb]), counts(nstdb, kept)
     print("\nnstdb 118 + 119 (never trained on), detector alone | checked:")
     for condition in nst_alone:

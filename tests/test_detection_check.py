@@ -63,6 +63,22 @@ def test_one_lead_or_an_unusable_other_lead_leaves_the_detections_unchecked(nois
     assert len(detect_beats(raw)) < len(alone)  # the same stretch with its other lead: checked
 
 
+@pytest.mark.parametrize("stretch", ["flat", "saturated"])
+def test_a_stretch_where_the_other_lead_is_off_keeps_its_beats(stretch, data_dir, tmp_path):
+    """Five minutes of V1 off in record 208 (its ventricular beats are what V1 misses most): the
+    detections there stand unchecked, as the trees would take a silent lead for one that saw no beat."""
+    first = load_record("208", data_dir, span_s=(0.0, 900.0))
+    second = load_record(first.path, lead="V1", annotations=None, span_s=(0.0, 900.0))
+    off = second.signal.copy()
+    off[int(300 * first.fs): int(600 * first.fs)] = 0.0 if stretch == "flat" else 5.0
+    written = load_record(write_record(tmp_path / "off", np.column_stack([first.signal, off]), first.fs,
+                                       ["MLII", "V1"]), annotations=None)
+    reference = reference_beats(first)[0]
+    alone = match_peaks(reference, detect_r_peaks(written.signal, written.fs), written.fs)
+    checked = match_peaks(reference, detect_beats(written), written.fs)
+    assert checked[1] <= alone[1] + 1 and checked[2] <= alone[2], (alone, checked)
+
+
 def test_trees_go_left_at_or_below_the_threshold():
     tree = {"feature": np.array([1, 0, 0]), "threshold": np.array([0.5, 0.0, 0.0]), "left": np.array([1, 0, 0]),
             "right": np.array([2, 0, 0]), "leaf": np.array([False, True, True]), "value": np.array([0.0, -1.0, 2.0])}

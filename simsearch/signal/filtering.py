@@ -81,3 +81,10 @@ def maximum_filter1d(x, **kwargs) -> np.ndarray:
     from scipy.ndimage import maximum_filter1d as maximum  # lazy: see the module docstring
 
     return maximum(x, **kwargs)
+
+
+def minimum_filter1d(x, **kwargs) -> np.ndarray:
+    """:func:`scipy.ndimage.minimum_filter1d`, SciPy imported on the first call."""
+    from scipy.ndimage import minimum_filter1d as minimum  # lazy: see the module docstring
+
+    return minimum(x, **kwargs)
