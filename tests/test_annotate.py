@@ -341,16 +341,37 @@ def test_one_suggestion_goes_to_the_most_premature_beat_called_normal():
     early, earlier, called_v = np.flatnonzero(cluster == 1)[:3]
     context[[early, earlier, called_v], CONTEXT_COLUMNS.index("rr_prev")] = [0.6, 0.5, 0.4]
     scores[called_v] = [0.2, 0, 0.8, 0, 0]            # the earliest beat is called V: not asked for that
-    prematurity = premature_ratio(context)
+    assert premature_ratio(context)[earlier] == 0.5
     plain = suggest_rows(x, scores, none, 6)
-    with_rhythm = suggest_rows(x, scores, none, 6, prematurity=prematurity)
-    np.testing.assert_array_equal(with_rhythm[:-1], plain[:-1])
+    with_rhythm = suggest_rows(x, scores, none, 6, context=context)
+    np.testing.assert_array_equal(with_rhythm[:-2], plain[:-2])
     assert with_rhythm[-1] == earlier
+    assert with_rhythm[-2] == called_v                 # the one beat called V is asked about too
     answered = none.copy()
-    answered[earlier] = True                           # once answered, the next earliest is asked
-    assert suggest_rows(x, scores, answered, 6, prematurity=prematurity)[-1] == early
-    few = suggest_rows(x, scores, none, PREMATURE_FROM - 1, prematurity=prematurity)
+    answered[[earlier, called_v]] = True               # once answered, the next earliest is asked
+    again = suggest_rows(x, scores, answered, 6, context=context)
+    assert again[-1] == early and not answered[again].any()
+    few = suggest_rows(x, scores, none, PREMATURE_FROM - 1, context=context)
     np.testing.assert_array_equal(few, suggest_rows(x, scores, none, PREMATURE_FROM - 1))
-    context[:, CONTEXT_COLUMNS.index("rr_prev")] = 0.95  # none earlier than PREMATURE_RATIO: clusters only
-    np.testing.assert_array_equal(suggest_rows(x, scores, none, 6, prematurity=premature_ratio(context)), plain)
+    context[:, CONTEXT_COLUMNS.index("rr_prev")] = 0.95  # none earlier than PREMATURE_RATIO
+    scores[called_v] = [1.0, 0, 0, 0, 0]                 # and none called V: the clusters only
+    np.testing.assert_array_equal(suggest_rows(x, scores, none, 6, context=context), suggest_rows(x, scores, none, 6))
+
+
+def test_the_beat_called_v_most_like_the_dominant_beat_is_asked_about():
+    from simsearch.label.suggest import DOMINANT_V_COLUMN, suggest_rows
+    from simsearch.signal.beats import CONTEXT_COLUMNS
+
+    x, cluster = clustered()
+    scores = np.zeros((cluster.size, 5))
+    scores[:, 0] = 1.0
+    scores[cluster == 5] = [0.5, 0.5, 0, 0, 0]       # the clusters' questions go to cluster 5
+    wide, like_dominant = np.flatnonzero(cluster == 2)[:2]
+    scores[[wide, like_dominant]] = [0, 0, 1.0, 0, 0]  # sure calls: no cluster question goes to them
+    context = np.zeros((cluster.size, len(CONTEXT_COLUMNS)))
+    context[:, CONTEXT_COLUMNS.index("rr_sinus")] = 1.0
+    context[:, CONTEXT_COLUMNS.index("rr_prev")] = 1.0
+    context[[wide, like_dominant], CONTEXT_COLUMNS.index(DOMINANT_V_COLUMN)] = [0.8, 0.05]
+    rows = suggest_rows(x, scores, np.zeros(cluster.size, dtype=bool), 6, context=context)
+    assert rows[-2] == like_dominant and wide not in rows
 

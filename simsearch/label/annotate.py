@@ -36,7 +36,7 @@ from ..signal.records import Record, load_record
 from ..store.index import BeatIndex
 from .expert import expert_rows
 from .spreading import EXPERT_WEIGHT, SPREAD_ALPHA, knn_graph, propagate
-from .suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, premature_ratio, suggest_rows
+from .suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
 from .vote import VOTE_K, index_vote
 
 BEAT_SOURCES = ("detect", "reference")
@@ -345,11 +345,11 @@ def suggest_beats(annotation: Annotation, n: int) -> np.ndarray:
 def suggested_rows(annotation: Annotation, n: int, *, expert_mask: np.ndarray | None = None,
                    seed: int = SUGGEST_SEED, clusters_per_label: int = CLUSTERS_PER_LABEL) -> np.ndarray:
     """Rows of the ``n`` beats to ask about next (:func:`~simsearch.label.suggest.suggest_rows` on the
-    annotation's embeddings and scores, the beats' prematurity from their context); ``expert_mask``
+    annotation's embeddings and scores and the beats' context); ``expert_mask``
     marks the beats already answered (default the annotation's own expert labels)."""
     answered = annotation.expert_mask if expert_mask is None else np.asarray(expert_mask, dtype=bool)
     return suggest_rows(annotation.embeddings, annotation.scores, answered, n, seed=seed,
-                        clusters_per_label=clusters_per_label, prematurity=premature_ratio(annotation.beats.context))
+                        clusters_per_label=clusters_per_label, context=annotation.beats.context)
 
 
 def summary(annotation: Annotation) -> dict:

@@ -81,7 +81,7 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
     second : numpy.ndarray or None
         The record's other lead at the same rate and instants (as long as ``first``). Without
         it (a one-lead record) every detection is kept: one lead alone does not tell noise
-        from beats well enough (cross-validation figures in the model file).
+        from beats well enough (the README's "QRS detection": tried, not adopted).
     fs : float
     detections : numpy.ndarray
         The detector's R peaks.
