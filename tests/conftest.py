@@ -40,6 +40,15 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def noise_dir(data_dir) -> Path:
+    """The MIT-BIH Noise Stress Test records beside the MIT-BIH ones (``../shared/data/nstdb``)."""
+    path = data_dir.parent / "nstdb"
+    if not (path / "118e24.hea").is_file():
+        pytest.fail(f"nstdb records not found in {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def small_index(data_dir, tmp_path_factory) -> BeatIndex:
     """A real index (packaged encoder, FAISS, SQLite) of :data:`INDEX_RECORDS`, one lead of each beat
     (the both-leads default is tested in test_leads.py); do not modify it."""

@@ -21,14 +21,6 @@ from simsearch.signal.detection_check import (
 from simsearch.signal.records import load_record, write_record
 
 
-@pytest.fixture(scope="module")
-def noise_dir(data_dir):
-    path = data_dir.parent / "nstdb"
-    if not (path / "118e12.hea").exists():
-        pytest.fail(f"nstdb records not found in {path}")
-    return path
-
-
 @pytest.mark.parametrize("name", ["118e12", "119e12"])
 def test_drops_most_detections_noise_made_and_keeps_the_beats(name, noise_dir, data_dir):
     """nstdb's electrode motion at 12 dB (never trained on: 118 and 119 are left out of training)."""

@@ -34,14 +34,6 @@ NOISE_INDEX = ["101", "208", "209"]
 
 
 @pytest.fixture(scope="session")
-def noise_dir(data_dir):
-    path = data_dir.parent / "nstdb"
-    if not (path / "118e24.hea").is_file():
-        pytest.fail(f"nstdb records not found in {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
 def noise_index(data_dir, tmp_path_factory) -> BeatIndex:
     return BeatIndex.build(tmp_path_factory.mktemp("idx") / "noise", NOISE_INDEX, data_dir)
 
