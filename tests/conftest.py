@@ -41,10 +41,11 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def noise_dir(data_dir) -> Path:
-    """The MIT-BIH Noise Stress Test records beside the MIT-BIH ones (``../shared/data/nstdb``)."""
-    path = data_dir.parent / "nstdb"
-    if not (path / "118e24.hea").is_file():
-        pytest.fail(f"nstdb records not found in {path}")
+    """The MIT-BIH Noise Stress Test records: ``$SIMSEARCH_NSTDB``, else beside the MIT-BIH ones."""
+    chosen = os.environ.get("SIMSEARCH_NSTDB")
+    path = Path(chosen) if chosen else data_dir.parent / "nstdb"
+    if not (path / "118e24.hea").is_file() or not (path / "em.hea").is_file():
+        pytest.fail(f"MIT-BIH Noise Stress Test records not found in {path}: set SIMSEARCH_NSTDB")
     return path
 
 

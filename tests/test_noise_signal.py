@@ -7,7 +7,6 @@ except on CI (``CI`` set), where they fail.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,8 @@ FIVE_MINUTES_S = 300
 
 
 @pytest.fixture(scope="module")
-def nstdb_dir(data_dir: Path) -> Path:
-    chosen = os.environ.get("SIMSEARCH_NSTDB")
-    path = Path(chosen) if chosen else data_dir.parent / "nstdb"
-    if not (path / "em.hea").is_file():
-        why = f"MIT-BIH Noise Stress Test records not found in {path}: set SIMSEARCH_NSTDB"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return path
-
-
-@pytest.fixture(scope="module")
-def em(nstdb_dir: Path) -> Record:
-    return load_record("em", nstdb_dir, annotations=None)
+def em(noise_dir: Path) -> Record:
+    return load_record("em", noise_dir, annotations=None)
 
 
 def first_minutes(name: str, data_dir: Path) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
@@ -89,10 +76,10 @@ def test_zero_noise_or_no_beats_is_refused(data_dir: Path) -> None:
         add_noise(signal, fs, np.ones(1000) + np.arange(1000) % 2, fs, 12.0, np.array([], dtype=np.int64))
 
 
-def test_the_snr_definition_is_nsts(data_dir: Path, nstdb_dir: Path, em: Record) -> None:
+def test_the_snr_definition_is_nsts(data_dir: Path, noise_dir: Path, em: Record) -> None:
     # nstdb's 118e12 is 118 plus em noise from minute 5 to 7, scaled by nst for 12 dB with
     # the QRS size of 118's first 300 normal beats and the RMS of em's first 300 seconds.
-    clean, noisy = load_record("118", data_dir), load_record("118e12", nstdb_dir)
+    clean, noisy = load_record("118", data_dir), load_record("118e12", noise_dir)
     beats, symbols = reference_beats(clean)
     normal = beats[np.isin(to_aami(symbols), ("N", "S"))][:300]
     fs = clean.fs
