@@ -46,6 +46,7 @@ from simsearch.signal.detection_check import (
     MODEL_PATH,
     beat_probability,
     detection_features,
+    located_leads,
     other_lead_present,
 )
 from simsearch.signal.noise import add_noise, sized_beats
@@ -79,9 +80,10 @@ def detections_of(job: tuple) -> dict:
     for start, end in vf_episodes(clean):
         in_vf |= (detections >= start) & (detections <= end)
     condition = "clean" if noise_name is None else f"{noise_name} {snr_db} dB"
-    return {"name": name[:3], "condition": condition, "features": detection_features(*signals, first.fs, detections),
-            "is_beat": is_beat, "in_vf": in_vf, "n_reference": int(reference.shape[0]),
-            "present": other_lead_present(*signals, first.fs, detections)}
+    located = located_leads(*signals, first.fs)
+    return {"name": name[:3], "condition": condition, "is_beat": is_beat, "in_vf": in_vf,
+            "features": detection_features(*signals, first.fs, detections, located),
+            "n_reference": int(reference.shape[0]), "present": other_lead_present(*located, first.fs, detections)}
 
 
 _ARGS: dict = {}

@@ -89,16 +89,23 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
     detections = np.asarray(detections, dtype=np.int64)
     if second is None or detections.shape[0] < MIN_DETECTIONS:
         return detections
-    present = other_lead_present(first, second, fs, detections)
+    located = located_leads(first, second, fs)
+    present = other_lead_present(*located, fs, detections)
     if not present.any():
         return detections
     model = load_model(model_path)
-    beat = beat_probability(model, detection_features(first, second, fs, detections))
+    beat = beat_probability(model, detection_features(first, second, fs, detections, located))
     return detections[(beat >= model["threshold"]) | ~present]
 
 
+def located_leads(first: np.ndarray, second: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Both leads band-passed to the detector's locating band, where QRS shapes and heights are measured."""
+    return tuple(bandpass(np.asarray(lead, dtype=np.float64), fs, *LOCATE_BAND_HZ) for lead in (first, second))
+
+
 def other_lead_present(first: np.ndarray, second: np.ndarray, fs: float, detections: np.ndarray) -> np.ndarray:
-    """Per detection, whether the other lead records around it (:data:`LEAD_OFF_FRACTION`)."""
+    """Per detection, whether the other lead records around it (:data:`LEAD_OFF_FRACTION`); ``first`` and
+    ``second`` are the leads as :func:`located_leads` gives them."""
     first_activity, second_activity = (lead_activity(lead, fs, detections) for lead in (first, second))
     usual = np.median(second_activity)
     if usual <= LEAD_OFF_FRACTION * np.percentile(second_activity, 95) or \
@@ -107,17 +114,19 @@ def other_lead_present(first: np.ndarray, second: np.ndarray, fs: float, detecti
     return second_activity > LEAD_OFF_FRACTION * usual
 
 
-def lead_activity(signal: np.ndarray, fs: float, detections: np.ndarray) -> np.ndarray:
-    """Per detection, the lead's largest peak-to-peak (QRS band) within :data:`ACTIVITY_S` of it."""
-    located = bandpass(np.asarray(signal, dtype=np.float64), fs, *LOCATE_BAND_HZ)
+def lead_activity(located: np.ndarray, fs: float, detections: np.ndarray) -> np.ndarray:
+    """Per detection, the largest peak-to-peak of a located lead within :data:`ACTIVITY_S` of it."""
     size = 2 * int(round(ACTIVITY_S * fs)) + 1
     return (maximum_filter1d(located, size=size) - minimum_filter1d(located, size=size))[detections]
 
 
-def detection_features(first: np.ndarray, second: np.ndarray, fs: float, detections: np.ndarray) -> np.ndarray:
-    """Per detection (n, len(:data:`FEATURES`)), float64; see :data:`FEATURES`."""
-    height, match, rhythm_match = lead_features(first, fs, detections)
-    other_height, other_match, other_rhythm_match = lead_features(second, fs, detections)
+def detection_features(first: np.ndarray, second: np.ndarray, fs: float, detections: np.ndarray,
+                       located: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Per detection (n, len(:data:`FEATURES`)), float64; see :data:`FEATURES`. ``located``: the two
+    leads as :func:`located_leads` gives them, when the caller has them."""
+    located_first, located_second = located if located is not None else located_leads(first, second, fs)
+    height, match, rhythm_match = lead_features(located_first, fs, detections)
+    other_height, other_match, other_rhythm_match = lead_features(located_second, fs, detections)
     rr = np.diff(detections).astype(np.float64)
     typical_rr = median_of_neighbors(np.append(rr, rr[-1:]), NEIGHBORS)
     rr_before = np.append(1.0, rr / typical_rr[1:])
@@ -129,9 +138,8 @@ def detection_features(first: np.ndarray, second: np.ndarray, fs: float, detecti
                             other_rhythm_match])
 
 
-def lead_features(signal: np.ndarray, fs: float, detections: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(height, match, rhythm_match) of each detection in one lead (see :data:`FEATURES`)."""
-    located = bandpass(np.asarray(signal, dtype=np.float64), fs, *LOCATE_BAND_HZ)
+def lead_features(located: np.ndarray, fs: float, detections: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(height, match, rhythm_match) of each detection in one located lead (see :data:`FEATURES`)."""
     half, core = int(round(WINDOW_S * fs)), int(round(HEIGHT_S * fs))
     at = np.clip(detections[:, None] + np.arange(-half, half + 1)[None, :], 0, located.shape[0] - 1)
     windows = located[at]
