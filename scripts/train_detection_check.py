@@ -47,6 +47,7 @@ from simsearch.signal.detection_check import (
     beat_probability,
     detection_features,
     located_leads,
+    model_from,
     other_lead_present,
 )
 from simsearch.signal.noise import add_noise, sized_beats
@@ -191,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
              "cross_validation": {c: {"alone": figures(alone[c]), "checked": figures(chosen[c])} for c in conditions}}
     model = exported(final, threshold, notes)
     for case in nstdb[:2]:  # the numpy evaluation is scikit-learn's
-        ours = beat_probability({**model, "trees": [{k: np.asarray(v) for k, v in t.items()} for t in model["trees"]]},
-                                case["features"])
+        ours = beat_probability(model_from(model), case["features"])
         assert np.allclose(ours, final.predict_proba(case["features"])[:, 1], atol=1e-9), "tree evaluation differs"
     kept = [final.predict_proba(c["features"])[:, 1] >= threshold for c in nstdb]  # counts adds the lead-off rule
     nst_alone, nst_checked = counts(nstdb, [np.ones_like(c["is_beat"]) for c in nstdb]), counts(nstdb, kept)

@@ -196,11 +196,14 @@ def median_ignoring_padding(values: np.ndarray, axis: int) -> np.ndarray:
 @lru_cache(maxsize=4)
 def load_model(path: Path = MODEL_PATH) -> dict:
     """The model file: trees as arrays, the baseline score and the threshold."""
-    model = json.loads(Path(path).read_text())
-    if list(model["features"]) != list(FEATURES):
-        raise ValueError(f"{path}: the model's features {model['features']} are not {list(FEATURES)}")
-    model["trees"] = [{key: np.asarray(value) for key, value in tree.items()} for tree in model["trees"]]
-    return model
+    return model_from(json.loads(Path(path).read_text()), str(path))
+
+
+def model_from(data: dict, source: str = "the model") -> dict:
+    """A model as written to its file (lists) with its trees as arrays, its features checked."""
+    if list(data["features"]) != list(FEATURES):
+        raise ValueError(f"{source}: the model's features {data['features']} are not {list(FEATURES)}")
+    return {**data, "trees": [{key: np.asarray(value) for key, value in tree.items()} for tree in data["trees"]]}
 
 
 def beat_probability(model: dict, features: np.ndarray) -> np.ndarray:
