@@ -91,6 +91,28 @@ def test_windows_are_centred_on_the_qrs_whatever_point_the_annotations_mark(reco
     assert np.array_equal(rescale_samples(detected.centres, MODEL_FS, record.fs), detected.samples)
 
 
+def test_a_qrs_whose_largest_deflection_jumps_is_cut_where_its_median_beat_is(record_208, data_dir):
+    """108's R and S waves are nearly one size, so its largest deflection jumps between them: those
+    normal beats are centred where they match the record's median beat (30-50 ms away); ventricular
+    beats, which match it nowhere, keep their largest deflection, and records without such jumps
+    (208, 101) are cut where they were."""
+    from simsearch.signal.beats import LOCATE_BAND_HZ, MODEL_FS, largest_deflections, rescale_samples, to_model_rate
+    from simsearch.signal.filtering import bandpass
+
+    def moved(record):
+        beats = beats_from_record(record)
+        located = largest_deflections(bandpass(to_model_rate(record.signal, record.fs), MODEL_FS, *LOCATE_BAND_HZ),
+                                      rescale_samples(beats.samples, record.fs, MODEL_FS), MODEL_FS)
+        return beats, (beats.centres - located) * 1000 / MODEL_FS
+
+    beats, offset = moved(load_record("108", data_dir))
+    normal, ventricular = beats.aami == "N", beats.aami == "V"
+    assert np.count_nonzero(offset[normal]) > 150 and 25 <= np.median(np.abs(offset[offset != 0])) <= 50
+    assert np.count_nonzero(offset[ventricular]) <= 3 < ventricular.sum()
+    for record in (record_208, load_record("101", data_dir)):
+        assert not np.any(moved(record)[1])
+
+
 def test_ventricular_beats_stand_out_from_the_dominant_beat(record_208):
     beats = beats_from_record(record_208)
     shape = beats.context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]

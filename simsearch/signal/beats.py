@@ -143,7 +143,7 @@ class Beats:
     ``samples`` are R-peak positions at the record's own rate ``fs``; ``windows`` is
     (n, WINDOW), cut at :data:`MODEL_FS` from the filtered signal, centred (at ``WINDOW_BEFORE``)
     on ``centres``, the QRS's largest deflection near each R-peak, at :data:`MODEL_FS`
-    (:func:`qrs_centres`; ``None`` for beats re-sequenced from other records);
+    (:func:`aligned_centres`; ``None`` for beats re-sequenced from other records);
     ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
     AAMI classes (``""`` where unlabeled).
@@ -370,8 +370,8 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         MIT-BIH symbols of ``r_peaks`` (default: unlabeled, or the annotations' own).
     centres : array of int, optional
         Where to centre each beat's window, at :data:`MODEL_FS`, in the order of ``r_peaks``
-        (:func:`beats_in_lead` passes another lead's). Default: :func:`qrs_centres` (the
-        detector's beats are already there).
+        (:func:`beats_in_lead` passes another lead's). Default: :func:`aligned_centres` of the
+        QRS's largest deflections (where the detector places its beats).
 
     Returns
     -------
@@ -379,12 +379,13 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         Sorted by position, positions at the record's rate.
     """
     at_model = to_model_rate(record.signal, record.fs)
+    located = None  # the beats' largest deflections, at MODEL_FS
     if r_peaks is None:
         if record.has_annotations:
             r_peaks, symbols = reference_beats(record)
-        else:  # the detector runs at MODEL_FS, where its settings were tuned, and centres its beats itself
-            centres = detected_at_model_rate(record, at_model)
-            r_peaks = rescale_samples(centres, MODEL_FS, record.fs)
+        else:  # the detector runs at MODEL_FS, where its settings were tuned, and places its beats there itself
+            located = detected_at_model_rate(record, at_model)
+            r_peaks = rescale_samples(located, MODEL_FS, record.fs)
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     order = np.argsort(r_peaks, kind="stable")
     r_peaks = r_peaks[order]
@@ -397,35 +398,98 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         symbols = np.asarray(symbols, dtype="<U1")[order]
         aami = to_aami(symbols)
     filtered = clean_ecg(at_model, MODEL_FS)
-    if centres is None:
-        centres = qrs_centres(at_model, np.clip(rescale_samples(r_peaks, record.fs, MODEL_FS), 0,
-                                                max(filtered.size - 1, 0)))
-    else:
+    if centres is not None:
         centres = np.clip(np.asarray(centres, dtype=np.int64)[order], 0, max(filtered.size - 1, 0))
+    else:
+        if located is None:
+            located = largest_deflections(bandpass(at_model, MODEL_FS, *LOCATE_BAND_HZ), np.clip(
+                rescale_samples(r_peaks, record.fs, MODEL_FS), 0, max(filtered.size - 1, 0)), MODEL_FS)
+        centres = aligned_centres(filtered, located)
     windows = segment(filtered, centres)
     return Beats(record.name, record.lead, record.fs, r_peaks, windows,
                  beat_context(r_peaks, windows, record.fs), symbols, aami, centres)
 
 
-def qrs_centres(at_model: np.ndarray, peaks_at_model: np.ndarray) -> np.ndarray:
-    """Where each beat's window is centred: the largest deflection of its QRS within 75 ms of the
-    given position (:func:`~simsearch.signal.detection.largest_deflections`, at :data:`MODEL_FS`).
+ALIGN_S = 0.06
+"""How far either way :func:`aligned_centres` may move a beat's centre: the distance between
+two waves of one QRS (R and S, Q and R), between which its largest deflection can jump."""
+ALIGN_HALF_S = 0.1
+"""Half the stretch of filtered signal compared with the record's median beat: the QRS and its edges."""
+ALIGN_MATCH = 0.85
+"""Correlation with the record's median beat a beat must reach at its new centre to be moved there."""
+ALIGN_GAIN = 0.1
+"""By how much that correlation must exceed the one at its largest deflection."""
+TEMPLATE_BEATS = 5000
+"""Beats (evenly spread over a recording) whose median is the record's median beat."""
 
-    The detector places its beats there, and MIT-BIH's annotations lie within 3 ms of it (the
-    median over a record's beats) on 43 of its 44 records without paced beats (117: 17 ms); another
-    database may mark another point of the QRS. Windows
-    cut at the given positions made the vote depend on that convention: in DS1
-    cross-validation (fold encoders and indexes of ``scripts/cross_validate_adaptive.py``, both
-    leads) the held-out patients' annotations moved 20 or 40 ms later scored 84.3 and 81.6
-    against 87.0, and 87.6 and 87.5 once centred here. Encoders trained on centred windows
-    (``scripts/cross_validate_second_lead.py``, the other lead cut at the first lead's centres):
-    87.24 / 87.67 against 87.21 / 87.34 (seeds 0 / 1; one lead 84.86 / 85.57 against 84.37 /
-    84.84). The beat keeps its sample number and RR intervals: only where its window is cut moves.
+
+def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
+    """Where each beat's window is centred: its QRS's largest deflection (``located``, at
+    :data:`MODEL_FS`), unless the beat matches its record's median beat (correlation of the
+    filtered signal over ±:data:`ALIGN_HALF_S`) clearly better centred elsewhere within ±:data:`ALIGN_S`.
+
+    The largest deflection is where the detector places its beats and, within 3 ms (a record's median),
+    where MIT-BIH's annotators placed theirs on 43 of its 44 records without paced beats; another database
+    may mark another point of the QRS, so windows are cut there whatever the annotations mark. In DS1
+    cross-validation (fold encoders and indexes of ``scripts/cross_validate_adaptive.py``, both leads) the
+    held-out patients' annotations moved 20 or 40 ms later scored 84.3 and 81.6 against 87.0, and 87.6
+    and 87.5 once centred so.
+
+    But where a QRS has two waves of nearly one size (an R and an S), its largest deflection jumps
+    between them from beat to beat: DS1's record 108 had a third of its normal beats cut 30-50 ms off
+    the others (matched to its median beat), and 290 of the 341 normal beats its held-out vote called V
+    were among them. A beat is therefore moved to where it matches the record's median beat (a normal
+    beat in nearly every record) when it matches it well there (:data:`ALIGN_MATCH`) and clearly better
+    than where it is (:data:`ALIGN_GAIN`); a beat of another shape (a ventricular one) matches nowhere
+    and keeps its largest deflection. Chosen on DS1's held-out votes (the fold encoders and indexes
+    above, seeds 0 / 1, the encoders as they were): shortfall from the targets 6.72 / 4.87 against 10.46 /
+    8.70 unmoved (VEB +P 85.3 / 87.1 against 81.5 / 83.3; 108's normal beats called V 160 / 153 against
+    341 / 329); matches of 0.8, 0.9, 0.95 with gain 0.1: 6.82 / 4.94, 7.20 / 5.26, 7.99 (seed 0); gains
+    0.05, 0.2 at 0.9: 7.20 / 5.20, 7.56. A median per 500 beats instead of the record's (a record's shape
+    drifts over hours) did less (8.45, seed 0): where a third of a stretch jumps, its median jumps too.
+    Encoders retrained on aligned windows (``scripts/cross_validate_second_lead.py --weights 1.5 --setups
+    128Hz,257Hz``): 87.49 / 87.92 against 87.24 / 87.67, shortfall 11.23 / 8.41 against 12.34 / 10.13
+    (VEB +P 81.6 / 84.6 against 80.3 / 82.0, SVEB Se 79.1 / 79.0 against 79.3 / 79.9); at 128 Hz 87.27 /
+    87.85 against 87.04 / 87.64, at 257 Hz 87.39 / 87.89 against 87.19 / 87.75.
+
+    Written here: a correlation of every beat with one template at a few dozen shifts is a few lines
+    of numpy; :func:`scipy.signal.correlate` takes one pair at a time.
     """
-    if peaks_at_model.size == 0:
-        return np.asarray(peaks_at_model, dtype=np.int64)
-    located = bandpass(at_model, MODEL_FS, *LOCATE_BAND_HZ)
-    return largest_deflections(located, peaks_at_model, MODEL_FS)
+    located = np.asarray(located, dtype=np.int64)
+    n = located.shape[0]
+    if n < MIN_TEMPLATE_BEATS:
+        return located
+    reach, half = int(round(ALIGN_S * MODEL_FS)), int(round(ALIGN_HALF_S * MODEL_FS))
+    width = 2 * half + 1
+    padded = np.pad(np.asarray(filtered, dtype=np.float64), reach + half, mode="edge")
+    offsets = np.arange(2 * (reach + half) + 1)  # ±(reach + half) around a beat, in padded samples
+
+    spread = located[np.linspace(0, n - 1, min(n, TEMPLATE_BEATS)).astype(np.int64)]
+    template = np.median(padded[spread[:, None] + offsets[reach:reach + width][None, :]], axis=0)
+    template = template - template.mean()
+    template /= np.linalg.norm(template) + 1e-12
+    out = located.copy()
+    for start in range(0, n, ALIGN_CHUNK):  # bounded memory on a 24-hour recording's 10^5 beats
+        part = located[start:start + ALIGN_CHUNK]
+        stretches = padded[part[:, None] + offsets[None, :]]
+        sums = np.cumsum(np.pad(stretches, ((0, 0), (1, 0))), axis=1)
+        squares = np.cumsum(np.pad(stretches ** 2, ((0, 0), (1, 0))), axis=1)
+        match = np.empty((part.shape[0], 2 * reach + 1))
+        for shift in range(2 * reach + 1):  # correlation with the template, the centre moved by shift - reach
+            total = sums[:, shift + width] - sums[:, shift]
+            energy = squares[:, shift + width] - squares[:, shift] - total ** 2 / width
+            match[:, shift] = (stretches[:, shift:shift + width] @ template) / np.sqrt(np.maximum(energy, 1e-24))
+        best = match.argmax(axis=1)
+        best_match = match[np.arange(part.shape[0]), best]
+        move = (best_match >= ALIGN_MATCH) & (best_match - match[:, reach] >= ALIGN_GAIN)
+        out[start:start + ALIGN_CHUNK] = np.where(move, part + best - reach, part)
+    return out.clip(0, max(filtered.shape[0] - 1, 0))
+
+
+ALIGN_CHUNK = 20_000
+"""Beats whose shifted stretches :func:`aligned_centres` holds at once (about 20 MB each)."""
+MIN_TEMPLATE_BEATS = 20
+"""Fewer beats make no median beat worth matching: they keep their largest deflections."""
 
 
 def beats_in_lead(other: Record, beats: Beats) -> Beats:
