@@ -461,17 +461,20 @@ def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
         return located
     reach, half = int(round(ALIGN_S * MODEL_FS)), int(round(ALIGN_HALF_S * MODEL_FS))
     width = 2 * half + 1
-    padded = np.pad(np.asarray(filtered, dtype=np.float64), reach + half, mode="edge")
-    offsets = np.arange(2 * (reach + half) + 1)  # ±(reach + half) around a beat, in padded samples
+    offsets = np.arange(-(reach + half), reach + half + 1)  # ±(reach + half) around a beat
+
+    def stretches_at(beats: np.ndarray) -> np.ndarray:  # the ends of the record repeat its edge samples
+        return np.asarray(filtered[np.clip(beats[:, None] + offsets[None, :], 0, filtered.shape[0] - 1)],
+                          dtype=np.float64)
 
     spread = located[np.linspace(0, n - 1, min(n, TEMPLATE_BEATS)).astype(np.int64)]
-    template = np.median(padded[spread[:, None] + offsets[reach:reach + width][None, :]], axis=0)
+    template = np.median(stretches_at(spread)[:, reach:reach + width], axis=0)
     template = template - template.mean()
     template /= np.linalg.norm(template) + 1e-12
     out = located.copy()
     for start in range(0, n, ALIGN_CHUNK):  # bounded memory on a 24-hour recording's 10^5 beats
         part = located[start:start + ALIGN_CHUNK]
-        stretches = padded[part[:, None] + offsets[None, :]]
+        stretches = stretches_at(part)
         sums = np.cumsum(np.pad(stretches, ((0, 0), (1, 0))), axis=1)
         squares = np.cumsum(np.pad(stretches ** 2, ((0, 0), (1, 0))), axis=1)
         match = np.empty((part.shape[0], 2 * reach + 1))
