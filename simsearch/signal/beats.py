@@ -142,8 +142,9 @@ class Beats:
 
     ``samples`` are R-peak positions at the record's own rate ``fs``; ``windows`` is
     (n, WINDOW), cut at :data:`MODEL_FS` from the filtered signal, centred (at ``WINDOW_BEFORE``)
-    on ``centres``, the QRS's largest deflection near each R-peak, at :data:`MODEL_FS`
-    (:func:`aligned_centres`; ``None`` for beats re-sequenced from other records);
+    on ``centres``, the QRS's largest deflection near each R-peak or where the beat matches its
+    record's median beat, at :data:`MODEL_FS` (:func:`aligned_centres`; ``None`` for beats
+    re-sequenced from other records);
     ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
     AAMI classes (``""`` where unlabeled).
@@ -452,6 +453,8 @@ def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
     (VEB +P 81.6 / 84.6 against 80.3 / 82.0, SVEB Se 79.1 / 79.0 against 79.3 / 79.9); at 128 Hz 87.27 /
     87.85 against 87.04 / 87.64, at 257 Hz 87.39 / 87.89 against 87.19 / 87.75.
 
+    The beat keeps its sample number and RR intervals: only where its window is cut moves.
+
     Written here: a correlation of every beat with one template at a few dozen shifts is a few lines
     of numpy; :func:`scipy.signal.correlate` takes one pair at a time.
     """
@@ -490,7 +493,7 @@ def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
 
 
 ALIGN_CHUNK = 20_000
-"""Beats whose shifted stretches :func:`aligned_centres` holds at once (about 20 MB each)."""
+"""Beats :func:`aligned_centres` compares at once (their stretches, sums and matches: about 60 MB)."""
 MIN_TEMPLATE_BEATS = 20
 """Fewer beats make no median beat worth matching: they keep their largest deflections."""
 
