@@ -422,6 +422,10 @@ ALIGN_GAIN = 0.1
 """By how much that correlation must exceed the one at its largest deflection."""
 TEMPLATE_BEATS = 5000
 """Beats (evenly spread over a recording) whose median is the record's median beat."""
+MIN_TEMPLATE_BEATS = 20
+"""Fewer beats make no median beat worth matching: they keep their largest deflections."""
+ALIGN_CHUNK = 20_000
+"""Beats :func:`aligned_centres` compares at once (their stretches, sums and matches: about 60 MB)."""
 
 
 def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
@@ -490,12 +494,6 @@ def aligned_centres(filtered: np.ndarray, located: np.ndarray) -> np.ndarray:
         move = (best_match >= ALIGN_MATCH) & (best_match - match[:, reach] >= ALIGN_GAIN)
         out[start:start + ALIGN_CHUNK] = np.where(move, part + best - reach, part)
     return out.clip(0, max(filtered.shape[0] - 1, 0))
-
-
-ALIGN_CHUNK = 20_000
-"""Beats :func:`aligned_centres` compares at once (their stretches, sums and matches: about 60 MB)."""
-MIN_TEMPLATE_BEATS = 20
-"""Fewer beats make no median beat worth matching: they keep their largest deflections."""
 
 
 def beats_in_lead(other: Record, beats: Beats) -> Beats:
