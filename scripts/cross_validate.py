@@ -1,10 +1,11 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
     python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...]
-        [--setups other-lead,128Hz] [--json]
+        [--setups other-lead,128Hz] [--noise-dir DIR] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
-out in turn while an encoder trains on the others. The held-out beats' neighbors are
+out in turn while an encoder trains on the others (and on their noisy copies, as the packaged
+encoder). The held-out beats' neighbors are
 kept at every checkpoint, so the figures pooled over all 22 DS1 patients can be
 read for every training length and vote setting (k, prior strength, boosted
 classes). DS2 is never read.
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import DS1
 from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
-from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
 from simsearch.model.training import TrainingConfig
 
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--setups", default="", metavar="SETUP,SETUP",
                         help="also vote on the held-out patients as recorded otherwise: other-lead (V1 in most "
                              "records), 128Hz (any rate): how the index fares on databases unlike its own")
+    parser.add_argument("--noise-dir", default=None,
+                        help="nstdb directory of the training records' noisy copies (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
@@ -97,12 +100,14 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
+    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or Path(args.data_dir).resolve().parent / "nstdb",
+                        config.noise_snrs_db)
     setups = {name: recorded_otherwise(DS1, args.data_dir, name)
               for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
                         index_simulated=args.index_simulated,
                         irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w],
-                        setups=setups)
+                        setups=setups, noisy=BeatSet.stack(noisy) if noisy else None)
     seconds = time.perf_counter() - start
     default_vote = summary(cv, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
     by_step = {}

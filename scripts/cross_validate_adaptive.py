@@ -2,10 +2,11 @@
 
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
-        [--suggest-seeds 1234,1,2,3,4] [--clusters-per-label 2,4] [--json]
+        [--suggest-seeds 1234,1,2,3,4] [--clusters-per-label 2,4] [--noise-dir DIR] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
-encoder is trained on the other folds and an index of their beats is built (kept in
+encoder is trained on the other folds (and their noisy copies, from ``--noise-dir``, nstdb beside
+the data directory by default, as the packaged encoder) and an index of their beats is built (kept in
 --work-dir and reused by later runs with the same training settings), and the simulated
 expert of `simsearch evaluate --task adaptive` labels the held-out fold's records from
 that index. Figures are pooled over all 22 DS1 patients. DS2 is never read.
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--clusters-per-label", default=str(CLUSTERS_PER_LABEL),
                         help="k-means clusters per expert label, a list")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
+    parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise "
+                                                          "(default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -63,8 +66,9 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    noise_dir = args.noise_dir or Path(args.data_dir).resolve().parent / "nstdb"
     folds = fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
-                         progress=not args.json, leads=args.leads)
+                         progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
         for clusters in cluster_counts:

@@ -2,11 +2,13 @@
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,marks+40ms] [--paced-in-index]
-        [--json]
+        [--noise-dir DIR] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
-encoder trains on the other folds' beats in their default lead (MLII) and on their
-synthetic rhythms, exactly as the packaged encoder is trained. That one encoder then
+encoder trains on the other folds' beats in their default lead (MLII) and on their noisy
+copies (``--noise-dir``, nstdb beside the data directory by default), exactly as the packaged
+encoder is trained (with ``--set simulated_rhythms=true``, also on their synthetic rhythms; before
+2026-11-23 the script always trained on those, the packaged encoder never). That one encoder then
 embeds every beat twice: in its record's default lead and in the record's other lead
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
 S and V boosted, each prior strength of ``--alphas`` and record balance of ``--balances``) runs
@@ -44,7 +46,7 @@ from simsearch.evaluation.classification import knn_search, nsv_score, record_co
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix
 from simsearch.evaluation.selection import concatenate, recorded_otherwise
 from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
-from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, patient_folds
+from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
 from simsearch.model.leads import side_by_side
 from simsearch.model.rhythms import simulate_rhythms, source_record
@@ -68,6 +70,8 @@ def main(argv=None) -> None:
                         help="also the held-out beats resampled or their annotations moved, e.g. 128Hz,marks+40ms")
     parser.add_argument("--paced-in-index", action="store_true",
                         help="each fold's index also holds the paced records, as an index of all 48 does")
+    parser.add_argument("--noise-dir", type=Path, default=None,
+                        help="nstdb directory of the training noise (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
@@ -94,15 +98,18 @@ def main(argv=None) -> None:
             raise SystemExit(f"error: the two leads gave different beats at {setup}")
     paced = load_beats(PACED, args.data_dir) if args.paced_in_index else []
     paced_views = (BeatSet.stack(paced), BeatSet.stack(in_other_lead(PACED, paced, args.data_dir))) if paced else ()
-    simulated = BeatSet.stack(simulate_rhythms(records, seed=0))
-    sources = np.array([source_record(g) for g in simulated.groups])
+    noise_dir = args.noise_dir or args.data_dir.resolve().parent / "nstdb"
+    extra_beats = noisy_beats(DS1, args.data_dir, noise_dir, config.noise_snrs_db) + (
+        simulate_rhythms(records, seed=0) if config.simulated_rhythms else [])
+    extra = BeatSet.stack(extra_beats) if extra_beats else None  # trained on beside the fold's real beats
+    sources = np.array([source_record(g) for g in extra.groups]) if extra is not None else np.empty(0)
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
     print(f"loaded {len(first)} beats in two leads, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
 
     for number, fold in enumerate(patient_folds(first, args.folds), 1):
         held = np.isin(first.groups, fold)
         train = first.subset(~held)
-        train_all = concatenate(train, simulated.subset(~np.isin(sources, fold)))
+        train_all = concatenate(train, extra.subset(~np.isin(sources, fold))) if extra is not None else train
         final = {"checkpoints": 0}
         held_views = {setup: (one.subset(np.isin(one.groups, fold)), other.subset(np.isin(other.groups, fold)))
                       for setup, (one, other) in views.items()}

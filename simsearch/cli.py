@@ -280,6 +280,10 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
                                                         "or a comma list")] = "auto",
           steps: Annotated[int, typer.Option(min=1, help="Training steps (batches)")] = TrainingConfig.steps,
           seed: Annotated[int, typer.Option(help="Seed for weights, sampling and augmentation")] = 0,
+          noise_dir: Annotated[Path | None, typer.Option("--noise-dir", help="MIT-BIH Noise Stress Test directory "
+                                                         "whose em and ma records give the training records noisy "
+                                                         "copies [default: nstdb beside the data directory, where "
+                                                         "it is; else none]", show_default=False)] = None,
           as_json: Json = False) -> None:
     """Train the Siamese encoder (triplet loss) on reference-labeled records; never on DS2 by default."""
     if out_path.suffix != ".keras":
@@ -292,16 +296,20 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
         val = []
     else:
         val = _checked_records(val_records, data_dir, None)
+    noise_path = _training_noise_dir(noise_dir, data_dir)
     from .evaluation.selection import train_and_save
 
     report = train_and_save(out_path, names, data_dir, val_records=val, config=TrainingConfig(steps=steps, seed=seed),
-                            progress=not as_json)
+                            noise_dir=noise_path, progress=not as_json)
     if as_json:
         print(json.dumps(report))
         return
+    noisy = (f"{report['noisy_beats']} of them from noisy copies" if noise_path is not None
+             else "no noisy copies: no nstdb directory")
     out.print(f"encoder {report['fingerprint']} written to {out_path} "
               f"(best step {report['best_step']}, validation score {report['best_score']}, "
-              f"{report['train_seconds']:.0f} s)", markup=False, highlight=False)
+              f"{report['train_beats']} training beats, {noisy}, {report['train_seconds']:.0f} s)",
+              markup=False, highlight=False)
 
 
 @app.command()
@@ -636,6 +644,24 @@ def _print_noise(report: dict, as_json: bool) -> None:
                           *(_fmt(r["classes"][c][k]) for c in ("N", "S", "V") for k in ("se", "ppv")),
                           _fmt(r["accuracy"]))
         out.print(table)
+
+
+def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path | None:
+    """``--noise-dir`` of ``train`` (refused unless it holds the noise records training adds), else
+    ``nstdb`` beside the data directory where it holds them, else None (training without noisy copies)."""
+    from .evaluation.noise import check_noise_dir
+    from .model.datasets import TRAINING_NOISES
+
+    if noise_dir is not None:
+        path = check_noise_dir(noise_dir, ())
+        for name in TRAINING_NOISES:
+            check_record(name, path)
+        return path
+    base = data_dir_from(data_dir)
+    beside = base.resolve().parent / "nstdb" if base is not None else None
+    if beside is None or not all((beside / f"{name}.hea").is_file() for name in TRAINING_NOISES):
+        return None
+    return beside
 
 
 def _noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path:

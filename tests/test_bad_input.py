@@ -213,6 +213,10 @@ def _cases():
         (("train", "--out", "{out}/encoder.txt"), ".keras", "train-out-not-keras"),
         (("train", "--out", "{out}/e.keras", "--records", "nope", "--data-dir", "{data}"), "record not found",
          "train-record-missing"),
+        (("train", "--out", "{out}/e.keras", "--data-dir", "{data}", "--noise-dir", "{out}/nowhere"),
+         "noise stress test directory not found", "train-noise-dir-missing"),
+        (("train", "--out", "{out}/e.keras", "--data-dir", "{data}", "--noise-dir", "{data}"), "record not found",
+         "train-noise-dir-without-noise"),
         (("annotate", "{idx}", "119", "--data-dir", "{data}", "--out", "{bad}/a_file"), "not a directory",
          "annotate-out-a-file"),
         # annotate: extensions and labels files

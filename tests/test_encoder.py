@@ -7,7 +7,7 @@ import pytest
 
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError
 from simsearch.evaluation.selection import train_and_save
-from simsearch.model.datasets import BeatSet, load_beats
+from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
 from simsearch.signal.beats import CONTEXT_COLUMNS
@@ -76,14 +76,23 @@ def test_semihard_loss_is_zero_for_separated_classes_and_positive_otherwise():
     assert float(semihard_triplet_loss(labels, mixed, 0.4)) >= 0.4 - 1e-6
 
 
-def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
+def test_training_writes_a_model_and_report_and_is_seeded(data_dir, noise_dir, tmp_path):
     config = TrainingConfig(steps=10, eval_every=5, beats_per_class=8, seed=3)
     # 124, the validation record: DS1's shortest (1,619 beats), embedded at each checkpoint
     records = ["119", "209", "124"]
-    first = train_and_save(tmp_path / "a.keras", records, data_dir, val_records=["124"], config=config)
-    second = train_and_save(tmp_path / "b.keras", records, data_dir, val_records=["124"], config=config)
+    first = train_and_save(tmp_path / "a.keras", records, data_dir, val_records=["124"], config=config,
+                           noise_dir=noise_dir)
+    second = train_and_save(tmp_path / "b.keras", records, data_dir, val_records=["124"], config=config,
+                            noise_dir=noise_dir)
     assert (tmp_path / "a.keras").is_file() and (tmp_path / "a.json").is_file()
-    assert first["fingerprint"] == second["fingerprint"]  # fixed seeds: the same weights
+    assert first["fingerprint"] == second["fingerprint"]  # fixed seeds, the same noise: the same weights
+    # one noisy copy per SNR of 209 alone: 119's noisy copies are the nstdb's noise test
+    n_209 = len(BeatSet.stack(load_beats(["209"], data_dir)))
+    assert first["noisy_beats"] == n_209 * len(config.noise_snrs_db) > 0
+    assert first["config"]["noise_snrs_db"] == config.noise_snrs_db
+    without = train_and_save(tmp_path / "c.keras", records, data_dir, val_records=["124"], config=config)
+    assert without["noisy_beats"] == 0 and without["config"]["noise_snrs_db"] == ()
+    assert without["train_beats"] == first["train_beats"] - first["noisy_beats"]
     assert first["val_records"] == ["124"] and "124" not in first["train_records"]
     assert len(first["history"]) == 2 and first["history"][0]["loss"] > 0
     assert Encoder.load(tmp_path / "a.keras").fingerprint == first["fingerprint"]
@@ -91,6 +100,20 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, tmp_path):
     assert config.loss_context_weight != config.context_weight
     scales = [layer.scale for layer in Encoder.load(tmp_path / "a.keras").model.layers if hasattr(layer, "scale")]
     assert scales == [pytest.approx([config.context_weight * w for w in config.fixed_input_weights[:9]])]
+
+
+def test_noisy_copies_keep_the_beats_and_their_labels_and_are_the_same_every_time(data_dir, noise_dir):
+    clean = load_beats(["101"], data_dir)[0]
+    noisy = noisy_beats(["101", "118"], data_dir, noise_dir, (12.0, 6.0))
+    again = noisy_beats(["101"], data_dir, noise_dir, (12.0, 6.0))
+    assert len(noisy) == 2 and all(b.record == "101" for b in noisy)  # 118's noisy copies are the noise test's
+    for copy, repeat in zip(noisy, again):
+        np.testing.assert_array_equal(copy.samples, clean.samples)  # cut at the reference beats
+        np.testing.assert_array_equal(copy.aami, clean.aami)
+        np.testing.assert_array_equal(copy.windows, repeat.windows)  # the same noise every time
+    changed = [np.sqrt(np.mean((copy.windows - clean.windows) ** 2)) for copy in noisy]
+    assert 0 < changed[0] < changed[1]  # more noise at 6 dB than at 12
+    assert noisy_beats(["101"], data_dir, noise_dir, ()) == []
 
 
 def test_patient_folds_are_disjoint_cover_every_record_and_are_balanced():

@@ -35,22 +35,18 @@ from ..aami import DS1
 from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
-from ..signal.noise import add_noise, sized_beats
+from ..signal.noise import NOISE_LEADS, NSTDB_SOURCES, add_noise, sized_beats
 from ..signal.records import Record, check_record, data_dir_from, load_record, other_lead, record_name, write_record
 from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
 from .leakage import check_disjoint
 
 NSTDB_SNRS_DB: tuple[int, ...] = (24, 18, 12, 6, 0, -6)
 """The SNRs of the nstdb records (EC57's noise test), in dB."""
-NSTDB_SOURCES: tuple[str, ...] = ("118", "119")
-"""The MIT-BIH records the nstdb records are noisy copies of."""
 NOISE_INDEX_RECORDS: tuple[str, ...] = tuple(r for r in DS1 if r not in NSTDB_SOURCES)
 """The index of the noise task: DS1 without the records whose noisy copies are scored."""
 NOISE_RECORD = "em"
 """The nstdb noise record added to the test records: electrode motion, the noise EC57's
 test uses and the hardest of the three for a QRS detector (it mimics beats)."""
-NOISE_LEADS = ("noise1", "noise2")
-"""Its two signals: ``nst`` adds the first to a record's first lead, the second to its other."""
 CLEAN = "clean"
 """The row key of the records without noise."""
 

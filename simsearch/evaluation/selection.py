@@ -18,7 +18,7 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..errors import SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
-from ..model.datasets import BeatSet, load_beats, patient_folds, split_validation
+from ..model.datasets import BeatSet, load_beats, noisy_beats, patient_folds, split_validation
 from ..model.encoder import (
     FIBRILLATION_GATE,
     GATED_MODEL_NAME,
@@ -48,13 +48,21 @@ def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int = VOTE_
             **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
 
 
+def with_noise(config: TrainingConfig, noise_dir) -> TrainingConfig:
+    """``config`` as training without an nstdb directory (``noise_dir`` None) follows it: no noisy copies."""
+    return config if noise_dir is not None else replace(config, noise_snrs_db=())
+
+
 def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: Sequence[str] | None = None,
-                   config: TrainingConfig = TrainingConfig(), progress: bool = False) -> dict:
-    """Train on ``records`` (validation: ``val_records``, or a patient-disjoint split when None).
+                   config: TrainingConfig = TrainingConfig(), noise_dir=None, progress: bool = False) -> dict:
+    """Train on ``records`` (validation: ``val_records``, or a patient-disjoint split when None), and on
+    noisy copies of the training records (``config.noise_snrs_db``) with the noise records of the nstdb
+    directory ``noise_dir`` (none without it: the report's configuration then names no SNR).
 
     Writes the encoder to ``out_path`` and a JSON report beside it (``.json``), each
     written to a temporary file first and renamed, so a failed run leaves nothing.
     """
+    config = with_noise(config, noise_dir)
     if val_records is None:
         train_names, val_names = split_validation(records)
     else:
@@ -63,10 +71,12 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
     if not train_names:
         raise SimsearchError("no training records left after the validation split")
     start = time.perf_counter()
-    with progress_bar("reading", len(train_names) + len(val_names), enabled=progress) as advance:
+    copies = len(train_names) if config.noise_snrs_db else 0
+    with progress_bar("reading", len(train_names) + len(val_names) + copies, enabled=progress) as advance:
         train_beats = load_beats(train_names, data_dir, advance)
-        train = BeatSet.stack(train_beats + (simulate_rhythms(train_beats, seed=config.seed)
-                                             if config.simulated_rhythms else []))
+        noisy = noisy_beats(train_names, data_dir, noise_dir, config.noise_snrs_db, advance) if copies else []
+        train = BeatSet.stack(train_beats + noisy + (simulate_rhythms(train_beats, seed=config.seed)
+                                                     if config.simulated_rhythms else []))
         val = BeatSet.stack(load_beats(val_names, data_dir, advance)) if val_names else None
     with progress_bar("training", config.steps, enabled=progress) as advance:
         def on_step(i: int, report: dict | None) -> None:
@@ -76,7 +86,7 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
         result = train_encoder(train, config, on_step, checkpoint)
     report = {
         "fingerprint": weights_fingerprint(result.model), "train_records": train_names, "val_records": val_names,
-        "train_beats": len(train), "val_beats": len(val) if val else 0,
+        "train_beats": len(train), "noisy_beats": sum(len(b) for b in noisy), "val_beats": len(val) if val else 0,
         "best_step": result.best_step, "best_score": result.best_score if val else None,
         "train_seconds": round(time.perf_counter() - start, 1),
         "config": config.__dict__, "history": result.history,
@@ -87,7 +97,8 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
 
 def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
                    progress: bool = False, simulated: BeatSet | None = None, index_simulated: bool = False,
-                   irregularity_weights: Sequence[float] = (), setups: Mapping[str, BeatSet] | None = None) -> dict:
+                   irregularity_weights: Sequence[float] = (), setups: Mapping[str, BeatSet] | None = None,
+                   noisy: BeatSet | None = None) -> dict:
     """Patient-disjoint cross-validation inside the training records.
 
     Each fold's records are held out in turn; at every checkpoint the held-out beats'
@@ -117,6 +128,9 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
     input (the fourth) weighed by each of these in the fixed context part of the
     embedding only (:func:`fixed_weighted`), in ``"variants"`` by weight.
 
+    ``noisy``: noisy copies of the same patients' records (:func:`~simsearch.model.datasets.noisy_beats`),
+    trained on beside the training fold's real beats, as the packaged encoder trains on its records'.
+
     ``setups``: the same patients' beats recorded otherwise (another lead, another
     sampling rate: :func:`recorded_otherwise`), by name; each fold's held-out patients
     in each setup are voted on by the same index of the training fold, as a deployed
@@ -133,6 +147,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
             held_out = np.isin(beats.groups, fold)
             train, val = beats.subset(~held_out), beats.subset(held_out)
             indexed = train
+            if noisy is not None:
+                train = concatenate(train, noisy.subset(~np.isin(noisy.groups, fold)))
             if simulated is not None:
                 sim_held_out = np.isin(sources, fold)
                 val = concatenate(val, simulated.subset(sim_held_out))
@@ -182,8 +198,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
 
 
 def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingConfig = TrainingConfig(),
-                 n_folds: int = 4, progress: bool = False,
-                 leads: str = DEFAULT_LEADS) -> list[tuple[list[str], BeatIndex]]:
+                 n_folds: int = 4, progress: bool = False, leads: str = DEFAULT_LEADS,
+                 noise_dir=None) -> list[tuple[list[str], BeatIndex]]:
     """Per patient-disjoint fold of ``records`` (:func:`patient_folds`): its records, and an
     index of the other folds' records (of ``leads``, see :class:`BeatIndex`) embedded by an
     encoder trained on those only.
@@ -196,6 +212,7 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    config = with_noise(config, noise_dir)
     leads = choose_leads(leads, records, data_dir)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
     inputs = [list(CONTEXT_COLUMNS), GATED_MODEL_NAME, list(FIBRILLATION_GATE)]  # how beats become model inputs
@@ -210,7 +227,7 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
             training = [r for r in records if r not in fold]
             retrain = fresh or not model.exists()
             if retrain:
-                train_and_save(model, training, data_dir, val_records=[], config=config)
+                train_and_save(model, training, data_dir, val_records=[], config=config, noise_dir=noise_dir)
             if retrain or not index_dir.exists():
                 BeatIndex.build(index_dir, training, data_dir, encoder=model, leads=leads)
             out.append((list(fold), BeatIndex.open(index_dir)))

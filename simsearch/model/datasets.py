@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index
 from ..errors import AnnotationError, LeadNotFoundError
-from ..signal.beats import Beats, beats_from_record, beats_in_lead
+from ..signal.beats import Beats, beats_from_record, beats_in_lead, reference_beats
+from ..signal.noise import NOISE_LEADS, NSTDB_SOURCES, add_noise, sized_beats
 from ..signal.records import load_record, other_lead, record_name
 
 DS1_VALIDATION = ("106", "112", "209", "220")
@@ -80,6 +82,46 @@ def in_other_lead(records: Sequence[str], beats: Sequence[Beats], data_dir) -> l
         if lead is None:
             raise LeadNotFoundError(f"{record_name(name)} has one lead: no second lead to read")
         out.append(beats_in_lead(load_record(name, data_dir, lead=lead, annotations=None), first))
+    return out
+
+
+TRAINING_NOISES = ("em", "ma")
+"""The nstdb noise records added to training records (:func:`noisy_beats`): electrode motion and muscle
+noise, recorded from people. ``bw`` (baseline wander) was not tried."""
+
+
+def noisy_beats(records: Sequence[str], data_dir, noise_dir, snrs_db: Sequence[float],
+                progress: Callable[[str], None] | None = None) -> list[Beats]:
+    """Reference-annotated beats of noisy copies of ``records``: one copy per SNR of ``snrs_db``, the
+    first lead with a stretch of one of nstdb's noise records (:data:`TRAINING_NOISES`) added at that
+    SNR as ``nst`` adds it (:func:`~simsearch.signal.noise.add_noise`). The beats and their context are
+    cut from the noisy signal, as a noisy recording's would be. The records the nstdb's own noisy
+    records copy (:data:`~simsearch.signal.noise.NSTDB_SOURCES`) get no copy.
+
+    Which noise record and where in it the stretch starts follow from the record's name (its CRC-32)
+    and the copy's number alone, so a record gets the same noise in every set of records it trains in
+    (a cross-validation fold's, the packaged encoder's); DS1's 20 records get ``em`` and ``ma`` ten each.
+
+    Raises
+    ------
+    RecordNotFoundError
+        ``noise_dir`` does not hold ``em`` and ``ma``.
+    """
+    if not snrs_db:
+        return []
+    noises = [load_record(name, noise_dir, lead=NOISE_LEADS[0], annotations=None) for name in TRAINING_NOISES]
+    out = []
+    for name in records:
+        if record_name(name) not in NSTDB_SOURCES:
+            record = load_record(name, data_dir)
+            sized = sized_beats(*reference_beats(record))
+            code = zlib.crc32(record_name(name).encode())
+            for copy, snr in enumerate(snrs_db):
+                noise = noises[(code + copy) % len(noises)]
+                signal = add_noise(record.signal, record.fs, noise.signal, noise.fs, snr, sized, 10 * code + copy)
+                out.append(beats_from_record(replace(record, signal=signal)))
+        if progress:
+            progress(name)
     return out
 
 

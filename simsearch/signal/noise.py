@@ -35,6 +35,12 @@ RMS_WINDOW_S = 1.0
 """``sigamp``'s default: the noise's RMS is measured in consecutive one-second windows."""
 TRIM_FRACTION = 0.05
 """``sigamp`` leaves out this fraction of the largest and of the smallest measurements."""
+NSTDB_SOURCES: tuple[str, ...] = ("118", "119")
+"""The MIT-BIH records the nstdb's noisy records are copies of: never given noise for training, so that
+those records stay an out-of-sample noise test (:mod:`simsearch.evaluation.noise`)."""
+NOISE_LEADS = ("noise1", "noise2")
+"""The two signals of an nstdb noise record: ``nst`` adds the first to a record's first lead, the second
+to its other."""
 
 
 def sized_beats(samples: np.ndarray, symbols: np.ndarray) -> np.ndarray:
