@@ -39,6 +39,7 @@ from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
 from simsearch.model.training import TrainingConfig
+from simsearch.signal.noise import nstdb_beside
 
 VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]
@@ -100,8 +101,7 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
-    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or Path(args.data_dir).resolve().parent / "nstdb",
-                        config.noise_snrs_db)
+    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or nstdb_beside(args.data_dir), config.noise_snrs_db)
     setups = {name: recorded_otherwise(DS1, args.data_dir, name)
               for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,

@@ -40,6 +40,7 @@ from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
 from simsearch.model.training import TrainingConfig
+from simsearch.signal.noise import nstdb_beside
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-    noise_dir = args.noise_dir or Path(args.data_dir).resolve().parent / "nstdb"
+    noise_dir = args.noise_dir or nstdb_beside(args.data_dir)
     folds = fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:

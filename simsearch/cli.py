@@ -651,6 +651,7 @@ def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path |
     ``nstdb`` beside the data directory where it holds them, else None (training without noisy copies)."""
     from .evaluation.noise import check_noise_dir
     from .model.datasets import TRAINING_NOISES
+    from .signal.noise import nstdb_beside
 
     if noise_dir is not None:
         path = check_noise_dir(noise_dir, ())
@@ -658,7 +659,7 @@ def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path |
             check_record(name, path)
         return path
     base = data_dir_from(data_dir)
-    beside = base.resolve().parent / "nstdb" if base is not None else None
+    beside = nstdb_beside(base) if base is not None else None
     if beside is None or not all((beside / f"{name}.hea").is_file() for name in TRAINING_NOISES):
         return None
     return beside
@@ -666,13 +667,15 @@ def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path |
 
 def _noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path:
     """``--noise-dir``, else ``nstdb`` beside the data directory (refused later if missing)."""
+    from .signal.noise import nstdb_beside
+
     if noise_dir is not None:
         return noise_dir
     base = data_dir_from(data_dir)
     if base is None:
         raise ParameterError("--noise-dir is needed: there is no data directory to find nstdb beside "
                              "(pass --data-dir or set SIMSEARCH_DATA)")
-    return base.resolve().parent / "nstdb"
+    return nstdb_beside(base)
 
 
 def _print_detection(report: dict, as_json: bool) -> None:

@@ -23,6 +23,8 @@ alternate two-minute stretches after five clean minutes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..aami import to_aami
@@ -38,6 +40,16 @@ TRIM_FRACTION = 0.05
 NSTDB_SOURCES: tuple[str, ...] = ("118", "119")
 """The MIT-BIH records the nstdb's noisy records are copies of: never given noise for training, so that
 those records stay an out-of-sample noise test (:mod:`simsearch.evaluation.noise`)."""
+NSTDB_DIR = "nstdb"
+"""Where the Noise Stress Test Database is looked for unless named: a directory of this name beside the data
+directory (``../shared/data/nstdb`` beside ``../shared/data/mitdb``), see :func:`nstdb_beside`."""
+
+
+def nstdb_beside(data_dir) -> Path:
+    """The :data:`NSTDB_DIR` directory beside the data directory ``data_dir`` (which need not exist)."""
+    return Path(data_dir).expanduser().resolve().parent / NSTDB_DIR
+
+
 NOISE_LEADS = ("noise1", "noise2")
 """The two signals of an nstdb noise record: ``nst`` adds the first to a record's first lead, the second
 to its other."""
