@@ -112,10 +112,11 @@ def noisy_beats(records: Sequence[str], data_dir, noise_dir, snrs_db: Sequence[f
     noises = [load_record(name, noise_dir, lead=NOISE_LEADS[0], annotations=None) for name in TRAINING_NOISES]
     out = []
     for name in records:
-        if record_name(name) not in NSTDB_SOURCES:
+        known_as = record_name(name)
+        if known_as not in NSTDB_SOURCES:
             record = load_record(name, data_dir)
             sized = sized_beats(*reference_beats(record))
-            code = zlib.crc32(record_name(name).encode())
+            code = zlib.crc32(known_as.encode())
             for copy, snr in enumerate(snrs_db):
                 noise = noises[(code + copy) % len(noises)]
                 signal = add_noise(record.signal, record.fs, noise.signal, noise.fs, snr, sized, 10 * code + copy)
