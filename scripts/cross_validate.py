@@ -101,7 +101,8 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
-    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or nstdb_beside(args.data_dir), config.noise_snrs_db)
+    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or nstdb_beside(args.data_dir), config.noise_snrs_db,
+                        noises=config.noise_records)
     setups = {name: recorded_otherwise(DS1, args.data_dir, name)
               for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,

@@ -74,7 +74,8 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
     copies = len(train_names) if config.noise_snrs_db else 0
     with progress_bar("reading", len(train_names) + len(val_names) + copies, enabled=progress) as advance:
         train_beats = load_beats(train_names, data_dir, advance)
-        noisy = noisy_beats(train_names, data_dir, noise_dir, config.noise_snrs_db, advance) if copies else []
+        noisy = noisy_beats(train_names, data_dir, noise_dir, config.noise_snrs_db, advance,
+                            config.noise_records) if copies else []
         train = BeatSet.stack(train_beats + noisy + (simulate_rhythms(train_beats, seed=config.seed)
                                                      if config.simulated_rhythms else []))
         val = BeatSet.stack(load_beats(val_names, data_dir, advance)) if val_names else None

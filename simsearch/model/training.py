@@ -16,7 +16,7 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES
 from ..signal.beats import MODEL_FS, WINDOW_BEFORE
-from .datasets import BeatSet
+from .datasets import TRAINING_NOISES, BeatSet
 from .encoder import (
     CONTEXT_INPUTS,
     CONTEXT_WEIGHT,
@@ -93,6 +93,10 @@ class TrainingConfig:
     9.44 / 10.29 against 9.03 / 5.66 / 9.44 / 11.46; beside the noisy copies
     (:attr:`noise_snrs_db`) 88.69 / 87.90 / 88.35 / 88.61 against 88.50 / 88.74 / 88.52 / 86.99, shortfall
     5.70 / 7.50 / 5.01 / 5.18 against 5.10 / 4.03 / 3.31 / 5.51. Within a seed's spread either way: kept off."""
+    noise_records: tuple[str, ...] = TRAINING_NOISES
+    """The nstdb noise records the noisy copies (:attr:`noise_snrs_db`) take their noise from, one per
+    record in turn (:func:`simsearch.model.datasets.noisy_beats`); why these:
+    :data:`~simsearch.model.datasets.TRAINING_NOISES`."""
     noise_snrs_db: tuple[float, ...] = (12.0,)
     """Train also on a noisy copy of each training record per SNR here (dB): a stretch of nstdb's
     electrode-motion or muscle noise added (:func:`simsearch.model.datasets.noisy_beats`). The callers
