@@ -1,7 +1,8 @@
 """Both leads as two views of each beat, cross-validated inside DS1: the weight of ``build --leads both``.
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
-        [--alphas 0.25,0.5] [--balances 1,0.5] [--set FIELD=VALUE ...] [--setups 128Hz,marks+40ms] [--paced-in-index]
+        [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
+        [--setups 128Hz,marks+40ms] [--paced-in-index]
         [--noise-dir DIR] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
@@ -11,7 +12,8 @@ encoder is trained (with ``--set simulated_rhythms=true``, also on their synthet
 2026-11-23 the script always trained on those, the packaged encoder never). That one encoder then
 embeds every beat twice: in its record's default lead and in the record's other lead
 (V1 in most DS1 records; V2, V4 or V5 in a few), and the kNN vote of the product (k=100,
-S and V boosted, each prior strength of ``--alphas`` and record balance of ``--balances``) runs
+S and V boosted, each prior strength of ``--alphas``, record balance of ``--balances`` and each held-out record's
+adaptation to its own class mix of ``--patient-strengths``) runs
 on the two vectors side by side, the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
 Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. ``--setups``
 also votes on the held-out patients resampled to other rates or with their annotations moved
@@ -45,7 +47,7 @@ from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix
 from simsearch.evaluation.selection import concatenate, recorded_otherwise
-from simsearch.label.vote import PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
+from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
 from simsearch.model.leads import side_by_side
@@ -65,6 +67,8 @@ def main(argv=None) -> None:
                         help="override another TrainingConfig field (JSON value)")
     parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")
+    parser.add_argument("--patient-strengths", default=str(PATIENT_PRIOR_STRENGTH),
+                        help="how far each held-out record's vote moves toward its own class mix (0: not at all)")
     parser.add_argument("--balances", default=str(RECORD_BALANCE),
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
     parser.add_argument("--setups", default="",
@@ -78,10 +82,11 @@ def main(argv=None) -> None:
     weights = [float(w) for w in args.weights.split(",")]
     alphas = [float(a) for a in args.alphas.split(",")]
     balances = [float(b) for b in args.balances.split(",")]
+    strengths = [float(s) for s in args.patient_strengths.split(",")]
     setups = [name for name in args.setups.split(",") if name]
     indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
-    settings = [(setup, w, a, b, index) for setup in ["as recorded", *setups]
-                for w in weights for a in alphas for b in balances for index in indexes]
+    settings = [(setup, w, a, b, s, index) for setup in ["as recorded", *setups]
+                for w in weights for a in alphas for b in balances for s in strengths for index in indexes]
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     config = replace(TrainingConfig(seed=args.seed), **overrides)
     start = time.time()
@@ -141,17 +146,20 @@ def main(argv=None) -> None:
                                                  VOTE_K)
                     neighbor_records = record_codes(index_records)[rows]
                     for alpha in alphas:
-                        for balance in balances:
+                        for balance, strength in ((b, s) for b in balances for s in strengths):
                             predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
-                                                     neighbor_records=neighbor_records, record_balance=balance)
-                            matrices[setup, w, alpha, balance, index] += confusion_matrix(held_first.labels, predicted)
+                                                     neighbor_records=neighbor_records, record_balance=balance,
+                                                     query_records=held_first.groups, patient_strength=strength)
+                            matrices[setup, w, alpha, balance, strength, index] += confusion_matrix(
+                                held_first.labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (setup, w, alpha, balance, index), matrix in matrices.items():
+    for (setup, w, alpha, balance, strength, index), matrix in matrices.items():
         metrics = class_metrics(matrix)
-        report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance, "index": index,
+        report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance,
+                                   "patient_strength": strength, "index": index,
                                    "score": nsv_score(metrics),
                                    "shortfall": target_shortfall(metrics), "called_q": metrics["called_q"], **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
@@ -159,10 +167,12 @@ def main(argv=None) -> None:
         print(json.dumps(report))
         return
     print(f"real DS1 records, {args.folds} folds, seed {args.seed}: set-up, other lead's weight, alpha, record "
-          "balance[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets (points), beats called Q")
+          "balance, patient strength[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets "
+          "(points), beats called Q")
     for row in report["settings"]:
         index = f", {row['index']}" if len(indexes) > 1 else ""
-        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g}{index}: "
+        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g} "
+              f"{row['patient_strength']:>4g}{index}: "
               f"{row['score']:6.2f} "
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
               + f"  Q {row['called_q']}")

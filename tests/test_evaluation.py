@@ -13,7 +13,7 @@ from helpers import write_at_rate
 from simsearch.aami import class_index, to_aami
 from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
-from simsearch.label.vote import DISTANCE_SOFTENING, prior_weights, vote_scores, vote_winner
+from simsearch.label.vote import DISTANCE_SOFTENING, patient_adapted, prior_weights, vote_scores, vote_winner
 from simsearch.model.encoder import Encoder
 from simsearch.signal.records import load_record
 
@@ -71,6 +71,28 @@ def test_one_crowding_record_does_not_outvote_the_others():
                       neighbor_records=np.vstack([records, [[7] * 12 + [-1]]]))
     np.testing.assert_allclose(two[0], balanced[0])
     assert two[1, 0] == pytest.approx(1.0)
+
+
+def test_a_record_vote_follows_the_patients_own_class_mix():
+    counts = np.array([9000, 200, 700, 80, 0])  # a DS1-like index: no Q
+    close = np.array([0.45, 0.55, 0.0, 0.0, 0.0])  # a close call between N and S
+    clear_n = np.array([0.95, 0.05, 0.0, 0.0, 0.0])
+    clear_s = np.array([0.1, 0.9, 0.0, 0.0, 0.0])
+    # a patient with no SVEB: the close call goes to N; one whose rhythm is mostly SVEBs: it stays S
+    no_sveb = patient_adapted(np.vstack([np.tile(clear_n, (2000, 1)), close]), counts)
+    mostly_sveb = patient_adapted(np.vstack([np.tile(clear_s, (1500, 1)), np.tile(clear_n, (500, 1)), close]), counts)
+    assert vote_winner(no_sveb[-1:])[0][0] == 0 and vote_winner(mostly_sveb[-1:])[0][0] == 1
+    assert mostly_sveb[-1, 1] > close[1] > no_sveb[-1, 1]
+    np.testing.assert_allclose(no_sveb.sum(axis=1), 1.0)
+    assert (no_sveb[:, 4] == 0).all()  # a class absent from the index stays absent
+    # a strip of a few beats keeps about the index's mix; strength 0 changes nothing; each record on its own
+    assert abs(patient_adapted(close[None, :], counts)[0, 1] - close[1]) < 0.02
+    np.testing.assert_array_equal(patient_adapted(np.tile(close, (3, 1)), counts, strength=0), np.tile(close, (3, 1)))
+    both = patient_adapted(np.vstack([np.tile(clear_n, (2000, 1)), close, np.tile(clear_s, (1500, 1)), close]),
+                           counts, np.array([1] * 2001 + [2] * 1501))
+    assert vote_winner(both[[2000, -1]])[0].tolist() == [0, 1]
+    # a beat no neighbor voted on stays at zero
+    assert not patient_adapted(np.vstack([np.tile(clear_n, (10, 1)), np.zeros(5)]), counts)[-1].any()
 
 
 def test_baseline_vectors_are_unit_raw_beats(data_dir):

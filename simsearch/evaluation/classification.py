@@ -15,7 +15,16 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES, DS1, DS2
 from ..errors import LeadNotFoundError
-from ..label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K, class_vote, vote_winner
+from ..label.vote import (
+    BOOSTED_CLASSES,
+    PATIENT_PRIOR_STRENGTH,
+    PRIOR_ALPHA,
+    RECORD_BALANCE,
+    VOTE_K,
+    class_vote,
+    patient_adapted,
+    vote_winner,
+)
 from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
 from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
@@ -80,12 +89,20 @@ def knn_search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarra
 
 def vote_predict(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray, k: int,
                  alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES, *,
-                 neighbor_records: np.ndarray | None = None, record_balance: float = RECORD_BALANCE) -> np.ndarray:
-    """The index's vote over the first ``k`` neighbors: predicted class positions."""
+                 neighbor_records: np.ndarray | None = None, record_balance: float = RECORD_BALANCE,
+                 query_records: np.ndarray | None = None,
+                 patient_strength: float = PATIENT_PRIOR_STRENGTH) -> np.ndarray:
+    """The index's vote over the first ``k`` neighbors: predicted class positions.
+
+    Given ``query_records`` (each query's record), each record's votes are adapted to its own class
+    mix as a recording's are (:func:`~simsearch.label.vote.patient_adapted`, ``patient_strength``)."""
     records = None if neighbor_records is None else neighbor_records[:, :k]
-    winner, _ = vote_winner(class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha, boosted,
-                                       records, record_balance))
-    return winner
+    scores = class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha, boosted, records,
+                        record_balance)
+    if query_records is not None:
+        scores = patient_adapted(scores, class_counts, query_records, alpha=alpha, boosted=boosted,
+                                 strength=patient_strength)
+    return vote_winner(scores)[0]
 
 
 def knn_predict(base: np.ndarray, base_labels: np.ndarray, base_records: np.ndarray, queries: np.ndarray, k: int,
@@ -234,7 +251,8 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
             neighbors = train.labels[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
-            pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=record_codes(train.groups)[nn])
+            pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=record_codes(train.groups)[nn],
+                                query_records=test.groups)
             per_record = {str(r): confusion_matrix(test.labels[test.groups == r], pred[test.groups == r]).tolist()
                           for r in dict.fromkeys(test.groups)}
             row = {"system": system.name, "seconds": round(time.perf_counter() - t0, 1),

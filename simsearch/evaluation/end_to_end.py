@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index, to_aami
-from ..label.vote import VOTE_K, index_vote, vote_winner
+from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
 from ..signal.records import Record, load_record
@@ -45,7 +45,7 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
     detected = beats_from_record(replace(record, ann_samples=None, ann_symbols=None))  # as annotate reads it
     distances, ids = index.search(index.embed(record, detected), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
-    pred, _ = vote_winner(index_vote(index, distances, ids))
+    pred, _ = vote_winner(record_vote(index, distances, ids))
     return match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs, tolerance_s)
 
 

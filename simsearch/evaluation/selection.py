@@ -322,7 +322,8 @@ def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...], subset: 
             if keep.any():
                 matrix += confusion_matrix(truth[keep], vote_predict(classes[keep], distances[keep], counts, k,
                                                                      alpha, boosted,
-                                                                     neighbor_records=neighbor_records[keep]))
+                                                                     neighbor_records=neighbor_records[keep],
+                                                                     query_records=groups[keep]))
         metrics = class_metrics(matrix)
         out[step] = {"score": nsv_score(metrics), **metrics}
     return out

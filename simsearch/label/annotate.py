@@ -37,7 +37,7 @@ from ..store.index import BeatIndex
 from .expert import expert_rows
 from .spreading import EXPERT_WEIGHT, SPREAD_ALPHA, knn_graph, propagate
 from .suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
-from .vote import VOTE_K, index_vote
+from .vote import VOTE_K, record_vote
 
 BEAT_SOURCES = ("detect", "reference")
 """Where beat positions come from: the QRS detector, or an existing annotation file's
@@ -218,7 +218,7 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
         distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
         if not (ids >= 0).any():
             raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
-        scores = index_vote(index, distances, ids)
+        scores = record_vote(index, distances, ids)
         info["detail"] = f"k={max(k, VOTE_K)}, {len(beats)} beats"
     top = min(TOP_NEIGHBORS, k)
     with log.stage("graph"):
