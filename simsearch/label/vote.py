@@ -192,6 +192,10 @@ in the script itself (``--patient-strengths 0,0.5 --setups 257Hz``, seeds 0 / 1)
 88.07 / 88.62, shortfall 4.88 / 3.54 against 5.13 / 3.61; the held-out patients resampled to 257 Hz 88.60 /
 89.53 against 87.89 / 88.61.
 
+A mix per stretch of the record instead (blocks of 300, 600 or 1,000 beats, the saved embeddings, seeds 0 / 1):
+87.98 / 88.54, 88.36 / 89.59, 88.59 / 89.62 against 89.22 / 89.73 per record: the fewer the beats, the more
+their own misclassifications set the mix.
+
 Applied where a whole recording is labeled (:func:`record_vote`: ``annotate``, the review page,
 ``evaluate``); a single beat's ``query`` has no patient to learn a mix from."""
 PATIENT_PRIOR_PSEUDO_BEATS = 100
