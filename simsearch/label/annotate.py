@@ -2,7 +2,8 @@
 
 :func:`annotate_record` reads a record, finds its beats (QRS detection, or the
 positions of an existing annotation file whose labels are ignored), embeds them and
-asks the index for a global kNN vote from other patients, then refines it on the
+asks the index for a global kNN vote from other patients, leaned toward the record's own
+class mix (:func:`~simsearch.label.vote.record_vote`), then refines it on the
 record's own kNN graph by label spreading (:mod:`simsearch.label.spreading`), in
 which expert labels, clamped, carry their class to the beats that resemble them.
 
