@@ -591,7 +591,8 @@ def _print_classification(report: dict, as_json: bool) -> None:
     p = report["protocol"]
     rows = {r["system"]: r for r in report["systems"]}
     out.print(_ec57_table(f"DS1 index ({p['train_beats']} beats) -> {len(p['test_records'])} test records "
-                          f"({p['test_beats']} beats), k={p['k']}, prior alpha={p['prior_alpha']}", rows))
+                          f"({p['test_beats']} beats), k={p['k']}, prior alpha={p['prior_alpha']}, "
+                          f"each record's votes {p['patient_strength']:g} of the way to its own class mix", rows))
     without = next((key for key in report["systems"][0] if key.startswith("without_")), None)
     if without is not None:
         left_out = without.removeprefix("without_")

@@ -265,7 +265,8 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             advance(system.name)
     return {"protocol": {"train_records": list(train_records), "test_records": list(test_records),
                          "train_beats": len(train), "test_beats": len(test), "k": k, "prior_alpha": alpha,
-                         "encoder": encoder.fingerprint, "second_lead_weight": SECOND_LEAD_WEIGHT,
+                         "patient_strength": PATIENT_PRIOR_STRENGTH, "encoder": encoder.fingerprint,
+                         "second_lead_weight": SECOND_LEAD_WEIGHT,
                          "both_leads_skipped": skipped, "classes": list(AAMI_CLASSES)},
             "systems": results, "seconds": round(time.perf_counter() - start, 1)}
 
