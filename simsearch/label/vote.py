@@ -224,7 +224,8 @@ PATIENT_PRIOR_ITERATIONS = 20
 def patient_adapted(scores: np.ndarray, class_counts: np.ndarray, groups: np.ndarray | None = None, *,
                     alpha: float = PRIOR_ALPHA, boosted: tuple[str, ...] = BOOSTED_CLASSES,
                     strength: float = PATIENT_PRIOR_STRENGTH) -> np.ndarray:
-    """Vote scores (n, 5) of one patient's beats, re-weighted toward the patient's own class mix.
+    """Vote scores (n, 5) of one patient's beats (or of several: ``groups``), re-weighted toward the
+    patient's own class mix.
 
     The vote (:func:`class_vote`) assumes the class mix of the index, corrected for the prior
     (``class_counts`` times :func:`prior_weights`). The mix of this patient's beats is estimated
@@ -268,7 +269,7 @@ def patient_adapted(scores: np.ndarray, class_counts: np.ndarray, groups: np.nda
     if not present.any():
         return scores
     assumed = assumed / assumed.sum()
-    voted = scores.sum(axis=1) > 0
+    voted = int(np.count_nonzero(scores.sum(axis=1) > 0))
     mix = assumed.copy()
 
     def reweighted(mix: np.ndarray) -> np.ndarray:
@@ -278,8 +279,8 @@ def patient_adapted(scores: np.ndarray, class_counts: np.ndarray, groups: np.nda
         return np.divide(weighted, total, out=np.zeros_like(weighted), where=total > 0)
 
     for _ in range(PATIENT_PRIOR_ITERATIONS):
-        estimate = ((reweighted(mix)[voted].sum(axis=0) + PATIENT_PRIOR_PSEUDO_BEATS * assumed)
-                    / (voted.sum() + PATIENT_PRIOR_PSEUDO_BEATS))
+        estimate = ((reweighted(mix).sum(axis=0) + PATIENT_PRIOR_PSEUDO_BEATS * assumed)  # unvoted rows add 0
+                    / (voted + PATIENT_PRIOR_PSEUDO_BEATS))
         estimate = np.where(present, np.maximum(estimate, PATIENT_PRIOR_FLOOR), 0.0)
         mix = np.power(assumed, 1.0 - strength) * np.power(estimate, strength)
         mix /= mix.sum()
