@@ -60,7 +60,8 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
     Returns
     -------
     dict
-        ``budgets`` maps ``"global"`` (the index's vote alone, without spreading) and
+        ``budgets`` maps ``"global"`` (the index's vote, leaned toward each record's own class mix as
+        :func:`~simsearch.label.vote.record_vote` leans it, without spreading) and
         each budget to its pooled EC57 figures, their ``confusion`` matrix (reference
         rows, AAMI class order), ``expert_labels`` (how many were given) and
         ``per_record`` figures; ``records`` are the records' names.
