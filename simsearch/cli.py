@@ -296,11 +296,12 @@ def train(out_path: Annotated[Path, typer.Option("--out", help="Where to write t
         val = []
     else:
         val = _checked_records(val_records, data_dir, None)
-    noise_path = _training_noise_dir(noise_dir, data_dir)
+    config = TrainingConfig(steps=steps, seed=seed)
+    noise_path = _training_noise_dir(noise_dir, data_dir, config.noise_records)
     from .evaluation.selection import train_and_save
 
-    report = train_and_save(out_path, names, data_dir, val_records=val, config=TrainingConfig(steps=steps, seed=seed),
-                            noise_dir=noise_path, progress=not as_json)
+    report = train_and_save(out_path, names, data_dir, val_records=val, config=config, noise_dir=noise_path,
+                            progress=not as_json)
     if as_json:
         print(json.dumps(report))
         return
@@ -647,21 +648,17 @@ def _print_noise(report: dict, as_json: bool) -> None:
         out.print(table)
 
 
-def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path | None:
-    """``--noise-dir`` of ``train`` (refused unless it holds the noise records training adds), else
+def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None, noise_records: Sequence[str]) -> Path | None:
+    """``--noise-dir`` of ``train`` (refused unless it holds ``noise_records``, those training adds), else
     ``nstdb`` beside the data directory where it holds them, else None (training without noisy copies)."""
     from .evaluation.noise import check_noise_dir
-    from .model.datasets import TRAINING_NOISES
     from .signal.noise import nstdb_beside
 
     if noise_dir is not None:
-        path = check_noise_dir(noise_dir, ())
-        for name in TRAINING_NOISES:
-            check_record(name, path)
-        return path
+        return check_noise_dir(noise_dir, (), noise_records)
     base = data_dir_from(data_dir)
     beside = nstdb_beside(base) if base is not None else None
-    if beside is None or not all((beside / f"{name}.hea").is_file() for name in TRAINING_NOISES):
+    if beside is None or not all((beside / f"{name}.hea").is_file() for name in noise_records):
         return None
     return beside
 

@@ -72,8 +72,10 @@ def check_snrs(snrs: Sequence[int]) -> list[int]:
     return chosen
 
 
-def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
-    """The nstdb directory, refused unless it holds the noise record and the records at ``snrs``.
+def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int],
+                    noise_records: Sequence[str] = (NOISE_RECORD,)) -> Path:
+    """The nstdb directory, refused unless it holds ``noise_records`` (by default the noise record of this
+    task, :data:`NOISE_RECORD`) and the records at ``snrs``.
 
     Raises
     ------
@@ -86,7 +88,7 @@ def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int]) -> Path:
         path = None
     if path is None:
         raise RecordNotFoundError(f"noise stress test directory not found: {str(noise_dir)!r}")
-    for name in [NOISE_RECORD, *(nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs)]:
+    for name in [*noise_records, *(nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs)]:
         check_record(name, path)
     return path
 
