@@ -28,6 +28,15 @@ WINDOW_AFTER = 166
 """Samples kept after it (460 ms: QRS and T wave); the window is 256 samples long."""
 WINDOW = WINDOW_BEFORE + WINDOW_AFTER
 
+BEAT_FORMAT = 2
+"""Version of how :func:`beats_from_record` cuts and describes beats (windows, their centres, the
+context columns), recorded in every index's manifest. An index's vectors are comparable with a
+query's only when both beats were cut alike, and an index keeps its own encoder, so nothing else
+would tell: an index of another beat format is refused (rebuild it). 2: windows centred on the QRS's
+largest deflection, moved to where the record's median beat matches (:func:`aligned_centres`);
+indexes made before the field existed hold beats cut by earlier code (at the annotation's position,
+then unaligned) and are refused too. Raise it with any change to the beats an encoder is given."""
+
 LOCAL_RR_BEATS = 33
 """Beats in the centred running mean that gives the local rhythm each RR is compared with
 (de Chazal's "local average RR"). A mean, not a median: where premature beats are most of

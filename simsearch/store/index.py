@@ -45,7 +45,7 @@ from ..model.encoder import Encoder, unit_distance
 from ..model.leads import DEFAULT_LEADS, LEADS, beat_vectors, choose_leads, lead_weight, one_lead_query
 from ..model.parallel import EmbeddedRecord, embed_one
 from ..progress import progress_bar
-from ..signal.beats import MODEL_FS, Beats
+from ..signal.beats import BEAT_FORMAT, MODEL_FS, Beats
 from ..signal.records import Record
 from . import layout, milvus
 from .catalog import Catalog
@@ -345,6 +345,7 @@ class BeatIndex:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "encoder": {"fingerprint": encoder.fingerprint, "dim": encoder.dim, "source": encoder.path},
             "model_fs": MODEL_FS,
+            "beat_format": BEAT_FORMAT,
             "metric": "inner_product",
             "leads": "both" if second_lead_weight else "one",
             "second_lead_weight": second_lead_weight,
@@ -785,6 +786,11 @@ def _read_manifest(directory: Path, number: int) -> dict:
     if bad:
         raise IndexFormatError(f"{where} is corrupt: {bad[0]} is missing or wrong ({_shown(manifest, bad[0])}): "
                                "rebuild the index")
+    if manifest.get("beat_format") != BEAT_FORMAT:
+        made = ("by an older simsearch, which recorded no beat format" if "beat_format" not in manifest
+                else f"as beat format {_shown(manifest, 'beat_format')}")
+        raise IndexFormatError(f"{where}: the index's beats were cut {made}; this simsearch cuts format "
+                               f"{BEAT_FORMAT}, and its queries would not compare with them: rebuild the index")
     return manifest
 
 
