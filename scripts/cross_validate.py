@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +33,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
-from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise
+from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise, training_config
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
-from simsearch.model.training import TrainingConfig
 from simsearch.signal.noise import nstdb_beside
 
 VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
@@ -95,7 +93,7 @@ def main() -> None:
                         help="nstdb directory of the training records' noisy copies (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    config = replace(TrainingConfig(), **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
+    config = training_config(args.set)
 
     start = time.perf_counter()
     records = load_beats(DS1, args.data_dir)

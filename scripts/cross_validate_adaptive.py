@@ -2,7 +2,7 @@
 
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
-        [--suggest-seeds 1234,1,2,3,4] [--clusters-per-label 2,4] [--noise-dir DIR] [--json]
+        [--suggest-seeds 1234,1,2,3,4] [--set FIELD=VALUE ...] [--clusters-per-label 2,4] [--noise-dir DIR] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
 encoder is trained on the other folds (and their noisy copies, from ``--noise-dir``, nstdb beside
@@ -35,11 +35,10 @@ from simsearch.aami import DS1
 from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert
 from simsearch.evaluation.classification import target_shortfall
 from simsearch.evaluation.metrics import class_metrics
-from simsearch.evaluation.selection import fold_indexes
+from simsearch.evaluation.selection import fold_indexes, training_config
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
-from simsearch.model.training import TrainingConfig
 from simsearch.signal.noise import nstdb_beside
 
 
@@ -57,6 +56,8 @@ def main() -> None:
     parser.add_argument("--clusters-per-label", default=str(CLUSTERS_PER_LABEL),
                         help="k-means clusters per expert label, a list")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override another TrainingConfig field of the folds' encoders (JSON value)")
     parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise "
                                                           "(default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
@@ -68,7 +69,8 @@ def main() -> None:
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     noise_dir = args.noise_dir or nstdb_beside(args.data_dir)
-    folds = fold_indexes(DS1, args.data_dir, args.work_dir, TrainingConfig(seed=args.seed), n_folds=args.folds,
+    config = training_config(args.set, seed=args.seed)
+    folds = fold_indexes(DS1, args.data_dir, args.work_dir, config, n_folds=args.folds,
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)

@@ -46,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix
-from simsearch.evaluation.selection import concatenate, recorded_otherwise
+from simsearch.evaluation.selection import concatenate, recorded_otherwise, training_config
 from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
 from simsearch.model.leads import side_by_side
 from simsearch.model.rhythms import simulate_rhythms, source_record
-from simsearch.model.training import TrainingConfig, train_encoder
+from simsearch.model.training import train_encoder
 from simsearch.signal.noise import nstdb_beside
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,8 +87,7 @@ def main(argv=None) -> None:
     indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
     settings = [(setup, w, a, b, s, index) for setup in ["as recorded", *setups]
                 for w in weights for a in alphas for b in balances for s in strengths for index in indexes]
-    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
-    config = replace(TrainingConfig(seed=args.seed), **overrides)
+    config = training_config(args.set, seed=args.seed)
     start = time.time()
 
     records = load_beats(DS1, args.data_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.errors import EncoderMismatchError, RecordNotFoundError
-from simsearch.evaluation.selection import train_and_save
+from simsearch.errors import EncoderMismatchError, RecordNotFoundError, SimsearchError
+from simsearch.evaluation.selection import train_and_save, training_config
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
@@ -100,6 +100,16 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, noise_dir, t
     assert config.loss_context_weight != config.context_weight
     scales = [layer.scale for layer in Encoder.load(tmp_path / "a.keras").model.layers if hasattr(layer, "scale")]
     assert scales == [pytest.approx([config.context_weight * w for w in config.fixed_input_weights[:9]])]
+
+
+def test_the_scripts_settings_override_the_packaged_training_and_refuse_what_it_lacks():
+    config = training_config(["steps=300", 'noise_records=["ma"]'], seed=2)
+    assert (config.steps, config.noise_records, config.seed) == (300, ["ma"], 2)
+    assert config.decay_steps == TrainingConfig().decay_steps  # the rest as packaged
+    assert training_config(["seed=5"], seed=2).seed == 5  # --set is the last word
+    for bad, says in (("steps", "FIELD=VALUE"), ("stepz=3", "TrainingConfig field"), ("noise_records=[ma]", "JSON")):
+        with pytest.raises(SimsearchError, match=says):
+            training_config([bad])
 
 
 def test_noisy_copies_keep_the_beats_and_their_labels_and_are_the_same_every_time(data_dir, noise_dir):

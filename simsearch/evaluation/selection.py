@@ -48,6 +48,29 @@ def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int = VOTE_
             **{f"{c}_{key}": metrics["classes"][c][key] for c in ("N", "S", "V") for key in ("se", "ppv")}}
 
 
+def training_config(settings: Sequence[str] = (), **fixed) -> TrainingConfig:
+    """The packaged training settings with ``fixed`` ones and the scripts' ``--set FIELD=VALUE`` overrides
+    (``settings``; JSON values: ``steps=600``, ``noise_records=["ma"]``), the latter last.
+
+    Raises
+    ------
+    SimsearchError
+        For an item without ``=``, a field :class:`TrainingConfig` lacks, or a value that is not JSON.
+    """
+    overrides = dict(fixed)
+    fields = TrainingConfig.__dataclass_fields__
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SimsearchError(f"--set {item!r}: expected FIELD=VALUE with a TrainingConfig field "
+                                 f"({', '.join(fields)})")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SimsearchError(f"--set {item!r}: the value is not JSON (a list is written [\"ma\"])") from None
+    return replace(TrainingConfig(), **overrides)
+
+
 def with_noise(config: TrainingConfig, noise_dir) -> TrainingConfig:
     """``config`` as training without an nstdb directory (``noise_dir`` None) follows it: no noisy copies."""
     return config if noise_dir is not None else replace(config, noise_snrs_db=())
