@@ -1,7 +1,7 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
     python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...]
-        [--setups other-lead,128Hz] [--noise-dir DIR] [--json]
+        [--setups other-lead,128Hz,em12dB] [--noise-dir DIR] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
 out in turn while an encoder trains on the others (and on their noisy copies, as the packaged
@@ -88,7 +88,8 @@ def main() -> None:
                              "that training seeds are compared on the same synthetic records")
     parser.add_argument("--setups", default="", metavar="SETUP,SETUP",
                         help="also vote on the held-out patients as recorded otherwise: other-lead (V1 in most "
-                             "records), 128Hz (any rate): how the index fares on databases unlike its own")
+                             "records), 128Hz (any rate), em12dB (nstdb noise at an SNR): how the index fares on "
+                             "databases unlike its own")
     parser.add_argument("--noise-dir", default=None,
                         help="nstdb directory of the training records' noisy copies (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
@@ -101,7 +102,7 @@ def main() -> None:
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
     noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or nstdb_beside(args.data_dir), config.noise_snrs_db,
                         noises=config.noise_records)
-    setups = {name: recorded_otherwise(DS1, args.data_dir, name)
+    setups = {name: recorded_otherwise(DS1, args.data_dir, name, noise_dir=args.noise_dir)
               for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
                         index_simulated=args.index_simulated,

@@ -155,7 +155,7 @@ def test_patient_folds_are_disjoint_cover_every_record_and_are_balanced():
         assert max(rich) - min(rich) <= 1, (n_folds, folds)
 
 
-def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
+def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_dir):
     """Held-out patients recorded otherwise (their other lead, another rate) are voted on by the
     same training-fold index, at every checkpoint, and scored like the real records."""
     from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise
@@ -174,8 +174,16 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir):
     marked = recorded_otherwise(records, data_dir, "marks+40ms")  # a database marking a later point of the QRS
     assert np.array_equal(marked.labels, beats.labels)
     assert np.mean(np.all(marked.windows == beats.windows, axis=1)) > 0.95  # centred on the QRS all the same
-    with pytest.raises(Exception, match="unknown recording set-up"):
-        recorded_otherwise(records, data_dir, "upside down")
+    noisy = recorded_otherwise(records, data_dir, "em12dB", noise_dir=noise_dir)  # the noise test's noise, both leads
+    noisy_other = recorded_otherwise(records, data_dir, "em12dB", second_lead=True, noise_dir=noise_dir)
+    assert np.array_equal(noisy.labels, beats.labels) and np.array_equal(noisy_other.labels, beats.labels)
+    assert not np.allclose(noisy.windows, beats.windows)
+    assert np.array_equal(recorded_otherwise(records, data_dir, "em12dB", noise_dir=noise_dir).windows, noisy.windows)
+    louder = recorded_otherwise(records, data_dir, "em0dB", noise_dir=noise_dir)
+    assert np.abs(louder.windows - beats.windows).mean() > 2 * np.abs(noisy.windows - beats.windows).mean()
+    for unknown in ("upside down", "xx12dB"):
+        with pytest.raises(Exception, match="unknown recording set-up"):
+            recorded_otherwise(records, data_dir, unknown)
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)
     cv = cross_validate(beats, config, n_folds=2, k_max=10, setups=setups)
     assert set(cv["setups"]) == set(setups)

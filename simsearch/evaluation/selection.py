@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +32,8 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead
+from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead, reference_beats
+from ..signal.noise import NOISE_LEADS, add_noise, nstdb_beside, sized_beats
 from ..signal.records import Record, load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
@@ -260,38 +262,54 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     return out
 
 
-def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_lead: bool = False) -> BeatSet:
+def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_lead: bool = False,
+                       noise_dir=None) -> BeatSet:
     """Reference-labeled beats of ``records`` as another recording set-up would give them:
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
-    MIT-BIH records), ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's) or
+    MIT-BIH records), ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's),
     ``"marks<+|-><ms>ms"`` (the annotations moved, e.g. ``"marks+40ms"``: a database that marks
-    another point of the QRS); with ``second_lead``, the other lead of each beat of the last two
-    (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other databases."""
+    another point of the QRS) or ``"<noise><snr>dB"`` (an nstdb noise record, ``em``, ``ma`` or ``bw``, added
+    at that SNR to each lead as ``nst`` adds it, e.g. ``"em12dB"``: the noise test's recordings, from
+    ``noise_dir``, nstdb beside ``data_dir`` by default); with ``second_lead``, the other lead of each beat
+    of the last three (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other
+    databases."""
     if setup == "other-lead":
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
+    noisy = re.fullmatch(r"(em|ma|bw)(-?[0-9]+)dB", setup)
     if re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
         rate = float(setup[:-2])
 
-        def recorded(record: Record) -> Record:
+        def recorded(record: Record, nth: int, reference: Record) -> Record:
             return resampled(record, rate)
     elif re.fullmatch(r"marks[+-][0-9]+ms", setup):
         seconds = float(setup[5:-2]) / 1000.0
 
-        def recorded(record: Record) -> Record:
+        def recorded(record: Record, nth: int, reference: Record) -> Record:
             if not record.has_annotations:  # the other lead: its beats are the first lead's
                 return record
             moved = np.clip(record.ann_samples + round(seconds * record.fs), 0, record.n_samples - 1)
             return replace(record, ann_samples=moved)
+    elif noisy:
+        noise = [load_record(noisy[1], noise_dir or nstdb_beside(data_dir), lead=lead, annotations=None)
+                 for lead in NOISE_LEADS]
+        snr_db = float(noisy[2])
+
+        def recorded(record: Record, nth: int, reference: Record) -> Record:
+            # both leads sized on the reference beats and noised from the same place, as nst does
+            signal = add_noise(record.signal, record.fs, noise[nth].signal, noise[nth].fs, snr_db,
+                               sized_beats(*reference_beats(reference)), zlib.crc32(reference.name.encode()))
+            return replace(record, signal=signal)
     else:
-        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, or "
-                             "marks<+|-><ms>ms such as marks+40ms)")
+        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, "
+                             "marks<+|-><ms>ms such as marks+40ms, or <em|ma|bw><snr>dB such as em12dB)")
 
     def beats(name: str) -> Beats:
-        first = beats_from_record(recorded(load_record(name, data_dir)))
+        reference = load_record(name, data_dir)
+        first = beats_from_record(recorded(reference, 0, reference))
         if not second_lead:
             return first
-        return beats_in_lead(recorded(load_record(name, data_dir, lead=other_lead(name, data_dir), annotations=None)),
-                             first)
+        other = load_record(name, data_dir, lead=other_lead(name, data_dir), annotations=None)
+        return beats_in_lead(recorded(other, 1, reference), first)
 
     return BeatSet.stack([beats(name) for name in records])
 
