@@ -33,7 +33,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
-from simsearch.evaluation.selection import cross_validate, cv_scores, recorded_otherwise, training_config
+from simsearch.evaluation.selection import (
+    cross_validate,
+    cv_scores,
+    recorded_otherwise,
+    training_config,
+    training_setting,
+)
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
@@ -74,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("SIMSEARCH_DATA", "../shared/data/mitdb"))
     parser.add_argument("--folds", type=int, default=4)
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
                         help="override a TrainingConfig field (JSON value)")
     parser.add_argument("--no-simulation", action="store_true",
                         help="score the real held-out records only (no synthetic rhythms)")

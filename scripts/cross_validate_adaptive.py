@@ -35,7 +35,7 @@ from simsearch.aami import DS1
 from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert
 from simsearch.evaluation.classification import target_shortfall
 from simsearch.evaluation.metrics import class_metrics
-from simsearch.evaluation.selection import fold_indexes, training_config
+from simsearch.evaluation.selection import fold_indexes, training_config, training_setting
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--clusters-per-label", default=str(CLUSTERS_PER_LABEL),
                         help="k-means clusters per expert label, a list")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
                         help="override another TrainingConfig field of the folds' encoders (JSON value)")
     parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise "
                                                           "(default: nstdb beside --data-dir)")

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix
-from simsearch.evaluation.selection import concatenate, recorded_otherwise, training_config
+from simsearch.evaluation.selection import concatenate, recorded_otherwise, training_config, training_setting
 from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "mitdb")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
                         help="override another TrainingConfig field (JSON value)")
     parser.add_argument("--weights", default="0,0.5,1,1.5", help="weights of the other lead's vector")
     parser.add_argument("--alphas", default=str(PRIOR_ALPHA), help="strengths of the vote's class-prior correction")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError, SimsearchError
-from simsearch.evaluation.selection import train_and_save, training_config
+from simsearch.evaluation.selection import train_and_save, training_config, training_setting
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
@@ -102,7 +104,7 @@ def test_training_writes_a_model_and_report_and_is_seeded(data_dir, noise_dir, t
     assert scales == [pytest.approx([config.context_weight * w for w in config.fixed_input_weights[:9]])]
 
 
-def test_the_scripts_settings_override_the_packaged_training_and_refuse_what_it_lacks():
+def test_the_scripts_settings_override_the_packaged_training_and_refuse_what_it_lacks(capsys):
     config = training_config(["steps=300", 'noise_records=["ma"]'], seed=2)
     assert (config.steps, config.noise_records, config.seed) == (300, ["ma"], 2)
     assert config.decay_steps == TrainingConfig().decay_steps  # the rest as packaged
@@ -110,6 +112,14 @@ def test_the_scripts_settings_override_the_packaged_training_and_refuse_what_it_
     for bad, says in (("steps", "FIELD=VALUE"), ("stepz=3", "TrainingConfig field"), ("noise_records=[ma]", "JSON")):
         with pytest.raises(SimsearchError, match=says):
             training_config([bad])
+    parser = argparse.ArgumentParser(prog="cross_validate")  # as the scripts take --set
+    parser.add_argument("--set", action="append", default=[], type=training_setting)
+    assert parser.parse_args(["--set", "steps=300"]).set == ["steps=300"]
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--set", "stepz=3"])
+    assert exit_info.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cross_validate: error")]
+    assert len(error_lines) == 1 and "'stepz=3'" in error_lines[0] and "TrainingConfig field" in error_lines[0]
 
 
 def test_noisy_copies_keep_the_beats_and_their_labels_and_are_the_same_every_time(data_dir, noise_dir):

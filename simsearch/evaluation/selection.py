@@ -6,6 +6,7 @@ records (DS1); DS2 is never read.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import time
@@ -71,6 +72,22 @@ def training_config(settings: Sequence[str] = (), **fixed) -> TrainingConfig:
         except json.JSONDecodeError:
             raise SimsearchError(f"--set {item!r}: the value is not JSON (a list is written [\"ma\"])") from None
     return replace(TrainingConfig(), **overrides)
+
+
+def training_setting(item: str) -> str:
+    """The scripts' ``type`` of ``--set``: an item :func:`training_config` refuses is a usage error, one
+    line and exit code 2 before anything is trained, as argparse reports any other bad argument.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        With :func:`training_config`'s reason.
+    """
+    try:
+        training_config([item])
+    except SimsearchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return item
 
 
 def with_noise(config: TrainingConfig, noise_dir) -> TrainingConfig:
