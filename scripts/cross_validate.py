@@ -43,7 +43,7 @@ from simsearch.evaluation.selection import (
 from simsearch.label.vote import BOOSTED_CLASSES, PRIOR_ALPHA, VOTE_K
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.rhythms import SCENARIOS, SEPARATOR, simulate_rhythms
-from simsearch.signal.noise import nstdb_beside
+from simsearch.signal.noise import nstdb_dir
 
 VOTE_GRID = [(k, alpha, boosted) for k in (30, 50, 100) for alpha in (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
              for boosted in (("S", "V", "F"), ("S", "V"))]
@@ -106,7 +106,7 @@ def main() -> None:
     records = load_beats(DS1, args.data_dir)
     beats = BeatSet.stack(records)
     simulated = None if args.no_simulation else BeatSet.stack(simulate_rhythms(records, seed=args.rhythm_seed))
-    noisy = noisy_beats(DS1, args.data_dir, args.noise_dir or nstdb_beside(args.data_dir), config.noise_snrs_db,
+    noisy = noisy_beats(DS1, args.data_dir, nstdb_dir(args.noise_dir, args.data_dir), config.noise_snrs_db,
                         noises=config.noise_records)
     setups = {name: recorded_otherwise(DS1, args.data_dir, name, noise_dir=args.noise_dir)
               for name in (part.strip() for part in args.setups.split(",")) if name}

@@ -39,7 +39,7 @@ from simsearch.evaluation.selection import fold_indexes, training_config, traini
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
-from simsearch.signal.noise import nstdb_beside
+from simsearch.signal.noise import nstdb_dir
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-    noise_dir = args.noise_dir or nstdb_beside(args.data_dir)
+    noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     config = training_config(args.set, seed=args.seed)
     folds = fold_indexes(DS1, args.data_dir, args.work_dir, config, n_folds=args.folds,
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)

@@ -54,7 +54,7 @@ from simsearch.model.encoder import Encoder
 from simsearch.model.leads import side_by_side
 from simsearch.model.rhythms import simulate_rhythms, source_record
 from simsearch.model.training import train_encoder
-from simsearch.signal.noise import nstdb_beside
+from simsearch.signal.noise import nstdb_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"error: the two leads gave different beats at {setup}")
     paced = load_beats(PACED, args.data_dir) if args.paced_in_index else []
     paced_views = (BeatSet.stack(paced), BeatSet.stack(in_other_lead(PACED, paced, args.data_dir))) if paced else ()
-    noise_dir = args.noise_dir or nstdb_beside(args.data_dir)
+    noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     extra_beats = noisy_beats(DS1, args.data_dir, noise_dir, config.noise_snrs_db,
                               noises=config.noise_records) + (
         simulate_rhythms(records, seed=0) if config.simulated_rhythms else [])

@@ -24,7 +24,7 @@ from simsearch.aami import DS1
 from simsearch.evaluation.selection import train_and_save
 from simsearch.model.encoder import default_model_path
 from simsearch.model.training import TrainingConfig
-from simsearch.signal.noise import nstdb_beside
+from simsearch.signal.noise import nstdb_dir
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--noise-dir", default=None, help="nstdb directory (default: nstdb beside --data-dir)")
     parser.add_argument("--out", default=str(default_model_path()))
     args = parser.parse_args()
-    noise_dir = args.noise_dir or nstdb_beside(args.data_dir)
+    noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     config = TrainingConfig()
     report = train_and_save(args.out, list(DS1), args.data_dir, val_records=[], config=config, noise_dir=noise_dir,
                             progress=True)

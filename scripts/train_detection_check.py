@@ -39,6 +39,7 @@ from tune_detector import CLEAN_SLACK, NOISY_LEFT_OUT, NSTDB_SNRS, TUNING_NOISES
 from simsearch.aami import DS1
 from simsearch.evaluation.detection import vf_episodes
 from simsearch.evaluation.matching import pair_peaks
+from simsearch.evaluation.noise import noise_leads, noisy_lead
 from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import detect_r_peaks
 from simsearch.signal.detection_check import (
@@ -50,7 +51,6 @@ from simsearch.signal.detection_check import (
     model_from,
     other_lead_present,
 )
-from simsearch.signal.noise import add_noise, sized_beats
 from simsearch.signal.records import load_record, other_lead
 
 TRAINING_SNRS_DB = (18, 12, 6, 0)
@@ -68,12 +68,11 @@ def detections_of(job: tuple) -> dict:
     first = load_record(name, _ARGS["nstdb_dir"] if kind == "nstdb" else _ARGS["data_dir"])
     second = load_record(first.path, lead=other_lead(first.path, first=first.lead), annotations=None)
     clean = load_record(name[:3], _ARGS["data_dir"]) if kind == "nstdb" else first  # nstdb's beats are its record's
-    reference, symbols = reference_beats(clean)
-    signals = [first.signal, second.signal]
+    reference, _ = reference_beats(clean)
+    leads = [first, second]
     if kind == "ds1" and noise_name is not None:
-        sized = sized_beats(reference, symbols)
-        signals = [add_noise(signal, first.fs, noise.signal, noise.fs, snr_db, sized, seed)
-                   for signal, noise in zip(signals, _NOISES[noise_name])]
+        leads = [noisy_lead(lead, nth, _NOISES[noise_name], snr_db, clean, seed) for nth, lead in enumerate(leads)]
+    signals = [lead.signal for lead in leads]
     detections = detect_r_peaks(signals[0], first.fs)
     is_beat = np.zeros(detections.shape[0], dtype=bool)
     is_beat[pair_peaks(reference, detections, first.fs)[1]] = True
@@ -146,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     _ARGS.update(data_dir=args.data_dir, nstdb_dir=args.nstdb_dir)
     for noise in TUNING_NOISES:
-        _NOISES[noise] = [load_record(noise, args.nstdb_dir, lead=lead, annotations=None)
-                          for lead in ("noise1", "noise2")]
+        _NOISES[noise] = noise_leads(noise, args.nstdb_dir)
     jobs = []
     for i, name in enumerate(DS1):
         jobs.append(("ds1", name, None, None, None))

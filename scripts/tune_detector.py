@@ -47,9 +47,9 @@ from simsearch.evaluation.detection import (
     summarize_detection,
     vf_episodes,
 )
+from simsearch.evaluation.noise import noisy_lead
 from simsearch.signal.beats import reference_beats
 from simsearch.signal.detection import DEFAULT_PARAMS, DetectorParams, detect_r_peaks
-from simsearch.signal.noise import add_noise, sized_beats
 from simsearch.signal.records import load_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,16 +118,14 @@ def tuning_cases(data_dir: Path, nstdb_dir: Path) -> list[Case]:
     cases = []
     for i, name in enumerate(DS1):
         record = load_record(name, data_dir)
-        beats, symbols = reference_beats(record)
+        beats, _ = reference_beats(record)
         vf = vf_episodes(record)
         cases.append(Case("clean", name, record.signal, record.fs, beats, vf))
         if name in NOISY_LEFT_OUT:
             continue
-        normal = sized_beats(beats, symbols)
         for j, (noise_name, noise) in enumerate(noises.items()):
-            noisy = add_noise(record.signal, record.fs, noise.signal, noise.fs, TUNING_SNR_DB, normal,
-                              seed=1000 * j + i)
-            cases.append(Case(f"{noise_name} {TUNING_SNR_DB:g} dB", name, noisy, record.fs, beats, vf))
+            noisy = noisy_lead(record, 0, [noise], TUNING_SNR_DB, record, seed=1000 * j + i)
+            cases.append(Case(f"{noise_name} {TUNING_SNR_DB:g} dB", name, noisy.signal, record.fs, beats, vf))
     return cases
 
 

@@ -93,23 +93,38 @@ def check_noise_dir(noise_dir: str | os.PathLike, snrs: Sequence[int],
     return path
 
 
+def noise_leads(name: str, noise_dir) -> list[Record]:
+    """The two signals of the nstdb noise record ``name`` (``em``, ``ma`` or ``bw``) in ``noise_dir``,
+    in the order :func:`noisy_lead` adds them (:data:`~simsearch.signal.noise.NOISE_LEADS`)."""
+    return [load_record(name, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
+
+
+def noisy_lead(lead: Record, nth: int, noise: Sequence[Record], snr_db: float, reference: Record,
+               seed: int) -> Record:
+    """One lead of a record with noise added at ``snr_db`` as ``nst`` adds it
+    (:func:`~simsearch.signal.noise.add_noise`): the record's first lead (``nth`` 0) gets the
+    noise record's first signal (``noise``, :func:`noise_leads`), its other lead (1) the second,
+    every lead sized on the same beats (``reference``'s annotations, :func:`~simsearch.signal.noise.sized_beats`)
+    and noised from the same place in the noise record (``seed``)."""
+    source = noise[nth]
+    sized = sized_beats(*reference_beats(reference))
+    return dataclasses.replace(lead, signal=add_noise(lead.signal, lead.fs, source.signal, source.fs, snr_db,
+                                                      sized, seed))
+
+
 def noisy_copies(clean: Record, noise: Sequence[Record], snrs: Sequence[float], seed: int,
                  folder: Path) -> Iterator[tuple[float, Record]]:
-    """(SNR, ``clean`` with ``noise`` added at that SNR) for each of ``snrs``
-    (:func:`~simsearch.signal.noise.add_noise`), in each of its leads as ``nst`` adds it: its lead
-    with the noise record's first signal, its other lead (:func:`~simsearch.signal.records.other_lead`,
-    when it has one) with the second, both measured on the same reference beats and starting at the
-    same place (``seed``). Each is written as a WFDB record of the same name in ``folder`` (the
-    previous one replaced), so that an index of both leads reads both noisy leads; the reference
-    annotations are ``clean``'s."""
-    r_peaks = sized_beats(*reference_beats(clean))
+    """(SNR, ``clean`` with ``noise`` added at that SNR) for each of ``snrs``, in each of its leads
+    (:func:`noisy_lead`; its other lead is :func:`~simsearch.signal.records.other_lead`, when it has
+    one). Each is written as a WFDB record of the same name in ``folder`` (the previous one replaced),
+    so that an index of both leads reads both noisy leads; the reference annotations are ``clean``'s."""
     leads = [clean]
     second = other_lead(clean.path, first=clean.lead)
     if second is not None:
         leads.append(load_record(clean.path, lead=second, annotations=None))
     for snr_db in snrs:
-        signal = np.column_stack([add_noise(lead.signal, lead.fs, source.signal, source.fs, snr_db, r_peaks, seed)
-                                  for lead, source in zip(leads, noise)])
+        signal = np.column_stack([noisy_lead(lead, nth, noise, snr_db, clean, seed).signal
+                                  for nth, lead in enumerate(leads)])
         write_record(folder / clean.name, signal, clean.fs, [lead.lead for lead in leads])
         noisy = load_record(folder / clean.name, lead=clean.lead, annotations=None)
         yield snr_db, dataclasses.replace(noisy, ann_samples=clean.ann_samples, ann_symbols=clean.ann_symbols)
@@ -178,7 +193,7 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
                            "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
         if not records:
             return report
-        noise = [load_record(NOISE_RECORD, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
+        noise = noise_leads(NOISE_RECORD, noise_dir)
         totals = {row: no_counts() for row in rows}
         with tempfile.TemporaryDirectory(prefix="simsearch-noise-") as scratch:
             for i, name in enumerate(records):

@@ -33,12 +33,13 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead, reference_beats
-from ..signal.noise import NOISE_LEADS, add_noise, nstdb_beside, sized_beats
+from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead
+from ..signal.noise import nstdb_dir
 from ..signal.records import Record, load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
 from .metrics import class_metrics, confusion_matrix, precision_at_k
+from .noise import noise_leads, noisy_lead
 
 
 def validation_score(encoder_model, train: BeatSet, val: BeatSet, k: int = VOTE_K, alpha: float = PRIOR_ALPHA) -> dict:
@@ -65,12 +66,12 @@ def training_config(settings: Sequence[str] = (), **fixed) -> TrainingConfig:
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
-            raise SimsearchError(f"--set {item!r}: expected FIELD=VALUE with a TrainingConfig field "
+            raise SimsearchError(f"{item!r}: expected FIELD=VALUE with a TrainingConfig field "
                                  f"({', '.join(fields)})")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise SimsearchError(f"--set {item!r}: the value is not JSON (a list is written [\"ma\"])") from None
+            raise SimsearchError(f"{item!r}: the value is not JSON (a list is written [\"ma\"])") from None
     return replace(TrainingConfig(), **overrides)
 
 
@@ -307,15 +308,11 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
             moved = np.clip(record.ann_samples + round(seconds * record.fs), 0, record.n_samples - 1)
             return replace(record, ann_samples=moved)
     elif noisy:
-        noise = [load_record(noisy[1], noise_dir or nstdb_beside(data_dir), lead=lead, annotations=None)
-                 for lead in NOISE_LEADS]
+        noise = noise_leads(noisy[1], nstdb_dir(noise_dir, data_dir))
         snr_db = float(noisy[2])
 
         def recorded(record: Record, nth: int, reference: Record) -> Record:
-            # both leads sized on the reference beats and noised from the same place, as nst does
-            signal = add_noise(record.signal, record.fs, noise[nth].signal, noise[nth].fs, snr_db,
-                               sized_beats(*reference_beats(reference)), zlib.crc32(reference.name.encode()))
-            return replace(record, signal=signal)
+            return noisy_lead(record, nth, noise, snr_db, reference, zlib.crc32(reference.name.encode()))
     else:
         raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, "
                              "marks<+|-><ms>ms such as marks+40ms, or <em|ma|bw><snr>dB such as em12dB)")

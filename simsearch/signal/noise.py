@@ -50,6 +50,11 @@ def nstdb_beside(data_dir) -> Path:
     return Path(data_dir).expanduser().resolve().parent / NSTDB_DIR
 
 
+def nstdb_dir(noise_dir, data_dir) -> Path:
+    """``noise_dir`` where one is named, else :func:`nstdb_beside` ``data_dir`` (neither need exist)."""
+    return Path(noise_dir).expanduser() if noise_dir is not None else nstdb_beside(data_dir)
+
+
 NOISE_LEADS = ("noise1", "noise2")
 """The two signals of an nstdb noise record: ``nst`` adds the first to a record's first lead, the second
 to its other."""
