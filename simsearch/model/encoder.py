@@ -49,47 +49,43 @@ EMBEDDING_DIM = 32
 DEFAULT_MODEL = "default.keras"
 
 
-FIBRILLATION_GATE = (0.5, 0.2, 0.1)
+def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS, *,
+                   gated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs from raw beat windows (n, WINDOW) and their context
+    (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context).
+
+    ``gated``: the irregularity input passes :func:`fibrillation_gate`, as for every encoder
+    built since the gate (:attr:`Encoder.gated`); encoders built before it get it as they
+    were trained, ungated."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim != 2 or windows.shape[1] != WINDOW:
+        raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
+    context = np.asarray(context, dtype=np.float32)
+    if context.ndim != 2 or context.shape[1] != len(CONTEXT_COLUMNS) or len(context) != len(windows):
+        raise ValueError(f"beat context must be ({len(windows)}, {len(CONTEXT_COLUMNS)}), got {context.shape}")
+    prev, following, local, long_term, irregularity, long_term_mean, sinus = (
+        context[:, i] for i in range(len(RR_COLUMNS)))
+    shape = context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]
+    p_wave_consistency = context[:, CONTEXT_COLUMNS.index(ATRIAL_COLUMNS[0])]
+
+    def log_ratio(interval, reference):
+        # float32 throughout (a float64 reference would round differently): encoders were trained on these values
+        return np.log(np.clip(interval / np.maximum(np.float32(reference), 1e-3), 0.2, 5.0))
+
+    inputs = np.column_stack([
+        log_ratio(prev, local), log_ratio(following, local), log_ratio(prev, long_term),
+        IRREGULARITY_SCALE * irregularity * (fibrillation_gate(p_wave_consistency) if gated else 1.0),
+        log_ratio(prev, 0.8),
+        shape, log_ratio(prev, long_term_mean), log_ratio(prev, sinus)])
+    return normalize_windows(windows)[:, :, None], inputs[:, :n_context].astype(np.float32)
+
+
+FIBRILLATION_GATE = (0.7, 0.3, 0.1)
 """P-wave consistency above which RR irregularity counts at the floor weight, below which it
-counts fully, and that floor (:func:`fibrillation_gate`), for encoders built since 2026-11-23
-(nineteenth session; :data:`MODEL_GATES` keeps each older encoder's own).
-
-Lowered from (0.7, 0.3, 0.1) for noise. Noise before the QRS lowers every beat's P-wave
-consistency: on DS1 with nstdb's ``em`` added at 12 dB (as ``recorded_otherwise(..., "em12dB")``
-adds it) the median of the premature atrial beats outside fibrillation falls from 0.84 to 0.50
-and 87 % of them fall under 0.7 (25 % clean), so the old gate opened and read a noisy sinus
-rhythm's premature beats as fibrillation's irregular ones; fibrillation's own consistency
-falls too (median 0.24 to 0.16, 95th percentile 0.42 to 0.28), and the measure still tells the
-two apart (area under the ROC curve 0.986 clean, 0.963 at 12 dB: the threshold, not the
-measure, failed). Cross-validation inside DS1 (``scripts/cross_validate_second_lead.py --weights
-1.5 --setups em12dB --seed N``, the fold encoders trained with each gate; score and shortfall
-on the real records as recorded, then the score with ``em`` at 12 dB in both leads of the
-held-out records):
-
-==================  ===============================  ==============================  ===============================
-gate                score, seeds 0 / 1 / 2 / 3       shortfall                       em 12 dB score
-==================  ===============================  ==============================  ===============================
-(0.7, 0.3, 0.1)     89.30 / 89.81 / 89.26 / 87.49    3.54 / 2.27 / 2.78 / 8.55       83.89 / 83.16 / 83.54 / 82.60
-(0.6, 0.25, 0.1)    89.58 / 90.09                    2.76 / 2.07                     84.10 / 83.65
-**(0.5, 0.2, 0.1)** 89.37 / 89.82 / 89.44 / 87.47    2.42 / 2.01 / 1.93 / 7.56       84.29 / 84.14 / 85.08 / 83.98
-(0.4, 0.15, 0.1)    89.02 / 89.72                    3.18 / 2.04                     84.50 / 83.99
-==================  ===============================  ==============================  ===============================
-
-Chosen on the mean of the clean and the noisy score (seeds 0 and 1: 86.905 against 86.855 for
-0.6, 86.81 for 0.4 and 86.54 before; 0.5 and 0.6 are within a seed's spread of each other, and
-0.5 has the lower shortfall and the larger gain with noise on both seeds): as recorded no worse
-(mean of four seeds 89.03 against 88.97), shortfall lower on every seed, with noise higher on
-every seed (+1.1 on average).
-As recorded it finds more SVEBs (seeds 0 / 1 / 2 / 3: SVEB Se 83.2 / 83.9 / 82.1 / 76.4 against
-81.5 / 81.5 / 80.7 / 76.5, +P 70.3 / 71.9 / 71.0 / 67.6 against 72.7 / 74.4 / 71.4 / 68.5) and
-calls fewer beats V (VEB +P 89.6 / 90.2 / 90.1 / 88.1 against 88.5 / 89.7 / 89.2 / 87.0, Se 95.3 /
-94.8 / 95.6 / 95.2 against 95.5 / 95.3 / 96.6 / 95.5); at 12 dB SVEB Se 73.6 / 75.1 / 70.7 / 69.9
-against 70.9 / 67.7 / 66.8 / 64.9.
-
-The first gate, (0.7, 0.3, 0.1), was placed between DS1's clean distributions (fibrillation's
-consistency: 95th percentile 0.43; premature atrial beats outside it: 5th percentile 0.51);
-(0.6, 0.3, 0.1), (0.7, 0.4, 0.2) and (0.8, 0.3, 0.1) scored within half a point of it on the
-real records with the fold encoders of the time.
+counts fully, and that floor (:func:`fibrillation_gate`). Placed between DS1's distributions
+(fibrillation's consistency: 95th percentile 0.43; premature atrial beats outside it: 5th
+percentile 0.51); (0.6, 0.3, 0.1), (0.7, 0.4, 0.2) and (0.8, 0.3, 0.1) scored within half a
+point of it on the real records with the fold encoders of the time.
 
 Cross-validation inside DS1 with synthetic rhythms (``scripts/cross_validate.py``, 4 folds,
 300 steps, vote k=100, alpha 0.25, the record-232 pattern with sick sinus pauses and
@@ -108,22 +104,14 @@ costs the real records 1.2-1.3 points of VEB Se (VEB +P gains 0.4-1.5); where th
 are lost was not traced (synthetic ventricular bigeminy gains: 95.5 against 93.3 % at seed 0)."""
 
 
-GATED_MODEL_NAME = "beat_encoder_p_wave_gate_2"
-"""The Keras model name :func:`build_encoder` gives every new encoder: its irregularity input
-passes :func:`fibrillation_gate` at :data:`FIBRILLATION_GATE`."""
-MODEL_GATES: dict[str, tuple[float, float, float] | None] = {
-    "beat_encoder": None,
-    "beat_encoder_p_wave_gated": (0.7, 0.3, 0.1),
-    GATED_MODEL_NAME: FIBRILLATION_GATE,
-}
-"""The gate each encoder was trained with, by its model name: none before the gate (``beat_encoder``),
-the first thresholds (2026-11-22 to the eighteenth session), then :data:`FIBRILLATION_GATE`. An encoder
-embeds with its own, so an index built with an older one embeds its queries as it embedded its beats
-(a model of another name is read ungated)."""
+GATED_MODEL_NAME = "beat_encoder_p_wave_gated"
+"""The Keras model name of encoders whose irregularity input passes :func:`fibrillation_gate`
+(:func:`build_encoder` names every new one so). Older models, named ``beat_encoder``, keep the
+inputs they were trained with, so an index built with one embeds its queries as it embedded
+its beats."""
 
 
-def fibrillation_gate(p_wave_consistency: np.ndarray,
-                      gate: tuple[float, float, float] = FIBRILLATION_GATE) -> np.ndarray:
+def fibrillation_gate(p_wave_consistency: np.ndarray) -> np.ndarray:
     """How much of a beat's RR irregularity is atrial fibrillation's: 1 where the beats around
     it show no consistent P wave, down to a floor where they do
     (:func:`simsearch.signal.beats.p_wave_consistency`).
@@ -131,43 +119,10 @@ def fibrillation_gate(p_wave_consistency: np.ndarray,
     Irregular intervals with a P wave before every beat are premature atrial beats among
     pauses (sick sinus syndrome, record 232's pattern: pauses of one to six seconds scatter
     the intervals as fibrillation does), not fibrillation, whose early beats are normal.
-    ``gate``: (consistency from which the floor applies, consistency up to which irregularity
-    counts fully, floor), an encoder's own (:data:`MODEL_GATES`).
     """
-    high, low, floor = gate
+    high, low, floor = FIBRILLATION_GATE
     return np.clip((high - np.asarray(p_wave_consistency, dtype=np.float32)) / np.float32(high - low),
                    floor, 1.0).astype(np.float32)
-
-
-def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS, *,
-                   gate: tuple[float, float, float] | None = FIBRILLATION_GATE) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs from raw beat windows (n, WINDOW) and their context
-    (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context).
-
-    ``gate``: the thresholds with which the irregularity input passes :func:`fibrillation_gate`,
-    the encoder's own (:attr:`Encoder.gate`); None for encoders built before the gate, which get
-    it as they were trained, ungated."""
-    windows = np.asarray(windows, dtype=np.float32)
-    if windows.ndim != 2 or windows.shape[1] != WINDOW:
-        raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
-    context = np.asarray(context, dtype=np.float32)
-    if context.ndim != 2 or context.shape[1] != len(CONTEXT_COLUMNS) or len(context) != len(windows):
-        raise ValueError(f"beat context must be ({len(windows)}, {len(CONTEXT_COLUMNS)}), got {context.shape}")
-    prev, following, local, long_term, irregularity, long_term_mean, sinus = (
-        context[:, i] for i in range(len(RR_COLUMNS)))
-    shape = context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]
-    p_wave_consistency = context[:, CONTEXT_COLUMNS.index(ATRIAL_COLUMNS[0])]
-
-    def log_ratio(interval, reference):
-        # float32 throughout (a float64 reference would round differently): encoders were trained on these values
-        return np.log(np.clip(interval / np.maximum(np.float32(reference), 1e-3), 0.2, 5.0))
-
-    inputs = np.column_stack([
-        log_ratio(prev, local), log_ratio(following, local), log_ratio(prev, long_term),
-        IRREGULARITY_SCALE * irregularity * (1.0 if gate is None else fibrillation_gate(p_wave_consistency, gate)),
-        log_ratio(prev, 0.8),
-        shape, log_ratio(prev, long_term_mean), log_ratio(prev, sinus)])
-    return normalize_windows(windows)[:, :, None], inputs[:, :n_context].astype(np.float32)
 
 
 def import_keras():
@@ -326,8 +281,8 @@ class Encoder:
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
         self.context_inputs = int(model.inputs[1].shape[-1])
-        self.gate = MODEL_GATES.get(model.name)
-        """The P-wave gate the irregularity input passes, as the model was trained (:data:`MODEL_GATES`)."""
+        self.gated = model.name == GATED_MODEL_NAME
+        """Whether the irregularity input passes the P-wave gate (see :data:`GATED_MODEL_NAME`)."""
         self.fingerprint = weights_fingerprint(model)
         self._graph = None
 
@@ -353,7 +308,7 @@ class Encoder:
         The model runs as one traced TensorFlow graph (:meth:`graph`), batch by batch."""
         if len(windows) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        beat, context_in = encoder_inputs(windows, context, self.context_inputs, gate=self.gate)
+        beat, context_in = encoder_inputs(windows, context, self.context_inputs, gated=self.gated)
         run = self.graph()
         out = [np.asarray(run(beat[i:i + batch_size], context_in[i:i + batch_size]))
                for i in range(0, len(beat), batch_size)]
