@@ -22,7 +22,9 @@ from simsearch.evaluation.noise import (
     NSTDB_SOURCES,
     check_snrs,
     evaluate_noise,
+    noise_leads,
     noisy_copies,
+    noisy_lead,
     nstdb_name,
 )
 from simsearch.signal.beats import detect_beats, reference_beats
@@ -52,8 +54,13 @@ def test_noise_is_added_to_both_leads_as_nst_adds_it(data_dir, noise_dir, tmp_pa
     """Each lead gets its own signal of the noise record at the SNR asked for, measured on that lead;
     the copy keeps the clean record's name and reference annotations."""
     clean = load_record("100", data_dir)
-    noise = [load_record(NOISE_RECORD, noise_dir, lead=lead, annotations=None) for lead in NOISE_LEADS]
+    noise = noise_leads(NOISE_RECORD, noise_dir)
+    assert [lead.lead for lead in noise] == list(NOISE_LEADS)
     (snr, noisy), = noisy_copies(clean, noise, [12], seed=0, folder=tmp_path)
+    # what the evaluation writes is what cross-validation's "em12dB" adds in memory (one rule: noisy_lead)
+    in_memory = noisy_lead(clean, 0, noise, 12, clean, seed=0)
+    assert np.allclose(noisy.signal, in_memory.signal, atol=1e-3)  # WFDB rounding: 4e-5 mV
+    assert not np.allclose(noisy.signal, clean.signal, atol=0.01)
     assert snr == 12 and noisy.name == "100" and noisy.lead == "MLII" and noisy.path.startswith(str(tmp_path))
     assert np.array_equal(noisy.ann_samples, clean.ann_samples)
     r_peaks = sized_beats(*reference_beats(clean))
