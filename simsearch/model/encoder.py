@@ -131,8 +131,9 @@ against 27.14 / 22.66 / 23.22 / 36.80 with no label (SVEB +P after spreading 85 
 5.74 / 4.11 / 4.58 / 7.08 with 10 (VEB Se 95 against 97-98) and 4.30 / 4.42 / 5.00 / 3.65 against
 4.56 / 4.88 / 3.27 / 3.76 with 20: worse with 0 and 10 labels on every seed, as the shape floor of
 the eighteenth session was (README, "A noisy stretch's beats"), so not adopted; (0.6, 0.25, 0.1),
-seed 0: 28.9, 14.68, 13.92, 4.44. The experiment (the gate carried by the encoder's model name,
-so that older encoders keep theirs) is the branch ``experiment/gate-05``.
+seed 0: 28.9, 14.68, 13.92, 4.44. To repeat it, set this constant and run the two scripts; an
+adopted gate must travel with the encoder (by its model name, as :data:`GATED_MODEL_NAME` marks the
+first), so that an older encoder keeps its own.
 
 Undoing noise's attenuation instead, with the thresholds kept: the consistency multiplied by
 ``sqrt(1 + 40 max(0, r - 0.005))``, ``r`` the running median over 51 beats of one minus the QRS's
