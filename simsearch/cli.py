@@ -665,13 +665,15 @@ def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None, noise_rec
 
 def _noise_dir(noise_dir: Path | None, data_dir: Path | None) -> Path:
     """``--noise-dir``, else ``nstdb`` beside the data directory (refused later if missing)."""
-    from .signal.noise import nstdb_dir
+    from .signal.noise import nstdb_beside
 
-    base = data_dir_from(data_dir) if noise_dir is None else None
-    if noise_dir is None and base is None:
+    if noise_dir is not None:
+        return noise_dir
+    base = data_dir_from(data_dir)
+    if base is None:
         raise ParameterError("--noise-dir is needed: there is no data directory to find nstdb beside "
                              "(pass --data-dir or set SIMSEARCH_DATA)")
-    return nstdb_dir(noise_dir, base)
+    return nstdb_beside(base)
 
 
 def _print_detection(report: dict, as_json: bool) -> None:
