@@ -23,7 +23,8 @@ from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, noisy_beats, patient_folds, split_validation
 from ..model.encoder import (
     FIBRILLATION_GATE,
-    GATED_MODEL_NAME,
+    FLOORED_MODEL_NAME,
+    NOISE_FLOOR,
     Encoder,
     encoder_inputs,
     import_keras,
@@ -259,7 +260,7 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     config = with_noise(config, noise_dir)
     leads = choose_leads(leads, records, data_dir)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
-    inputs = [list(CONTEXT_COLUMNS), GATED_MODEL_NAME, list(FIBRILLATION_GATE)]  # how beats become model inputs
+    inputs = [list(CONTEXT_COLUMNS), FLOORED_MODEL_NAME, list(FIBRILLATION_GATE), NOISE_FLOOR]  # beats -> inputs
     wanted = {"config": config.__dict__, "folds": folds, "inputs": inputs}
     stamp = work_dir / "folds.json"
     fresh = not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(wanted))
@@ -337,7 +338,8 @@ def shape_and_inputs(encoder: Encoder, windows: np.ndarray, context: np.ndarray,
     """The learned shape part of the embedding (before the fixed context part is appended) and the context inputs."""
     keras = import_keras()
     shape_model = keras.Model(encoder.model.inputs, encoder.model.get_layer("shape").output)
-    beat, context_in = encoder_inputs(windows, context, encoder.context_inputs, gated=encoder.gated)
+    beat, context_in = encoder_inputs(windows, context, encoder.context_inputs, gated=encoder.gated,
+                                      floored=encoder.floored)
     shape = np.concatenate([np.asarray(shape_model([beat[i:i + batch_size], context_in[i:i + batch_size]],
                                                    training=False)) for i in range(0, len(beat), batch_size)])
     return shape, context_in

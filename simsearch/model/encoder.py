@@ -21,6 +21,7 @@ from ..signal.beats import (
     ATRIAL_COLUMNS,
     CONTEXT_COLUMNS,
     IRREGULARITY_SCALE,
+    NOISE_COLUMNS,
     RR_COLUMNS,
     SHAPE_COLUMNS,
     WINDOW,
@@ -50,13 +51,14 @@ DEFAULT_MODEL = "default.keras"
 
 
 def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS, *,
-                   gated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   gated: bool = True, floored: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs from raw beat windows (n, WINDOW) and their context
     (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context).
 
     ``gated``: the irregularity input passes :func:`fibrillation_gate`, as for every encoder
     built since the gate (:attr:`Encoder.gated`); encoders built before it get it as they
-    were trained, ungated."""
+    were trained, ungated. ``floored``: the differences from the dominant beat lose their noise
+    floor (:data:`NOISE_FLOOR`), as for every encoder built since it (:attr:`Encoder.floored`)."""
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != WINDOW:
         raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
@@ -66,6 +68,10 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
     prev, following, local, long_term, irregularity, long_term_mean, sinus = (
         context[:, i] for i in range(len(RR_COLUMNS)))
     shape = context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]
+    if floored:
+        noise = context[:, [CONTEXT_COLUMNS.index(column) for column in NOISE_COLUMNS]]
+        shape = np.column_stack([np.maximum(shape[:, :len(NOISE_COLUMNS)] - np.float32(NOISE_FLOOR) * noise, 0.0),
+                                 shape[:, len(NOISE_COLUMNS):]])
     p_wave_consistency = context[:, CONTEXT_COLUMNS.index(ATRIAL_COLUMNS[0])]
 
     def log_ratio(interval, reference):
@@ -156,6 +162,13 @@ fibrillation in the records noisy as recorded, 201 and 203, gauges as noise does
 percentile 0.014), and no better than (0.5, 0.2, 0.1) with noise. Not adopted."""
 
 
+NOISE_FLOOR = 2.0
+"""Times a stretch's noise (:func:`simsearch.signal.beats.shape_noise`) taken off a beat's QRS and
+whole-window differences from its patient's dominant beat before the encoder sees them (floored
+at 0): noise makes every beat differ from the dominant one, and a normal beat in a noisy stretch
+then reads as a little ventricular. EXPERIMENT."""
+
+FLOORED_MODEL_NAME = "beat_encoder_noise_floored"
 GATED_MODEL_NAME = "beat_encoder_p_wave_gated"
 """The Keras model name of encoders whose irregularity input passes :func:`fibrillation_gate`
 (:func:`build_encoder` names every new one so). Older models, named ``beat_encoder``, keep the
@@ -319,7 +332,7 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
         raise ValueError(f"input_weights must give at least {context_inputs} weights, got {len(weights)}")
     fixed = layers.Rescaling([float(context_weight * w) for w in weights], name="fixed_context")(context)
     out = layers.UnitNormalization(name="embedding")(layers.Concatenate()([shape, fixed]))
-    return keras.Model([beat, context], out, name=GATED_MODEL_NAME)
+    return keras.Model([beat, context], out, name=FLOORED_MODEL_NAME)
 
 
 class Encoder:
@@ -333,8 +346,10 @@ class Encoder:
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
         self.context_inputs = int(model.inputs[1].shape[-1])
-        self.gated = model.name == GATED_MODEL_NAME
+        self.gated = model.name in (GATED_MODEL_NAME, FLOORED_MODEL_NAME)
         """Whether the irregularity input passes the P-wave gate (see :data:`GATED_MODEL_NAME`)."""
+        self.floored = model.name == FLOORED_MODEL_NAME
+        """Whether the shape differences lose their noise floor (see :data:`NOISE_FLOOR`)."""
         self.fingerprint = weights_fingerprint(model)
         self._graph = None
 
@@ -360,7 +375,8 @@ class Encoder:
         The model runs as one traced TensorFlow graph (:meth:`graph`), batch by batch."""
         if len(windows) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        beat, context_in = encoder_inputs(windows, context, self.context_inputs, gated=self.gated)
+        beat, context_in = encoder_inputs(windows, context, self.context_inputs, gated=self.gated,
+                                          floored=self.floored)
         run = self.graph()
         out = [np.asarray(run(beat[i:i + batch_size], context_in[i:i + batch_size]))
                for i in range(0, len(beat), batch_size)]
