@@ -10,7 +10,15 @@ import pytest
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError, SimsearchError
 from simsearch.evaluation.selection import train_and_save, training_config, training_setting
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
-from simsearch.model.encoder import FIBRILLATION_GATE, Encoder, build_encoder, encoder_inputs, fibrillation_gate
+from simsearch.model.encoder import (
+    FIBRILLATION_GATE,
+    GATED_MODEL_NAME,
+    NOISE_FLOOR,
+    Encoder,
+    build_encoder,
+    encoder_inputs,
+    fibrillation_gate,
+)
 from simsearch.model.training import TrainingConfig, semihard_triplet_loss
 from simsearch.signal.beats import CONTEXT_COLUMNS
 
@@ -217,17 +225,42 @@ def test_irregularity_counts_where_no_p_wave_precedes_the_beats(beat_set):
     assert encoder_inputs(windows, context)[1][:, 3] == pytest.approx(floor * fibrillating, rel=1e-5)
 
 
-def test_encoders_built_before_the_gate_keep_their_inputs(beat_set):
-    """A model named as before the P-wave gate embeds with the ungated irregularity it was trained on."""
+def test_shape_differences_lose_their_noise_floor(beat_set):
+    """The QRS and whole-window differences from the dominant beat reach the encoder less
+    NOISE_FLOOR times their stretch's noise, floored at 0; the amplitude ratio as it is."""
+    windows, context = beat_set.windows[:50], beat_set.context[:50].copy()
+    qrs, beat, amplitude, qrs_noise, beat_noise = (CONTEXT_COLUMNS.index(column) for column in (
+        "qrs_difference", "beat_difference", "qrs_amplitude", "qrs_noise", "beat_noise"))
+    first = CONTEXT_COLUMNS.index("qrs_difference")  # the shape columns follow the RR inputs, in order
+    context[:, [qrs_noise, beat_noise]] = 0.0
+    quiet = encoder_inputs(windows, context)[1]
+    assert np.array_equal(quiet[:, 5:8], context[:, first:first + 3])
+    context[:, qrs_noise], context[:, beat_noise] = 0.01, 0.02
+    noisy = encoder_inputs(windows, context)[1]
+    assert noisy[:, 5] == pytest.approx(np.maximum(context[:, qrs] - NOISE_FLOOR * 0.01, 0.0), abs=1e-6)
+    assert noisy[:, 6] == pytest.approx(np.maximum(context[:, beat] - NOISE_FLOOR * 0.02, 0.0), abs=1e-6)
+    assert np.array_equal(noisy[:, 7], context[:, amplitude]) and (noisy[:, 5:7] == 0).any()
+    assert np.array_equal(encoder_inputs(windows, context, floored=False)[1], quiet)
+
+
+def test_encoders_built_before_an_input_changed_keep_their_inputs(beat_set):
+    """A model named as before the noise floor embeds with the differences it was trained on, one named
+    as before the P-wave gate with the ungated irregularity too."""
     from simsearch.model.encoder import import_keras
 
     keras = import_keras()
-    gated = Encoder(build_encoder(seed=3))
-    older = Encoder(keras.Model(gated.model.inputs, gated.model.outputs, name="beat_encoder"))
-    assert gated.gated and not older.gated and older.fingerprint == gated.fingerprint
+    floored = Encoder(build_encoder(seed=3))
+    gated, older = (Encoder(keras.Model(floored.model.inputs, floored.model.outputs, name=name))
+                    for name in (GATED_MODEL_NAME, "beat_encoder"))
+    assert (floored.floored, floored.gated, gated.floored, gated.gated, older.floored, older.gated) == (
+        True, True, False, True, False, False)
+    assert older.fingerprint == gated.fingerprint == floored.fingerprint
     windows, context = beat_set.windows[:64], beat_set.context[:64]
-    for encoder, flag in ((gated, True), (older, False)):
-        beat, context_in = encoder_inputs(windows, context, gated=flag)
+    embedded = []
+    for encoder in (floored, gated, older):
+        beat, context_in = encoder_inputs(windows, context, gated=encoder.gated, floored=encoder.floored)
         expected = np.asarray(encoder.model([beat, context_in], training=False))
-        assert np.allclose(encoder.embed(windows, context), expected, atol=1e-5)
-    assert not np.allclose(gated.embed(windows, context), older.embed(windows, context), atol=1e-5)
+        embedded.append(encoder.embed(windows, context))
+        assert np.allclose(embedded[-1], expected, atol=1e-5)
+    assert not np.allclose(embedded[0], embedded[1], atol=1e-5)
+    assert not np.allclose(embedded[1], embedded[2], atol=1e-5)
