@@ -26,7 +26,6 @@ from ..model.encoder import (
     FLOORED_MODEL_NAME,
     NOISE_FLOOR,
     Encoder,
-    encoder_inputs,
     import_keras,
     weights_fingerprint,
 )
@@ -338,8 +337,7 @@ def shape_and_inputs(encoder: Encoder, windows: np.ndarray, context: np.ndarray,
     """The learned shape part of the embedding (before the fixed context part is appended) and the context inputs."""
     keras = import_keras()
     shape_model = keras.Model(encoder.model.inputs, encoder.model.get_layer("shape").output)
-    beat, context_in = encoder_inputs(windows, context, encoder.context_inputs, gated=encoder.gated,
-                                      floored=encoder.floored)
+    beat, context_in = encoder.inputs(windows, context)
     shape = np.concatenate([np.asarray(shape_model([beat[i:i + batch_size], context_in[i:i + batch_size]],
                                                    training=False)) for i in range(0, len(beat), batch_size)])
     return shape, context_in

@@ -400,8 +400,8 @@ def shape_noise(windows: np.ndarray) -> np.ndarray:
 
 
 def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float) -> np.ndarray:
-    """Per beat (n, len(CONTEXT_COLUMNS)): RR features, difference from the dominant beat and
-    P-wave consistency, for the sorted beats ``r_peaks`` of one record and their ``windows``."""
+    """Per beat (n, len(CONTEXT_COLUMNS)): RR features, difference from the dominant beat, P-wave
+    consistency and the stretch's noise, for the sorted beats ``r_peaks`` of one record and their ``windows``."""
     return np.column_stack([rr_features(r_peaks, fs), dominant_beat_features(windows),
                             p_wave_consistency(windows), shape_noise(windows)]).astype(np.float32)
 
