@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -242,3 +244,29 @@ def test_running_medians_on_threads_are_the_ones_of_one_thread(monkeypatch):
     monkeypatch.setattr(beats, "MEDIAN_THREADS", 1)
     (alone,), block_alone = beats.block_medians((rows,), 51, 10)
     assert threaded.shape == (301, 40) and np.array_equal(threaded, alone) and np.array_equal(block, block_alone)
+
+
+def test_pauses_hold_the_signal_between_beats_and_move_the_annotations(record_208):
+    """Sinus pauses (the stress test DS1 lacks) go after a T wave and before a P wave, in every lead
+    at the same spots, and every beat keeps its samples and its symbol."""
+    from simsearch.signal.pauses import PAUSE_S, pause_spots, with_pauses
+
+    beats, symbols = reference_beats(record_208)
+    spots, lengths = pause_spots(beats, symbols, record_208.fs, 0.02, seed=3)
+    assert np.array_equal(spots, pause_spots(beats, symbols, record_208.fs, 0.02, seed=3)[0])  # seeded
+    normal = to_aami(symbols) == "N"
+    sinus = normal[:-1] & normal[1:]
+    assert len(spots) == round(0.02 * sinus.sum()) and np.all(np.diff(spots) > 0)
+    interrupted = np.searchsorted(beats, spots) - 1
+    assert sinus[interrupted].all()  # between two normal beats: not an ectopic beat's own pause
+    assert PAUSE_S[0] * record_208.fs <= lengths.min() and lengths.max() <= PAUSE_S[1] * record_208.fs
+    paused = with_pauses(record_208, spots, lengths)
+    assert paused.n_samples == record_208.n_samples + lengths.sum()
+    moved, moved_symbols = reference_beats(paused)
+    assert np.array_equal(moved_symbols, symbols)
+    assert np.array_equal(paused.signal[moved], record_208.signal[beats])  # the same beats, later
+    assert np.array_equal(np.diff(moved)[interrupted], np.diff(beats)[interrupted] + lengths)
+    assert np.array_equal(np.delete(np.diff(moved), interrupted), np.delete(np.diff(beats), interrupted))
+    unannotated = with_pauses(replace(record_208, ann_samples=None, ann_symbols=None), spots, lengths)
+    assert np.array_equal(unannotated.signal, paused.signal)  # another lead gets the same pauses
+    assert pause_spots(beats[:1], symbols[:1], record_208.fs, 0.5, seed=0)[0].size == 0

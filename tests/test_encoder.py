@@ -199,7 +199,11 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
     assert np.array_equal(recorded_otherwise(records, data_dir, "em12dB", noise_dir=noise_dir).windows, noisy.windows)
     louder = recorded_otherwise(records, data_dir, "em0dB", noise_dir=noise_dir)
     assert np.abs(louder.windows - beats.windows).mean() > 2 * np.abs(noisy.windows - beats.windows).mean()
-    for unknown in ("upside down", "xx12dB"):
+    paused = recorded_otherwise(records, data_dir, "pauses2%")  # sinus pauses, in both leads at the same spots
+    paused_other = recorded_otherwise(records, data_dir, "pauses2%", second_lead=True)
+    assert np.array_equal(paused.labels, beats.labels) and np.array_equal(paused_other.labels, beats.labels)
+    assert np.sum(paused.context[:, 1] > 2 * paused.context[:, 2]) > np.sum(beats.context[:, 1] > 2 * beats.context[:, 2])
+    for unknown in ("upside down", "xx12dB", "pauses%"):
         with pytest.raises(Exception, match="unknown recording set-up"):
             recorded_otherwise(records, data_dir, unknown)
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)

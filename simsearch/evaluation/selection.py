@@ -33,8 +33,9 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead
+from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead, reference_beats
 from ..signal.noise import nstdb_dir
+from ..signal.pauses import pause_spots, with_pauses
 from ..signal.records import Record, load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
@@ -288,12 +289,14 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     ``"marks<+|-><ms>ms"`` (the annotations moved, e.g. ``"marks+40ms"``: a database that marks
     another point of the QRS) or ``"<noise><snr>dB"`` (an nstdb noise record, ``em``, ``ma`` or ``bw``, added
     at that SNR to each lead as ``nst`` adds it, e.g. ``"em12dB"``: the noise test's recordings, from
-    ``noise_dir``, nstdb beside ``data_dir`` by default); with ``second_lead``, the other lead of each beat
-    of the last three (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other
+    ``noise_dir``, nstdb beside ``data_dir`` by default) or ``"pauses<percent>%"`` (sinus pauses in that share of
+    the intervals, :mod:`~simsearch.signal.pauses`, e.g. ``"pauses2%"``); with ``second_lead``, the other lead of each beat
+    of the last four (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other
     databases."""
     if setup == "other-lead":
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
     noisy = re.fullmatch(r"(em|ma|bw)(-?[0-9]+)dB", setup)
+    paused = re.fullmatch(r"pauses([0-9]+(?:\.[0-9]+)?)%", setup)
     if re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
         rate = float(setup[:-2])
 
@@ -307,6 +310,12 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
                 return record
             moved = np.clip(record.ann_samples + round(seconds * record.fs), 0, record.n_samples - 1)
             return replace(record, ann_samples=moved)
+    elif paused:
+        share = float(paused[1]) / 100.0
+
+        def recorded(record: Record, nth: int, reference: Record) -> Record:
+            return with_pauses(record, *pause_spots(*reference_beats(reference), reference.fs, share,
+                                                    zlib.crc32(reference.name.encode())))
     elif noisy:
         noise = noise_leads(noisy[1], nstdb_dir(noise_dir, data_dir))
         snr_db = float(noisy[2])
@@ -315,7 +324,8 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
             return noisy_lead(record, nth, noise, snr_db, reference, zlib.crc32(reference.name.encode()))
     else:
         raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, "
-                             "marks<+|-><ms>ms such as marks+40ms, or <em|ma|bw><snr>dB such as em12dB)")
+                             "marks<+|-><ms>ms such as marks+40ms, <em|ma|bw><snr>dB such as em12dB, or "
+                             "pauses<percent>% such as pauses2%)")
 
     def beats(name: str) -> Beats:
         reference = load_record(name, data_dir)
