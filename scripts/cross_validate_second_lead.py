@@ -2,7 +2,7 @@
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
-        [--setups 128Hz,marks+40ms,em12dB] [--paced-in-index]
+        [--setups 128Hz,marks+40ms,em12dB,pauses2%] [--paced-in-index]
         [--noise-dir DIR] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
@@ -16,10 +16,10 @@ S and V boosted, each prior strength of ``--alphas``, record balance of ``--bala
 adaptation to its own class mix of ``--patient-strengths``) runs
 on the two vectors side by side, the other lead's scaled by ``w`` (then normalised). ``w = 0`` is an index of one lead.
 Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. ``--setups``
-also votes on the held-out patients resampled to other rates, with their annotations moved or with
-an nstdb noise record added at an SNR (``128Hz``, ``marks+40ms``, ``em12dB``: the noise test's noise, from
-``--noise-dir``; both leads), by the same index at MIT-BIH's rate: what a deployed index of both leads
-meets in another database's recordings. ``--paced-in-index`` also votes with each
+also votes on the held-out patients resampled to other rates, with their annotations moved, with
+an nstdb noise record added at an SNR or with sinus pauses in a share of their sinus intervals (``128Hz``,
+``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
+same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings. ``--paced-in-index`` also votes with each
 fold's index holding the four paced records (102, 104, 107, 217; never scored) beside its DS1 records,
 as an index of all 48 records does: what its paced beats (AAMI class Q) do to the votes on patients
 without a pacemaker.
@@ -73,8 +73,8 @@ def main(argv=None) -> None:
     parser.add_argument("--balances", default=str(RECORD_BALANCE),
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
     parser.add_argument("--setups", default="",
-                        help="also the held-out beats resampled, their annotations moved or noise added, "
-                             "e.g. 128Hz,marks+40ms,em12dB")
+                        help="also the held-out beats resampled, their annotations moved, noise added or sinus "
+                             "pauses inserted, e.g. 128Hz,marks+40ms,em12dB,pauses2%%")
     parser.add_argument("--paced-in-index", action="store_true",
                         help="each fold's index also holds the paced records, as an index of all 48 does")
     parser.add_argument("--noise-dir", type=Path, default=None,

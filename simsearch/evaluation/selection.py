@@ -287,12 +287,12 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
     MIT-BIH records), ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's),
     ``"marks<+|-><ms>ms"`` (the annotations moved, e.g. ``"marks+40ms"``: a database that marks
-    another point of the QRS) or ``"<noise><snr>dB"`` (an nstdb noise record, ``em``, ``ma`` or ``bw``, added
+    another point of the QRS), ``"<noise><snr>dB"`` (an nstdb noise record, ``em``, ``ma`` or ``bw``, added
     at that SNR to each lead as ``nst`` adds it, e.g. ``"em12dB"``: the noise test's recordings, from
-    ``noise_dir``, nstdb beside ``data_dir`` by default) or ``"pauses<percent>%"`` (sinus pauses in that share of
-    the intervals, :mod:`~simsearch.signal.pauses`, e.g. ``"pauses2%"``); with ``second_lead``, the other lead of each beat
-    of the last four (:func:`~simsearch.signal.beats.beats_in_lead`). What a deployed index meets in other
-    databases."""
+    ``noise_dir``, nstdb beside ``data_dir`` by default) or ``"pauses<percent>%"`` (sinus pauses in that
+    share of the sinus intervals, :mod:`~simsearch.signal.pauses`, e.g. ``"pauses2%"``); with
+    ``second_lead``, the other lead of each beat of the last four (:func:`~simsearch.signal.beats.beats_in_lead`).
+    What a deployed index meets in other databases."""
     if setup == "other-lead":
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
     noisy = re.fullmatch(r"(em|ma|bw)(-?[0-9]+)dB", setup)
