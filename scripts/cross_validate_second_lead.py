@@ -19,8 +19,8 @@ Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. 
 also votes on the held-out patients resampled to other rates, with their annotations moved, with
 an nstdb noise record added at an SNR or with sinus pauses in a share of their sinus intervals (``128Hz``,
 ``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
-same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings. ``--paced-in-index`` also votes with each
-fold's index holding the four paced records (102, 104, 107, 217; never scored) beside its DS1 records,
+same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings.
+``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217; never scored) beside its DS1 records,
 as an index of all 48 records does: what its paced beats (AAMI class Q) do to the votes on patients
 without a pacemaker.
 
