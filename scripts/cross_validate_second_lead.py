@@ -21,8 +21,8 @@ an nstdb noise record added at an SNR or with sinus pauses in a share of their s
 ``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
 same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings.
 ``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217;
-never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI class Q) do to the votes on patients
-without a pacemaker.
+never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI
+class Q) do to the votes on patients without a pacemaker.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
 once, and every weight and prior strength is scored from those embeddings: the weight by
