@@ -69,12 +69,10 @@ def with_pauses(record: Record, spots: np.ndarray, lengths: np.ndarray) -> Recor
     """``record`` with its signal held flat for ``lengths`` samples at each of ``spots`` (sorted,
     :func:`pause_spots`), its annotations after a spot moved by the pauses before them."""
     spots, lengths = np.asarray(spots, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-    pieces = np.split(record.signal, spots)
-    signal = [pieces[0]]
-    for spot, length, piece in zip(spots, lengths, pieces[1:]):
-        signal += [np.full(length, record.signal[spot], dtype=record.signal.dtype), piece]
+    copies = np.ones(record.n_samples, dtype=np.int64)
+    copies[spots] += lengths  # the sample at a spot, held: repeated for the pause's length
     moved = record.ann_samples
     if moved is not None:
         shift = np.concatenate([[0], np.cumsum(lengths)])
         moved = moved + shift[np.searchsorted(spots, moved, side="right")]
-    return replace(record, signal=np.concatenate(signal), ann_samples=moved)
+    return replace(record, signal=np.repeat(record.signal, copies), ann_samples=moved)
