@@ -19,6 +19,7 @@ from simsearch.signal.beats import (
     dominant_beat_features,
     normalize_windows,
     p_wave_consistency,
+    pause_resistant_mean,
     reference_beats,
     rr_features,
     segment,
@@ -157,6 +158,27 @@ def test_rr_features_on_a_known_rhythm():
     assert features[-1, 4] == pytest.approx(0.0, abs=1e-3)  # regular rhythm (the premature beat out of the window)
     single = rr_features(np.array([500]), fs)
     assert single.shape == (1, len(RR_COLUMNS)) and np.all(np.isfinite(single))
+
+
+def test_pause_resistant_means_leave_out_rare_pauses_not_a_slow_rhythm(monkeypatch):
+    """A lone 3 s pause leaves the pause-resistant mean at the sinus cycle; where every third interval
+    is long (record 232's sinus beats after their pauses) they are the rhythm and the mean keeps them."""
+    from scipy.ndimage import uniform_filter1d
+
+    from simsearch.signal import beats
+
+    rare = np.full(200, 0.8)
+    rare[100] = 3.0
+    assert np.allclose(pause_resistant_mean(rare, 33), 0.8)
+    assert uniform_filter1d(rare, 33, mode="nearest")[100] == pytest.approx(0.8 + 2.2 / 33)
+    frequent = np.tile([0.7, 0.7, 1.9], 100)
+    assert np.allclose(pause_resistant_mean(frequent, 33)[20:-20],
+                       uniform_filter1d(frequent, 33, mode="nearest")[20:-20])
+    assert np.array_equal(pause_resistant_mean(rare, 1), rare)  # a window of one keeps its value
+    mixed = np.random.default_rng(0).lognormal(np.log(0.8), 0.4, 1000)
+    whole = pause_resistant_mean(mixed, 301)
+    monkeypatch.setattr(beats, "PAUSE_CHUNK", 1000)  # a 24-hour recording's windows go a few at a time
+    assert np.array_equal(pause_resistant_mean(mixed, 301), whole)
 
 
 def test_irregularity_tells_fibrillation_from_frequent_premature_beats():

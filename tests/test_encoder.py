@@ -12,6 +12,7 @@ from simsearch.evaluation.selection import train_and_save, training_config, trai
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.encoder import (
     FIBRILLATION_GATE,
+    FLOORED_MODEL_NAME,
     GATED_MODEL_NAME,
     NOISE_FLOOR,
     Encoder,
@@ -249,23 +250,47 @@ def test_shape_differences_lose_their_noise_floor(beat_set):
 
 
 def test_encoders_built_before_an_input_changed_keep_their_inputs(beat_set):
-    """A model named as before the noise floor embeds with the differences it was trained on, one named
-    as before the P-wave gate with the ungated irregularity too."""
+    """A model named as before the pause-resistant rhythm embeds with the plain running means it was
+    trained on, one named as before the noise floor with the differences it was trained on too, one
+    named as before the P-wave gate with the ungated irregularity as well."""
     from simsearch.model.encoder import import_keras
 
     keras = import_keras()
-    floored = Encoder(build_encoder(seed=3))
-    gated, older = (Encoder(keras.Model(floored.model.inputs, floored.model.outputs, name=name))
-                    for name in (GATED_MODEL_NAME, "beat_encoder"))
-    assert (floored.floored, floored.gated, gated.floored, gated.gated, older.floored, older.gated) == (
-        True, True, False, True, False, False)
-    assert older.fingerprint == gated.fingerprint == floored.fingerprint
+    newest = Encoder(build_encoder(seed=3))
+    floored, gated, older = (Encoder(keras.Model(newest.model.inputs, newest.model.outputs, name=name))
+                             for name in (FLOORED_MODEL_NAME, GATED_MODEL_NAME, "beat_encoder"))
+    encoders = (newest, floored, gated, older)
+    assert [(e.pause_resistant, e.floored, e.gated) for e in encoders] == [
+        (True, True, True), (False, True, True), (False, False, True), (False, False, False)]
+    assert len({e.fingerprint for e in encoders}) == 1
     windows, context = beat_set.windows[:64], beat_set.context[:64]
     embedded = []
-    for encoder in (floored, gated, older):
-        beat, context_in = encoder_inputs(windows, context, gated=encoder.gated, floored=encoder.floored)
+    for encoder in encoders:
+        beat, context_in = encoder_inputs(windows, context, gated=encoder.gated, floored=encoder.floored,
+                                          pause_resistant=encoder.pause_resistant)
         expected = np.asarray(encoder.model([beat, context_in], training=False))
         embedded.append(encoder.embed(windows, context))
         assert np.allclose(embedded[-1], expected, atol=1e-5)
-    assert not np.allclose(embedded[0], embedded[1], atol=1e-5)
-    assert not np.allclose(embedded[1], embedded[2], atol=1e-5)
+    for newer, older_one in zip(embedded, embedded[1:]):
+        assert not np.allclose(newer, older_one, atol=1e-5)
+
+
+def test_sinus_pauses_barely_move_the_pause_resistant_rhythm(data_dir):
+    """A few sinus pauses lengthen the plain running means around them, not the trimmed ones that
+    pause-resistant encoders compare each interval with."""
+    from simsearch.signal.beats import beats_from_record, reference_beats
+    from simsearch.signal.pauses import pause_spots, with_pauses
+    from simsearch.signal.records import load_record
+
+    record_208 = load_record("208", data_dir)
+    paused = with_pauses(record_208, *pause_spots(*reference_beats(record_208), record_208.fs, 0.03, seed=1))
+    clean, with_them = (beats_from_record(r) for r in (record_208, paused))
+    for plain, trimmed in (("rr_local", "rr_local_without_pauses"),
+                           ("rr_long_term_mean", "rr_long_term_mean_without_pauses")):
+        columns = [CONTEXT_COLUMNS.index(c) for c in (plain, trimmed)]
+        moved = np.mean(np.abs(np.log(with_them.context[:, columns] / clean.context[:, columns])), axis=0)
+        assert moved[1] < 0.3 * moved[0], (plain, moved)
+    resistant, plain = ([encoder_inputs(b.windows, b.context, pause_resistant=flag)[1][:, 0]
+                         for b in (clean, with_them)]
+                        for flag in (True, False))  # the premature beat's input: previous RR over the local mean
+    assert np.abs(resistant[1] - resistant[0]).mean() < 0.5 * np.abs(plain[1] - plain[0]).mean()

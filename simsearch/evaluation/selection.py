@@ -23,8 +23,8 @@ from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, noisy_beats, patient_folds, split_validation
 from ..model.encoder import (
     FIBRILLATION_GATE,
-    FLOORED_MODEL_NAME,
     NOISE_FLOOR,
+    PAUSE_RESISTANT_MODEL_NAME,
     Encoder,
     import_keras,
     weights_fingerprint,
@@ -33,7 +33,15 @@ from ..model.leads import DEFAULT_LEADS, choose_leads
 from ..model.rhythms import is_simulated, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
-from ..signal.beats import CONTEXT_COLUMNS, Beats, beats_from_record, beats_in_lead, reference_beats
+from ..signal.beats import (
+    CONTEXT_COLUMNS,
+    PAUSE_FACTOR,
+    PAUSE_RARITY,
+    Beats,
+    beats_from_record,
+    beats_in_lead,
+    reference_beats,
+)
 from ..signal.noise import nstdb_dir
 from ..signal.pauses import pause_spots, with_pauses
 from ..signal.records import Record, load_record, other_lead, resampled
@@ -260,7 +268,8 @@ def fold_indexes(records: Sequence[str], data_dir, work_dir, config: TrainingCon
     config = with_noise(config, noise_dir)
     leads = choose_leads(leads, records, data_dir)
     folds = patient_folds(BeatSet.stack(load_beats(records, data_dir)), n_folds)
-    inputs = [list(CONTEXT_COLUMNS), FLOORED_MODEL_NAME, list(FIBRILLATION_GATE), NOISE_FLOOR]  # beats -> inputs
+    inputs = [list(CONTEXT_COLUMNS), PAUSE_RESISTANT_MODEL_NAME, list(FIBRILLATION_GATE), NOISE_FLOOR,
+              PAUSE_FACTOR, PAUSE_RARITY]  # beats -> inputs
     wanted = {"config": config.__dict__, "folds": folds, "inputs": inputs}
     stamp = work_dir / "folds.json"
     fresh = not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(wanted))

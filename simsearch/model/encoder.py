@@ -22,6 +22,7 @@ from ..signal.beats import (
     CONTEXT_COLUMNS,
     IRREGULARITY_SCALE,
     NOISE_COLUMNS,
+    PAUSE_RESISTANT_COLUMNS,
     RR_COLUMNS,
     SHAPE_COLUMNS,
     WINDOW,
@@ -51,14 +52,18 @@ DEFAULT_MODEL = "default.keras"
 
 
 def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CONTEXT_INPUTS, *,
-                   gated: bool = True, floored: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   gated: bool = True, floored: bool = True,
+                   pause_resistant: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs from raw beat windows (n, WINDOW) and their context
     (n, len(:data:`simsearch.beats.CONTEXT_COLUMNS`)): (n, WINDOW, 1) and (n, n_context).
 
     ``gated``: the irregularity input passes :func:`fibrillation_gate`, as for every encoder
     built since the gate (:attr:`Encoder.gated`); encoders built before it get it as they
     were trained, ungated. ``floored``: the differences from the dominant beat lose their noise
-    floor (:data:`NOISE_FLOOR`), as for every encoder built since it (:attr:`Encoder.floored`)."""
+    floor (:data:`NOISE_FLOOR`), as for every encoder built since it (:attr:`Encoder.floored`).
+    ``pause_resistant``: the RR intervals are compared with running means that leave out their rare
+    pauses (:data:`simsearch.signal.beats.PAUSE_RESISTANT_COLUMNS`), as for every encoder built
+    since (:attr:`Encoder.pause_resistant`)."""
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != WINDOW:
         raise ValueError(f"beat windows must be (n, {WINDOW}), got {windows.shape}")
@@ -67,6 +72,8 @@ def encoder_inputs(windows: np.ndarray, context: np.ndarray, n_context: int = CO
         raise ValueError(f"beat context must be ({len(windows)}, {len(CONTEXT_COLUMNS)}), got {context.shape}")
     prev, following, local, long_term, irregularity, long_term_mean, sinus = (
         context[:, i] for i in range(len(RR_COLUMNS)))
+    if pause_resistant:
+        local, long_term_mean = (context[:, CONTEXT_COLUMNS.index(column)] for column in PAUSE_RESISTANT_COLUMNS)
     shape = context[:, len(RR_COLUMNS):len(RR_COLUMNS) + len(SHAPE_COLUMNS)]
     if floored:
         noise = context[:, [CONTEXT_COLUMNS.index(column) for column in NOISE_COLUMNS]]
@@ -211,10 +218,15 @@ Older encoders keep the inputs they were trained with (:class:`Encoder` reads an
 name), so the new columns leave the beat format as it was
 (:data:`simsearch.signal.beats.BEAT_FORMAT`)."""
 
-FLOORED_MODEL_NAME = "beat_encoder_noise_floored"
+PAUSE_RESISTANT_MODEL_NAME = "beat_encoder_pause_resistant"
 """The Keras model name :func:`build_encoder` gives every new encoder: its irregularity input
-passes :func:`fibrillation_gate` and its shape differences lose :data:`NOISE_FLOOR` times their
-stretch's noise."""
+passes :func:`fibrillation_gate`, its shape differences lose :data:`NOISE_FLOOR` times their
+stretch's noise, and its RR intervals are compared with running means without their rare pauses
+(:data:`simsearch.signal.beats.PAUSE_RARITY`)."""
+FLOORED_MODEL_NAME = "beat_encoder_noise_floored"
+"""The Keras model name of the encoders built from the noise floor (2026-11-24) to the pause-resistant
+rhythm (:data:`PAUSE_RESISTANT_MODEL_NAME`): gated and floored, their RR intervals compared with the plain
+running means."""
 GATED_MODEL_NAME = "beat_encoder_p_wave_gated"
 """The Keras model name of the encoders built from the P-wave gate (2026-11-22) to the noise floor
 (:data:`FLOORED_MODEL_NAME`): their irregularity input passes :func:`fibrillation_gate`, their shape
@@ -378,7 +390,7 @@ def build_encoder(lstm_units: int = 48, embedding_dim: int = EMBEDDING_DIM, drop
         raise ValueError(f"input_weights must give at least {context_inputs} weights, got {len(weights)}")
     fixed = layers.Rescaling([float(context_weight * w) for w in weights], name="fixed_context")(context)
     out = layers.UnitNormalization(name="embedding")(layers.Concatenate()([shape, fixed]))
-    return keras.Model([beat, context], out, name=FLOORED_MODEL_NAME)
+    return keras.Model([beat, context], out, name=PAUSE_RESISTANT_MODEL_NAME)
 
 
 class Encoder:
@@ -392,10 +404,13 @@ class Encoder:
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
         self.context_inputs = int(model.inputs[1].shape[-1])
-        self.gated = model.name in (GATED_MODEL_NAME, FLOORED_MODEL_NAME)
+        self.gated = model.name in (GATED_MODEL_NAME, FLOORED_MODEL_NAME, PAUSE_RESISTANT_MODEL_NAME)
         """Whether the irregularity input passes the P-wave gate (see :data:`GATED_MODEL_NAME`)."""
-        self.floored = model.name == FLOORED_MODEL_NAME
+        self.floored = model.name in (FLOORED_MODEL_NAME, PAUSE_RESISTANT_MODEL_NAME)
         """Whether the shape differences lose their noise floor (see :data:`NOISE_FLOOR`)."""
+        self.pause_resistant = model.name == PAUSE_RESISTANT_MODEL_NAME
+        """Whether the RR intervals meet running means without their rare pauses (see
+        :data:`PAUSE_RESISTANT_MODEL_NAME`)."""
         self.fingerprint = weights_fingerprint(model)
         self._graph = None
 
@@ -416,8 +431,10 @@ class Encoder:
         return cls(model, str(path))
 
     def inputs(self, windows: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`encoder_inputs` as this encoder was trained on them (its context inputs, gate and floor)."""
-        return encoder_inputs(windows, context, self.context_inputs, gated=self.gated, floored=self.floored)
+        """:func:`encoder_inputs` as this encoder was trained on them (its context inputs, gate, floor and
+        rhythm references)."""
+        return encoder_inputs(windows, context, self.context_inputs, gated=self.gated, floored=self.floored,
+                              pause_resistant=self.pause_resistant)
 
     def embed(self, windows: np.ndarray, context: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """L2-normalised embeddings (n, dim), float32, of raw beat windows and their context.
