@@ -2,7 +2,7 @@
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
-        [--setups 128Hz,marks+40ms,em12dB,pauses2%] [--paced-in-index]
+        [--setups 128Hz,marks+40ms,em12dB,pauses2%,brady_apc,em12dB~brady_apc] [--paced-in-index]
         [--noise-dir DIR] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
@@ -19,7 +19,9 @@ Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. 
 also votes on the held-out patients resampled to other rates, with their annotations moved, with
 an nstdb noise record added at an SNR or with sinus pauses in a share of their sinus intervals (``128Hz``,
 ``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
-same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings.
+same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings;
+a synthetic rhythm's name (``brady_apc``: record 232's pattern, ``simsearch.model.rhythms.SCENARIOS``), alone or
+after a set-up (``em12dB~brady_apc``), votes on each held-out patient's beats re-sequenced so, in both leads.
 ``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217;
 never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI
 class Q) do to the votes on patients without a pacemaker.
@@ -74,7 +76,8 @@ def main(argv=None) -> None:
                         help="how much of its weight a source record keeps in a vote (1: a plain vote)")
     parser.add_argument("--setups", default="",
                         help="also the held-out beats resampled, their annotations moved, noise added or sinus "
-                             "pauses inserted, e.g. 128Hz,marks+40ms,em12dB,pauses2%%")
+                             "pauses inserted, e.g. 128Hz,marks+40ms,em12dB,pauses2%%; or re-sequenced into a "
+                             "synthetic rhythm, alone or so recorded, e.g. brady_apc,em12dB~brady_apc")
     parser.add_argument("--paced-in-index", action="store_true",
                         help="each fold's index also holds the paced records, as an index of all 48 does")
     parser.add_argument("--noise-dir", type=Path, default=None,
@@ -119,8 +122,8 @@ def main(argv=None) -> None:
         train = first.subset(~held)
         train_all = concatenate(train, extra.subset(~np.isin(sources, fold))) if extra is not None else train
         final = {"checkpoints": 0}
-        held_views = {setup: (one.subset(np.isin(one.groups, fold)), other.subset(np.isin(other.groups, fold)))
-                      for setup, (one, other) in views.items()}
+        held_views = {setup: tuple(view.subset(np.isin([source_record(g) for g in view.groups], fold)) for view in pair)
+                      for setup, pair in views.items()}  # a synthetic rhythm's beats are its patient's
         parts = (train, second.subset(~held), *paced_views, *[part for pair in held_views.values() for part in pair])
 
         def at_checkpoint(model, final=final, parts=parts):  # embed at the last checkpoint only: it trains all steps

@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
+from simsearch.aami import AAMI_CLASSES
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError, SimsearchError
 from simsearch.evaluation.selection import train_and_save, training_config, training_setting
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
@@ -205,15 +206,23 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
     assert np.array_equal(paused.labels, beats.labels) and np.array_equal(paused_other.labels, beats.labels)
     long_next = [np.sum(b.context[:, 1] > 2 * b.context[:, 2]) for b in (paused, beats)]  # next RR over local mean
     assert long_next[0] > long_next[1]
-    for unknown in ("upside down", "xx12dB", "pauses%"):
-        with pytest.raises(Exception, match="unknown recording set-up"):
+    for unknown in ("upside down", "xx12dB", "pauses%", "em12dB~upside down", "other-lead~brady_apc"):
+        with pytest.raises(Exception, match="unknown recording set-up|unknown rhythm|takes no rhythm"):
             recorded_otherwise(records, data_dir, unknown)
+    rhythm = recorded_otherwise(records, data_dir, "brady_apc")  # record 232's pattern from each patient's beats
+    noisy_rhythm, noisy_rhythm_other = (recorded_otherwise(records, data_dir, "em12dB~brady_apc", second_lead=lead,
+                                                           noise_dir=noise_dir) for lead in (False, True))
+    assert set(rhythm.groups) == {f"{r}~brady_apc" for r in records}
+    assert all(np.array_equal(rhythm.labels, other.labels) for other in (noisy_rhythm, noisy_rhythm_other))
+    assert np.mean(rhythm.labels == AAMI_CLASSES.index("S")) > 0.5
+    assert not np.allclose(rhythm.windows, noisy_rhythm.windows)
+    setups["em12dB~brady_apc"] = noisy_rhythm  # voted on by the fold that holds its patient
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)
     cv = cross_validate(beats, config, n_folds=2, k_max=10, setups=setups)
     assert set(cv["setups"]) == set(setups)
     for name, checkpoints in cv["setups"].items():
         assert sorted(checkpoints) == sorted(cv["checkpoints"]) == [5, 10]
-        scores = cv_scores({"checkpoints": checkpoints}, 10, 0.25, ("S", "V"))
+        scores = cv_scores({"checkpoints": checkpoints}, 10, 0.25, ("S", "V"), "all")
         assert sum(figures["n"] for figures in scores[10]["classes"].values()) == len(setups[name])
 
 

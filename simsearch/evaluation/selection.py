@@ -30,7 +30,7 @@ from ..model.encoder import (
     weights_fingerprint,
 )
 from ..model.leads import DEFAULT_LEADS, choose_leads
-from ..model.rhythms import is_simulated, simulate_rhythms, source_record
+from ..model.rhythms import SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
 from ..signal.beats import (
@@ -212,7 +212,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
             counts = np.bincount(indexed.labels, minlength=len(AAMI_CLASSES))
             patients = record_codes([source_record(g) for g in indexed.groups])  # a synthetic record is its patient's
 
-            held_out_setups = {name: other.subset(np.isin(other.groups, fold)) for name, other in setups.items()}
+            held_out_setups = {name: other.subset(np.isin([source_record(g) for g in other.groups], fold))
+                               for name, other in setups.items()}
 
             def keep_neighbors(model, indexed=indexed, val=val, counts=counts, held_out_setups=held_out_setups,
                                patients=patients) -> dict:
@@ -301,12 +302,27 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     ``noise_dir``, nstdb beside ``data_dir`` by default) or ``"pauses<percent>%"`` (sinus pauses in that
     share of the sinus intervals, :mod:`~simsearch.signal.pauses`, e.g. ``"pauses2%"``); with
     ``second_lead``, the other lead of each beat of the last four (:func:`~simsearch.signal.beats.beats_in_lead`).
-    What a deployed index meets in other databases."""
+    What a deployed index meets in other databases.
+
+    A synthetic rhythm of :data:`~simsearch.model.rhythms.SCENARIOS` after the set-up, ``"<setup>~<rhythm>"``
+    (e.g. ``"em12dB~brady_apc"``), or alone (``"brady_apc"``: as recorded), re-sequences each record's beats so
+    (:func:`~simsearch.model.rhythms.simulate_rhythm`, seed 0; both leads alike, named ``"<record>~<rhythm>"``):
+    the rhythms DS1 lacks, recorded otherwise, such as record 232's pattern in noise."""
+    setup, _, rhythm = setup.partition(SEPARATOR)
+    if not rhythm and setup in SCENARIOS:
+        setup, rhythm = "", setup
+    if rhythm and rhythm not in SCENARIOS:
+        raise SimsearchError(f"unknown rhythm {rhythm!r} in a recording set-up (one of {', '.join(SCENARIOS)})")
     if setup == "other-lead":
+        if rhythm:
+            raise SimsearchError("the other-lead set-up takes no rhythm (second_lead gives each rhythm's other lead)")
         return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
     noisy = re.fullmatch(r"(em|ma|bw)(-?[0-9]+)dB", setup)
     paused = re.fullmatch(r"pauses([0-9]+(?:\.[0-9]+)?)%", setup)
-    if re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
+    if not setup and rhythm:
+        def recorded(record: Record, nth: int, reference: Record) -> Record:
+            return record
+    elif re.fullmatch(r"[0-9]+(\.[0-9]+)?Hz", setup):
         rate = float(setup[:-2])
 
         def recorded(record: Record, nth: int, reference: Record) -> Record:
@@ -334,7 +350,7 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     else:
         raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, "
                              "marks<+|-><ms>ms such as marks+40ms, <em|ma|bw><snr>dB such as em12dB, or "
-                             "pauses<percent>% such as pauses2%)")
+                             "pauses<percent>% such as pauses2%; each may end in ~<rhythm>, such as em12dB~brady_apc)")
 
     def beats(name: str) -> Beats:
         reference = load_record(name, data_dir)
@@ -344,7 +360,10 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
         other = load_record(name, data_dir, lead=other_lead(name, data_dir), annotations=None)
         return beats_in_lead(recorded(other, 1, reference), first)
 
-    return BeatSet.stack([beats(name) for name in records])
+    recorded_beats = [beats(name) for name in records]
+    if rhythm:
+        recorded_beats = [b for b in (simulate_rhythm(b, rhythm) for b in recorded_beats) if b is not None]
+    return BeatSet.stack(recorded_beats)
 
 
 IRREGULARITY_INPUT = 3
