@@ -294,7 +294,7 @@ def pause_resistant_mean(intervals: np.ndarray, size: int, factor: float = PAUSE
     rows = max(1, PAUSE_CHUNK // width)  # a 24-hour recording's windows at once would take 280 MB
 
     def means(chunk: np.ndarray) -> np.ndarray:
-        pauses = chunk > factor * np.median(chunk, axis=1, keepdims=True)  # never all: the median is not
+        pauses = chunk > factor * np.median(chunk, axis=1, keepdims=True)  # at most half: factor > 1
         counted = pauses.sum(axis=1)
         without = np.where(pauses, 0.0, chunk).sum(axis=1) / (width - counted)
         return np.where(counted <= allowed, without, chunk.mean(axis=1))
