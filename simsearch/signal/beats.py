@@ -168,9 +168,10 @@ sinus intervals) the vote scored 87.7 / 88.2 / 88.3 / 86.8 (79.9 / 80.0 with the
 90.0 / 90.6 / 90.3 / 88.6 against 90.1 / 90.5 / 90.2 / 88.4 as recorded; the simulated expert
 (scripts/cross_validate_adaptive.py, seeds 0-2; seed 3 after the choice) fell short by 23.4 / 21.2 / 21.6 /
 28.4 with no label against 24.6 / 21.9 / 23.2 / 32.9, by 6.7 / 6.0 / 6.9 / 5.8 with 5 against 7.0 / 6.1 /
-11.7 / 8.0, by 4.6 / 4.2 / 4.0 / 5.1 with 20 against 4.5 / 3.9 / 5.0 / 4.7; the synthetic record-232 pattern of scripts/cross_validate.py kept its SVEB Se (73.1
-against 74.1 %, seed 0). Leaving out the longest 6 % whatever their share instead (as robust for pauses,
-87.5) cost that pattern 11 points (62.7 %), the longest 3 % half as much for half the pause gain."""
+11.7 / 8.0, by 4.6 / 4.2 / 4.0 / 5.1 with 20 against 4.5 / 3.9 / 5.0 / 4.7; the synthetic record-232
+pattern of scripts/cross_validate.py kept its SVEB Se (73.1 against 74.1 %, seed 0). Leaving out the longest
+6 % whatever their share instead (as robust for pauses, 87.5) cost that pattern 11 points (62.7 %), the
+longest 3 % half as much for half the pause gain."""
 PAUSE_RESISTANT_COLUMNS = ("rr_local_without_pauses", "rr_long_term_mean_without_pauses")
 """The local and long-term running means of :data:`RR_COLUMNS` without their rare pauses
 (:func:`pause_resistant_mean`), in seconds."""
