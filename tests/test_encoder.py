@@ -285,8 +285,8 @@ def test_encoders_built_before_an_input_changed_keep_their_inputs(beat_set):
 
 
 def test_sinus_pauses_barely_move_the_pause_resistant_rhythm(data_dir):
-    """A few sinus pauses lengthen the plain running means around them, not the trimmed ones that
-    pause-resistant encoders compare each interval with."""
+    """A few sinus pauses lengthen the plain running means around them, not the ones without rare pauses
+    that pause-resistant encoders compare each interval with."""
     from simsearch.signal.beats import beats_from_record, reference_beats
     from simsearch.signal.pauses import pause_spots, with_pauses
     from simsearch.signal.records import load_record
@@ -294,9 +294,9 @@ def test_sinus_pauses_barely_move_the_pause_resistant_rhythm(data_dir):
     record_208 = load_record("208", data_dir)
     paused = with_pauses(record_208, *pause_spots(*reference_beats(record_208), record_208.fs, 0.03, seed=1))
     clean, with_them = (beats_from_record(r) for r in (record_208, paused))
-    for plain, trimmed in (("rr_local", "rr_local_without_pauses"),
-                           ("rr_long_term_mean", "rr_long_term_mean_without_pauses")):
-        columns = [CONTEXT_COLUMNS.index(c) for c in (plain, trimmed)]
+    for plain, resistant in (("rr_local", "rr_local_without_pauses"),
+                             ("rr_long_term_mean", "rr_long_term_mean_without_pauses")):
+        columns = [CONTEXT_COLUMNS.index(c) for c in (plain, resistant)]
         moved = np.mean(np.abs(np.log(with_them.context[:, columns] / clean.context[:, columns])), axis=0)
         assert moved[1] < 0.3 * moved[0], (plain, moved)
     resistant, plain = ([encoder_inputs(b.windows, b.context, pause_resistant=flag)[1][:, 0]

@@ -232,6 +232,9 @@ GATED_MODEL_NAME = "beat_encoder_p_wave_gated"
 (:data:`FLOORED_MODEL_NAME`): their irregularity input passes :func:`fibrillation_gate`, their shape
 differences keep their noise. Older models, named ``beat_encoder``, have neither. Each keeps the
 inputs it was trained with, so an index built with one embeds its queries as it embedded its beats."""
+MODEL_GENERATIONS = (GATED_MODEL_NAME, FLOORED_MODEL_NAME, PAUSE_RESISTANT_MODEL_NAME)
+"""The model names in the order the input changes came: an encoder has every change up to its own name's
+(:class:`Encoder`), and a further change appends one name here."""
 
 
 def fibrillation_gate(p_wave_consistency: np.ndarray) -> np.ndarray:
@@ -404,11 +407,12 @@ class Encoder:
         self.path = path
         self.dim = int(model.outputs[0].shape[-1])
         self.context_inputs = int(model.inputs[1].shape[-1])
-        self.gated = model.name in (GATED_MODEL_NAME, FLOORED_MODEL_NAME, PAUSE_RESISTANT_MODEL_NAME)
+        generation = MODEL_GENERATIONS.index(model.name) + 1 if model.name in MODEL_GENERATIONS else 0
+        self.gated = generation >= 1
         """Whether the irregularity input passes the P-wave gate (see :data:`GATED_MODEL_NAME`)."""
-        self.floored = model.name in (FLOORED_MODEL_NAME, PAUSE_RESISTANT_MODEL_NAME)
+        self.floored = generation >= 2
         """Whether the shape differences lose their noise floor (see :data:`NOISE_FLOOR`)."""
-        self.pause_resistant = model.name == PAUSE_RESISTANT_MODEL_NAME
+        self.pause_resistant = generation >= 3
         """Whether the RR intervals meet running means without their rare pauses (see
         :data:`PAUSE_RESISTANT_MODEL_NAME`)."""
         self.fingerprint = weights_fingerprint(model)
