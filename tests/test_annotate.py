@@ -376,3 +376,28 @@ def test_the_beat_called_v_most_like_the_dominant_beat_is_asked_about():
     rows = suggest_rows(x, scores, np.zeros(cluster.size, dtype=bool), 6, context=context)
     assert rows[-2] == like_dominant and wide not in rows
 
+
+
+def test_a_call_of_five_asks_where_the_spreading_overrules_the_vote():
+    from simsearch.label.suggest import DISAGREEMENT_FROM, overruled_ectopic_call, suggest_rows
+
+    x, cluster = clustered()
+    scores = np.zeros((cluster.size, 5))
+    scores[:, 0] = 1.0
+    scores[cluster == 5] = [0.5, 0.5, 0, 0, 0]       # the clusters' questions go to cluster 5
+    prior = scores.copy()
+    voted_s, surer_s, voted_v = np.flatnonzero(cluster == 3)[:3]
+    prior[[voted_s, surer_s, voted_v]] = [[0.4, 0.6, 0, 0, 0], [0.2, 0.8, 0, 0, 0], [0.45, 0, 0.55, 0, 0]]
+    none = np.zeros(cluster.size, dtype=bool)
+    plain = suggest_rows(x, scores, none, DISAGREEMENT_FROM)
+    rows = suggest_rows(x, scores, none, DISAGREEMENT_FROM, prior_scores=prior)
+    assert rows[-3] == surer_s and np.delete(rows, -3).tolist() == np.delete(plain, -3).tolist()
+    answered = none.copy()
+    answered[surer_s] = True                         # answered: the next surest overruled vote is asked
+    assert suggest_rows(x, scores, answered, DISAGREEMENT_FROM, prior_scores=prior)[-3] == voted_s
+    # a smaller call keeps its cluster questions; where the spreading agrees with the vote, nothing is asked
+    few = DISAGREEMENT_FROM - 1
+    np.testing.assert_array_equal(suggest_rows(x, scores, none, few, prior_scores=prior),
+                                  suggest_rows(x, scores, none, few))
+    assert overruled_ectopic_call(prior, prior, np.arange(cluster.size)) is None
+    assert overruled_ectopic_call(prior, scores, np.array([voted_v])) == voted_v

@@ -346,11 +346,12 @@ def suggest_beats(annotation: Annotation, n: int) -> np.ndarray:
 def suggested_rows(annotation: Annotation, n: int, *, expert_mask: np.ndarray | None = None,
                    seed: int = SUGGEST_SEED, clusters_per_label: int = CLUSTERS_PER_LABEL) -> np.ndarray:
     """Rows of the ``n`` beats to ask about next (:func:`~simsearch.label.suggest.suggest_rows` on the
-    annotation's embeddings and scores and the beats' context); ``expert_mask``
+    annotation's embeddings, scores, vote before spreading and the beats' context); ``expert_mask``
     marks the beats already answered (default the annotation's own expert labels)."""
     answered = annotation.expert_mask if expert_mask is None else np.asarray(expert_mask, dtype=bool)
     return suggest_rows(annotation.embeddings, annotation.scores, answered, n, seed=seed,
-                        clusters_per_label=clusters_per_label, context=annotation.beats.context)
+                        clusters_per_label=clusters_per_label, context=annotation.beats.context,
+                        prior_scores=annotation.global_scores)
 
 
 def summary(annotation: Annotation) -> dict:
