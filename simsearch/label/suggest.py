@@ -85,7 +85,12 @@ against 1.50 / 1.93. From calls of 3 (seed 0): 10 labels 9.63 against 4.44, and 
 that gives up a cluster question can lose a patient's ventricular cluster: 208 missed 116-176 VEBs
 against 5-59); asked only once 1 or 5 answers are in, from calls of 3: 10 labels 6.79 and 5.27. The SVEB
 call alone (not V): 4.01 / 3.04 / 3.83 / 4.20, alike on the mean but 1.1 points of VEB Se lost at seed
-1."""
+1. Not adopted beside it (same replays, 20 labels, seeds 0-3 against 3.56 / 3.55 / 3.87 / 3.82): two
+such questions in a call of seven or more, 4.02 / 2.72 / 3.82 / 4.39; the beat the spreading calls S
+most surely that the vote calls normal (for SVEB +P), 3.32 / 3.18 / 6.12 / 4.31; the beat called V least
+like every beat the expert called V (a ventricular-looking cluster nobody confirmed, as the 73 normal
+beats of record 203 still called V), 2.88 / 3.31 / 3.28 / 4.47: VEB +P +1.1 but VEB Se -0.8, within a
+seed's spread on the mean."""
 
 
 def overruled_ectopic_call(prior_scores: np.ndarray, scores: np.ndarray, candidates: np.ndarray) -> int | None:
