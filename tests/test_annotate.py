@@ -377,7 +377,6 @@ def test_the_beat_called_v_most_like_the_dominant_beat_is_asked_about():
     assert rows[-2] == like_dominant and wide not in rows
 
 
-
 def test_a_call_of_five_asks_where_the_spreading_overrules_the_vote():
     from simsearch.label.suggest import DISAGREEMENT_FROM, overruled_ectopic_call, suggest_rows
 
