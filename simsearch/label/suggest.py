@@ -177,17 +177,16 @@ def suggest_rows(embeddings: np.ndarray, scores: np.ndarray, expert_mask: np.nda
         rest = np.setdiff1d(candidates, chosen)
         rest = rest[np.argsort(-uncertainty[rest], kind="stable")]
         chosen += [int(r) for r in rest[: n - len(chosen)]]
+    directed = []  # (place from the end, question): each answer replaces a cluster question, in this order
     if context is not None and n >= PREMATURE_FROM:
-        early = most_premature_normal(premature_ratio(context), scores, np.setdiff1d(candidates, chosen))
-        if early is not None:
-            chosen[-1] = early
-        typical = ventricular_call_most_like_dominant(context, scores, np.setdiff1d(candidates, chosen))
-        if typical is not None:
-            chosen[-2] = typical
+        directed += [(1, lambda rows: most_premature_normal(premature_ratio(context), scores, rows)),
+                     (2, lambda rows: ventricular_call_most_like_dominant(context, scores, rows))]
     if prior_scores is not None and n >= DISAGREEMENT_FROM:
-        overruled = overruled_ectopic_call(prior_scores, scores, np.setdiff1d(candidates, chosen))
-        if overruled is not None:
-            chosen[-3] = overruled
+        directed.append((3, lambda rows: overruled_ectopic_call(prior_scores, scores, rows)))
+    for place, ask in directed:
+        row = ask(np.setdiff1d(candidates, chosen))
+        if row is not None:
+            chosen[-place] = row
     return np.array(chosen, dtype=np.int64)
 
 
