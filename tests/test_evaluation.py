@@ -255,8 +255,9 @@ def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_rec
 
 
 def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_index, data_dir):
-    """232 (DS2, not in the index): 1,382 SVEBs the index mostly calls N. Ten beats
-    chosen by the suggestions and labeled from the reference lift S sensitivity."""
+    """232 (DS2, not in the index): 1,382 SVEBs, of which the index of four records calls about a tenth N
+    (most, before the vote weighed prematurity three times). Ten beats chosen by the suggestions and labeled
+    from the reference find nearly all of them."""
     from simsearch.evaluation.adaptive import evaluate_adaptive, round_sizes
 
     spy = SearchSpy(small_index)
@@ -279,7 +280,7 @@ def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_ind
     assert scored(budgets["10"]["per_record"]["232"]) == n_232 - 10  # the expert's beats are not scored
     before, after = (budgets[b]["per_record"]["232"]["classes"]["S"]["se"] for b in ("0", "10"))
     print(f"232 S Se: {before} with no expert label, {after} with 10")
-    assert after >= before + 30 and after > 60
+    assert after >= before + 5 and after > 95
     again = evaluate_adaptive(small_index, records, budgets=(10,), data_dir=data_dir)
     assert again["budgets"]["10"]["per_record"] == budgets["10"]["per_record"]  # deterministic
     assert round_sizes(10, 3) == [4, 3, 3] and round_sizes(2, 3) == [1, 1] and round_sizes(0, 3) == []

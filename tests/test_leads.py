@@ -20,13 +20,17 @@ from simsearch.cli import main
 from simsearch.errors import LeadNotFoundError, ParameterError
 from simsearch.label.annotate import add_to_index, annotate_record
 from simsearch.label.query import query_beat, query_signal
+from simsearch.model.encoder import FIXED_INPUT_WEIGHTS, GRAPH_PREMATURITY, Encoder, build_encoder
 from simsearch.model.leads import (
     SECOND_LEAD_WEIGHT,
     choose_leads,
+    first_lead,
+    graph_vectors,
     lead_weight,
     one_lead_query,
     side_by_side,
 )
+from simsearch.signal.beats import beats_from_record
 from simsearch.signal.records import load_record, other_lead
 
 
@@ -53,6 +57,23 @@ def test_a_one_lead_query_scores_exactly_the_first_lead():
     assert lead_weight("one") == 0 and lead_weight("both") == SECOND_LEAD_WEIGHT
     with pytest.raises(ParameterError, match="leads must be one of one, both"):
         lead_weight("three")
+
+
+def test_a_record_graph_weighs_prematurity_as_the_encoders_before(data_dir):
+    """The index's vectors weigh prematurity 3 times, a record's own graph 2 times: the graph of the packaged
+    weights is the first lead of the same encoder built with the earlier weights; an encoder that weighs it
+    twice or less keeps its first lead."""
+    assert FIXED_INPUT_WEIGHTS[0] > GRAPH_PREMATURITY * FIXED_INPUT_WEIGHTS[1]
+    earlier = (GRAPH_PREMATURITY * FIXED_INPUT_WEIGHTS[1], *FIXED_INPUT_WEIGHTS[1:])
+    now, before = (Encoder(build_encoder(seed=3, input_weights=w)) for w in (FIXED_INPUT_WEIGHTS, earlier))
+    before.model.set_weights(now.model.get_weights())  # one trained encoder, two fixed parts
+    beats = beats_from_record(load_record("119", data_dir, span_s=(0, 60)))
+    vectors_now, vectors_before = (e.embed(beats.windows, beats.context) for e in (now, before))
+    both = side_by_side(vectors_now, vectors_now)
+    assert not np.allclose(vectors_now, vectors_before, atol=1e-3)
+    np.testing.assert_allclose(graph_vectors(both, now), first_lead(side_by_side(vectors_before, vectors_before),
+                                                                       before.dim), atol=1e-5)
+    np.testing.assert_array_equal(graph_vectors(both, before), first_lead(both, before.dim))
 
 
 def test_auto_takes_both_leads_only_where_every_record_has_two(data_dir, tmp_path):

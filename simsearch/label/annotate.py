@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, SYMBOL_TO_AAMI
 from ..errors import AnnotationError, EncoderMismatchError, SignalQualityError
-from ..model.leads import first_lead
+from ..model.leads import graph_vectors
 from ..progress import progress_bar
 from ..signal.beats import Beats, beats_from_record, reference_beats
 from ..signal.edf import is_edf
@@ -223,7 +223,7 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
         info["detail"] = f"k={max(k, VOTE_K)}, {len(beats)} beats"
     top = min(TOP_NEIGHBORS, k)
     with log.stage("graph"):
-        graph = knn_graph(first_lead(embeddings, index.encoder.dim))
+        graph = knn_graph(graph_vectors(embeddings, index.encoder))
     return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
                     ids[:, :top], np.round(distances[:, :top], 4), graph, index.fingerprint)
 

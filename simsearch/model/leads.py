@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import LeadNotFoundError, ParameterError, SignalQualityError
 from ..signal.beats import Beats, beats_in_lead
 from ..signal.records import Record, other_lead, read_other_lead, record_name
+from .encoder import GRAPH_PREMATURITY
 
 LEADS = ("one", "both")
 """What an index holds of each beat: its first lead, or both leads side by side."""
@@ -108,14 +109,32 @@ def one_lead_query(first: np.ndarray, weight: float = SECOND_LEAD_WEIGHT) -> np.
 def first_lead(vectors: np.ndarray, dim: int) -> np.ndarray:
     """The first lead's unit vectors (n, ``dim``) of an index's vectors, of one lead or both.
 
-    What a record's own kNN graph (label spreading) is built on: within one patient the first
-    lead tells the beats apart as well, and the graph of a 24-hour recording costs half
+    What a record's own kNN graph (label spreading) is built on (:func:`graph_vectors`): within one patient
+    the first lead tells the beats apart as well, and the graph of a 24-hour recording costs half
     (3.6 against 7-8 s; the index's vote keeps both leads). The simulated expert
     (``scripts/cross_validate_adaptive.py``, both leads, DS1 folds) with the graph on the first
     lead against both: 20 labels SVEB 90.8/92.2 against 91.7/92.6, VEB 98.1/96.7 against
     98.4/97.4; 10 labels SVEB 90.5/92.0 against 87.7/91.9; 5 labels 90.0/91.4 against 85.0/94.4.
     """
     first = np.asarray(vectors, dtype=np.float32)[:, :dim]
+    return first / np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-12)
+
+
+def graph_vectors(vectors: np.ndarray, encoder) -> np.ndarray:
+    """What a record's own kNN graph (label spreading) is built on: :func:`first_lead`, its prematurity
+    weighing at most :data:`~simsearch.model.encoder.GRAPH_PREMATURITY` times the next interval's input.
+
+    The index's vectors weigh prematurity more (three times, :data:`~simsearch.model.encoder.FIXED_INPUT_WEIGHTS`):
+    among other patients timing must carry what shapes cannot; within one patient the graph keeps the
+    weight its expert loop was cross-validated with. Encoders that weigh it twice or less give :func:`first_lead`.
+    """
+    first = first_lead(vectors, encoder.dim)
+    scale = encoder.fixed_scale
+    if scale is None or scale.size < 2 or scale[0] <= GRAPH_PREMATURITY * scale[1]:
+        return first
+    prematurity = encoder.dim - scale.size  # the fixed part closes the vector, prematurity its first input
+    first = first.copy()
+    first[:, prematurity] *= np.float32(GRAPH_PREMATURITY * scale[1] / scale[0])
     return first / np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-12)
 
 
