@@ -362,7 +362,7 @@ as above; 83.58 as they stand): prematurity 2.5 or 3 83.76, 83.95; long-term mea
 Re-checked on 2026-11-24 (twenty-fourth session) as the product stands (both leads, α 0.4, records
 balanced, each record's class mix; the fold encoders and indexes of ``scripts/cross_validate_adaptive.py``,
 training seeds 0-3, their fixed part recombined with each prematurity weight, everything else alike; the
-synthetic rhythms of ``scripts/cross_validate_second_lead.py --setups``), prematurity 2 / 2.5 / 3 / 3.5:
+synthetic rhythms of ``scripts/cross_validate_second_lead.py --setups``), prematurity 3 against 2 (other weights below):
 
 ===================================  =============================  =============================
 seeds 0-3                            2 (before)                     **3**
