@@ -133,7 +133,6 @@ def graph_vectors(vectors: np.ndarray, encoder) -> np.ndarray:
     if scale is None or scale.size < 2 or scale[0] <= GRAPH_PREMATURITY * scale[1]:
         return first
     prematurity = encoder.dim - scale.size  # the fixed part closes the vector, prematurity its first input
-    first = first.copy()
     first[:, prematurity] *= np.float32(GRAPH_PREMATURITY * scale[1] / scale[0])
     return first / np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-12)
 
