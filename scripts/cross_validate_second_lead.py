@@ -50,6 +50,7 @@ from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.evaluation.selection import concatenate, recorded_otherwise, training_config, training_setting
+from simsearch.label.query import DEFAULT_K
 from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
@@ -59,10 +60,9 @@ from simsearch.model.training import train_encoder
 from simsearch.signal.noise import nstdb_dir
 
 REPO = Path(__file__).resolve().parents[1]
-PRECISION_K = 10
-"""Neighbors whose classes precision@10 counts: the ten a query shows (``simsearch query``'s default). The
-synthetic rhythms show what DS1's own patients cannot (precision@10 for S, seed 0, the packaged settings of
-2026-11-24: 0.72 as recorded, 0.46 in the record-232 pattern, 0.33 there with `em` at 12 dB; DS2 0.38)."""
+# precision@10 counts the neighbors a query shows (DEFAULT_K). The synthetic rhythms show what DS1's own patients
+# cannot (for S, seed 0, the packaged settings of 2026-11-24: 0.72 as recorded, 0.46 in the record-232 pattern,
+# 0.33 there with `em` at 12 dB; DS2 0.38).
 
 
 def main(argv=None) -> None:
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
     extra = BeatSet.stack(extra_beats) if extra_beats else None  # trained on beside the fold's real beats
     sources = np.array([source_record(g) for g in extra.groups]) if extra is not None else np.empty(0)
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
-    shown = {}  # (setup, weight, index) -> per fold: held-out beats' classes, their first PRECISION_K neighbors'
+    shown = {}  # (setup, weight, index) -> per fold: held-out beats' classes, their first DEFAULT_K neighbors'
     print(f"loaded {len(first)} beats in two leads, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
 
     for number, fold in enumerate(patient_folds(first, args.folds), 1):
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
                                                  VOTE_K)
                     neighbor_records = record_codes(index_records)[rows]
                     shown.setdefault((setup, w, index), []).append(
-                        (held_first.labels, index_labels[rows[:, :PRECISION_K]]))
+                        (held_first.labels, index_labels[rows[:, :DEFAULT_K]]))
                     for alpha in alphas:
                         for balance, strength in ((b, s) for b in balances for s in strengths):
                             predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
@@ -170,7 +170,7 @@ def main(argv=None) -> None:
     for (setup, w, alpha, balance, strength, index), matrix in matrices.items():
         metrics = class_metrics(matrix)
         truth, neighbors = (np.concatenate(part) for part in zip(*shown[setup, w, index]))
-        precision = precision_at_k(truth, neighbors, PRECISION_K)
+        precision = precision_at_k(truth, neighbors, DEFAULT_K)
         report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance,
                                    "patient_strength": strength, "index": index,
                                    "score": nsv_score(metrics), "precision_at_10": {
