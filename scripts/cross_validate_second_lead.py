@@ -2,6 +2,7 @@
 
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
+        [--fixed-weights 2,1,1,1,1,1,1,1,1.5/3,1,1,1,1,1,1,1,1.5]
         [--setups 128Hz,marks+40ms,em12dB,pauses2%,brady_apc,em12dB~brady_apc] [--paced-in-index]
         [--noise-dir DIR] [--json]
 
@@ -25,6 +26,10 @@ after a set-up (``em12dB~brady_apc``), votes on each held-out patient's beats re
 ``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217;
 never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI
 class Q) do to the votes on patients without a pacemaker.
+``--fixed-weights`` also scores the fold encoders with their fixed context part weighed per input otherwise
+(each list as ``FIXED_INPUT_WEIGHTS`` gives them, times the context weight): the learned shape part and the
+inputs are the same, so the vectors are recombined (``simsearch.evaluation.selection.fixed_weighted``), exactly
+what encoders built with those weights would give, without training again.
 
 Why a script of its own: one encoder per fold embeds each held-out beat in both leads
 once, and every weight and prior strength is scored from those embeddings: the weight by
@@ -49,7 +54,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
-from simsearch.evaluation.selection import concatenate, recorded_otherwise, training_config, training_setting
+from simsearch.evaluation.selection import (
+    concatenate,
+    fixed_weighted,
+    recorded_otherwise,
+    shape_and_inputs,
+    training_config,
+    training_setting,
+)
 from simsearch.label.query import DEFAULT_K
 from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
@@ -86,6 +98,9 @@ def main(argv=None) -> None:
                         help="each fold's index also holds the paced records, as an index of all 48 does")
     parser.add_argument("--noise-dir", type=Path, default=None,
                         help="nstdb directory of the training noise (default: nstdb beside --data-dir)")
+    parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
+                        help="also the fixed context part weighed per input by each of these lists (slash-"
+                             "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
@@ -94,9 +109,10 @@ def main(argv=None) -> None:
     strengths = [float(s) for s in args.patient_strengths.split(",")]
     setups = [name for name in args.setups.split(",") if name]
     indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
-    settings = [(setup, w, a, b, s, index) for setup in ["as recorded", *setups]
-                for w in weights for a in alphas for b in balances for s in strengths for index in indexes]
     config = training_config(args.set, seed=args.seed)
+    fixed = {"as trained": None, **{text: fixed_scale(text, config) for text in args.fixed_weights.split("/") if text}}
+    settings = [(setup, w, a, b, s, index, f) for setup in ["as recorded", *setups] for w in weights
+                for a in alphas for b in balances for s in strengths for index in indexes for f in fixed]
     start = time.time()
 
     records = load_beats(DS1, args.data_dir)
@@ -119,7 +135,7 @@ def main(argv=None) -> None:
     extra = BeatSet.stack(extra_beats) if extra_beats else None  # trained on beside the fold's real beats
     sources = np.array([source_record(g) for g in extra.groups]) if extra is not None else np.empty(0)
     matrices = {setting: np.zeros((len(AAMI_CLASSES),) * 2, dtype=np.int64) for setting in settings}
-    shown = {}  # (setup, weight, index) -> per fold: held-out beats' classes, their first DEFAULT_K neighbors'
+    shown = {}  # (setup, weight, index, fixed) -> per fold: held-out beats' classes, their first DEFAULT_K neighbors'
     print(f"loaded {len(first)} beats in two leads, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
 
     for number, fold in enumerate(patient_folds(first, args.folds), 1):
@@ -135,44 +151,47 @@ def main(argv=None) -> None:
             final["checkpoints"] += 1
             if final["checkpoints"] == config.steps // config.eval_every:
                 encoder = Encoder(model)
-                final["vectors"] = [encoder.embed(part.windows, part.context) for part in parts]
+                final["parts"] = [shape_and_inputs(encoder, part.windows, part.context) for part in parts]
+                final["scale"] = encoder.fixed_scale
             return {"score": 0.0}
 
         train_encoder(train_all, replace(config, patience=config.steps), checkpoint=at_checkpoint)
-        train_1, train_2, *held_vectors = final["vectors"]
-        stored = {"DS1": (train_1, train_2, train.labels, train.groups)}
-        if paced_views:  # the paced records' beats join the fold's index, in both leads
-            paced_1, paced_2, *held_vectors = held_vectors
-            stored["DS1 + paced"] = (np.concatenate([train_1, paced_1]), np.concatenate([train_2, paced_2]),
-                                     np.concatenate([train.labels, paced_views[0].labels]),
-                                     np.concatenate([train.groups, paced_views[0].groups]))
-        held_pairs = list(zip(held_vectors[0::2], held_vectors[1::2]))
-        for index, (index_1, index_2, index_labels, index_records) in stored.items():
-            counts = np.bincount(index_labels, minlength=len(AAMI_CLASSES))
-            for (setup, (held_first, _)), (held_1, held_2) in zip(held_views.items(), held_pairs):
-                for w in weights:
-                    distances, rows = knn_search(side_by_side(index_1, index_2, w), side_by_side(held_1, held_2, w),
-                                                 VOTE_K)
-                    neighbor_records = record_codes(index_records)[rows]
-                    shown.setdefault((setup, w, index), []).append(
-                        (held_first.labels, index_labels[rows[:, :DEFAULT_K]]))
-                    for alpha in alphas:
-                        for balance, strength in ((b, s) for b in balances for s in strengths):
-                            predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
-                                                     neighbor_records=neighbor_records, record_balance=balance,
-                                                     query_records=held_first.groups, patient_strength=strength)
-                            matrices[setup, w, alpha, balance, strength, index] += confusion_matrix(
-                                held_first.labels, predicted)
+        for name, scale in fixed.items():
+            train_1, train_2, *held_vectors = [fixed_weighted(*part, final["scale"] if scale is None else scale)
+                                               for part in final["parts"]]
+            stored = {"DS1": (train_1, train_2, train.labels, train.groups)}
+            if paced_views:  # the paced records' beats join the fold's index, in both leads
+                paced_1, paced_2, *held_vectors = held_vectors
+                stored["DS1 + paced"] = (np.concatenate([train_1, paced_1]), np.concatenate([train_2, paced_2]),
+                                         np.concatenate([train.labels, paced_views[0].labels]),
+                                         np.concatenate([train.groups, paced_views[0].groups]))
+            held_pairs = list(zip(held_vectors[0::2], held_vectors[1::2]))
+            for index, (index_1, index_2, index_labels, index_records) in stored.items():
+                counts = np.bincount(index_labels, minlength=len(AAMI_CLASSES))
+                for (setup, (held_first, _)), (held_1, held_2) in zip(held_views.items(), held_pairs):
+                    for w in weights:
+                        distances, rows = knn_search(side_by_side(index_1, index_2, w),
+                                                     side_by_side(held_1, held_2, w), VOTE_K)
+                        neighbor_records = record_codes(index_records)[rows]
+                        shown.setdefault((setup, w, index, name), []).append(
+                            (held_first.labels, index_labels[rows[:, :DEFAULT_K]]))
+                        for alpha in alphas:
+                            for balance, strength in ((b, s) for b in balances for s in strengths):
+                                predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
+                                                         neighbor_records=neighbor_records, record_balance=balance,
+                                                         query_records=held_first.groups, patient_strength=strength)
+                                matrices[setup, w, alpha, balance, strength, index, name] += confusion_matrix(
+                                    held_first.labels, predicted)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (setup, w, alpha, balance, strength, index), matrix in matrices.items():
+    for (setup, w, alpha, balance, strength, index, name), matrix in matrices.items():
         metrics = class_metrics(matrix)
-        truth, neighbors = (np.concatenate(part) for part in zip(*shown[setup, w, index]))
+        truth, neighbors = (np.concatenate(part) for part in zip(*shown[setup, w, index, name]))
         precision = precision_at_k(truth, neighbors, DEFAULT_K)
         report["settings"].append({"setup": setup, "weight": w, "alpha": alpha, "balance": balance,
-                                   "patient_strength": strength, "index": index,
+                                   "patient_strength": strength, "index": index, "fixed_weights": name,
                                    "score": nsv_score(metrics), "precision_at_10": {
                                        c: None if precision[c] is None else round(precision[c], 3) for c in "NSV"},
                                    "shortfall": target_shortfall(metrics), "called_q": metrics["called_q"], **{
@@ -182,15 +201,28 @@ def main(argv=None) -> None:
         return
     print(f"real DS1 records, {args.folds} folds, seed {args.seed}: set-up, other lead's weight, alpha, record "
           "balance, patient strength[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets "
-          "(points), beats called Q, precision@10 per class")
+          "(points), beats called Q, precision@10 per class" + (", fixed part's weights" if len(fixed) > 1 else ""))
     for row in report["settings"]:
         index = f", {row['index']}" if len(indexes) > 1 else ""
+        index += f", {row['fixed_weights']}" if len(fixed) > 1 else ""
         print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g} "
               f"{row['patient_strength']:>4g}{index}: "
               f"{row['score']:6.2f} "
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
               + f"  Q {row['called_q']}  P@10 "
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None))
+
+
+def fixed_scale(text: str, config) -> np.ndarray:
+    """``--fixed-weights``' list (one weight per context input, as ``FIXED_INPUT_WEIGHTS``) as the fixed part's
+    scale: times the context weight."""
+    try:
+        weights = np.array([float(w) for w in text.split(",")])
+    except ValueError:
+        raise SystemExit(f"error: --fixed-weights: not a list of numbers: {text!r}") from None
+    if weights.size != config.context_inputs or not np.isfinite(weights).all() or (weights < 0).any():
+        raise SystemExit(f"error: --fixed-weights: give {config.context_inputs} weights of 0 or more, not {text!r}")
+    return config.context_weight * weights
 
 
 if __name__ == "__main__":

@@ -104,6 +104,25 @@ def test_baseline_vectors_are_unit_raw_beats(data_dir):
     assert raw_rr_vectors(beats.windows[:20], beats.context[:20]).shape[1] > raw.shape[1]
 
 
+def test_the_fixed_part_recombined_is_what_an_encoder_with_those_weights_embeds(data_dir):
+    """Cross-validation reweighs the fixed context part without training again (``fixed_weighted``): with the
+    encoder's own scale it gives its embeddings, with other weights those of the same encoder built so."""
+    from simsearch.evaluation.selection import fixed_weighted, shape_and_inputs
+    from simsearch.model.encoder import FIXED_INPUT_WEIGHTS, build_encoder
+    from simsearch.signal.beats import beats_from_record
+
+    packaged = Encoder.load()
+    other = Encoder(build_encoder(input_weights=(1.0, *FIXED_INPUT_WEIGHTS[1:])))  # prematurity 1
+    other.model.set_weights(packaged.model.get_weights())
+    beats = beats_from_record(load_record("119", data_dir, span_s=(0, 60)))
+    parts = shape_and_inputs(packaged, beats.windows, beats.context)
+    assert not np.allclose(packaged.embed(beats.windows, beats.context), other.embed(beats.windows, beats.context),
+                           atol=1e-3)
+    for encoder in (packaged, other):
+        np.testing.assert_allclose(fixed_weighted(*parts, encoder.fixed_scale),
+                                   encoder.embed(beats.windows, beats.context), atol=1e-5)
+
+
 def test_classification_protocol_on_a_few_records(data_dir, capsys):
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209", "118"],
                                      test_records=["100", "232", "233"], k=10)

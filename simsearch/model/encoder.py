@@ -388,7 +388,9 @@ The simulated expert (same folds, ``--budgets 0,5,10,20 --suggest-seeds 1234,1,2
 recombined vectors) fell short with 20 labels by a point more on three seeds (4.65 / 4.88 / 4.56 against 3.56
 / 3.55 / 3.87, seeds 0-2) when the record's own graph weighed prematurity 3 as well, and not at all when it
 kept 2 (:data:`GRAPH_PREMATURITY`): adopted so, the index's vectors (vote, search, neighbors shown) at 3, each
-record's own graph at 2."""
+record's own graph at 2. To repeat the vote's side: ``scripts/cross_validate_second_lead.py --weights 1.5 --alphas 0.4
+--fixed-weights 2,1,1,1,1,1,1,1,1.5 --setups brady_apc,em12dB~brady_apc --seed N`` (its own fold encoders,
+recombined as the replays were; seed 0 gives their figures)."""
 
 
 GRAPH_PREMATURITY = 2.0
