@@ -390,8 +390,8 @@ recombined vectors) fell short with 20 labels by a point more on three seeds (4.
 / 3.55 / 3.87, seeds 0-2) when the record's own graph weighed prematurity 3 as well, and not at all when it
 kept 2 (:data:`GRAPH_PREMATURITY`): adopted so, the index's vectors (vote, search, neighbors shown) at 3, each
 record's own graph at 2. To repeat the vote's side: ``scripts/cross_validate_second_lead.py --weights 1.5 --alphas 0.4
---fixed-weights 2,1,1,1,1,1,1,1,1.5 --setups brady_apc,em12dB~brady_apc --seed N`` (its own fold encoders,
-recombined as the replays were; seed 0 gives their figures).
+--fixed-weights 3,1,1,1,1,1,1,1,1.5/2,1,1,1,1,1,1,1,1.5 --setups brady_apc,em12dB~brady_apc --seed N`` (its own
+fold encoders, recombined as the replays were; seed 0 gives their figures).
 
 The irregularity weighed 0.75 (2026-11-24, twenty-fifth session). Fibrillation's scattered intervals are
 normal beats; the P-wave gate lets the irregularity count where no P wave repeats, and noise before the
@@ -399,7 +399,7 @@ QRS opens it for every rhythm, so a noisy sinus rhythm with premature beats read
 README's "Noise opens the P-wave gate"). Weighed less in the fixed part (the learned part still reads it
 whole), it moves the vote toward S, so the vote's prior strength was chosen with it
 (:data:`~simsearch.label.vote.PRIOR_ALPHA`, 0.35 before). ``scripts/cross_validate_second_lead.py --weights
-1.5 --alphas 0.25,0.3,0.35 --fixed-weights 3,1,1,0.75,1,1,1,1,1.5 --setups
+1.5 --alphas 0.25,0.3,0.35 --fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5 --setups
 brady_apc,frequent_apc,em12dB~brady_apc`` (the same numbers from the fold encoders and indexes of
 ``scripts/cross_validate_adaptive.py``, replayed beside the script), training seeds 0-3, real held-out
 patients / record-232 pattern (%) / the same with ``em`` at 12 dB:
