@@ -56,6 +56,7 @@ from simsearch.evaluation.classification import knn_search, nsv_score, record_co
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.evaluation.selection import (
     concatenate,
+    fixed_scale,
     fixed_weighted,
     recorded_otherwise,
     shape_and_inputs,
@@ -110,7 +111,8 @@ def main(argv=None) -> None:
     setups = [name for name in args.setups.split(",") if name]
     indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
     config = training_config(args.set, seed=args.seed)
-    fixed = {"as trained": None, **{text: fixed_scale(text, config) for text in args.fixed_weights.split("/") if text}}
+    fixed = {"as trained": None,
+             **{text: parsed_fixed_weights(text, config) for text in args.fixed_weights.split("/") if text}}
     settings = [(setup, w, a, b, s, index, f) for setup in ["as recorded", *setups] for w in weights
                 for a in alphas for b in balances for s in strengths for index in indexes for f in fixed]
     start = time.time()
@@ -213,7 +215,7 @@ def main(argv=None) -> None:
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None))
 
 
-def fixed_scale(text: str, config) -> np.ndarray:
+def parsed_fixed_weights(text: str, config) -> np.ndarray:
     """``--fixed-weights``' list (one weight per context input, as ``FIXED_INPUT_WEIGHTS``) as the fixed part's
     scale: times the context weight."""
     try:
@@ -222,7 +224,7 @@ def fixed_scale(text: str, config) -> np.ndarray:
         raise SystemExit(f"error: --fixed-weights: not a list of numbers: {text!r}") from None
     if weights.size != config.context_inputs or not np.isfinite(weights).all() or (weights < 0).any():
         raise SystemExit(f"error: --fixed-weights: give {config.context_inputs} weights of 0 or more, not {text!r}")
-    return config.context_weight * weights
+    return fixed_scale(config, weights)
 
 
 if __name__ == "__main__":

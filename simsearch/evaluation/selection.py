@@ -229,8 +229,7 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                 if irregularity_weights:
                     base, queries = (shape_and_inputs(encoder, b.windows, b.context) for b in (indexed, val))
                 for w in irregularity_weights:
-                    weights = float(config.context_weight) * np.asarray(
-                        config.fixed_input_weights, dtype=float)[:encoder.context_inputs]
+                    weights = fixed_scale(config)
                     weights[IRREGULARITY_INPUT] = w
                     distances, nn = knn_search(fixed_weighted(*base, weights), fixed_weighted(*queries, weights), k_max)
                     out[("variant", w)] = (val.labels, indexed.labels[nn], distances, counts, val.groups,
@@ -379,6 +378,14 @@ def shape_and_inputs(encoder: Encoder, windows: np.ndarray, context: np.ndarray,
     shape = np.concatenate([np.asarray(shape_model([beat[i:i + batch_size], context_in[i:i + batch_size]],
                                                    training=False)) for i in range(0, len(beat), batch_size)])
     return shape, context_in
+
+
+def fixed_scale(config: TrainingConfig, input_weights: Sequence[float] | None = None) -> np.ndarray:
+    """The fixed context part's scale per input of an encoder trained with ``config``: its context weight times
+    ``input_weights`` (default its own, ``config.fixed_input_weights``), as
+    :func:`~simsearch.model.encoder.build_encoder` scales it."""
+    weights = config.fixed_input_weights if input_weights is None else input_weights
+    return float(config.context_weight) * np.asarray(weights, dtype=float)[:config.context_inputs]
 
 
 def fixed_weighted(shape: np.ndarray, context_in: np.ndarray, weights: np.ndarray) -> np.ndarray:
