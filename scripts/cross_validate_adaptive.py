@@ -2,7 +2,8 @@
 
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
-        [--suggest-seeds 1234,1,2,3,4] [--set FIELD=VALUE ...] [--clusters-per-label 2,4] [--noise-dir DIR] [--json]
+        [--suggest-seeds 1234,1,2,3,4] [--set FIELD=VALUE ...] [--clusters-per-label 2,4] [--noise-dir DIR]
+        [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
 encoder is trained on the other folds (and their noisy copies, from ``--noise-dir``, nstdb beside
@@ -16,6 +17,11 @@ suggestions are compared on the mean over several seeds (``--suggest-seeds``): e
 record is embedded and searched once, and every seed and number of clusters per label
 replays the expert on it. The shortfall is the points by which the mean figures fall
 short of issue 9's targets with an expert (SVEB 95 / 95, VEB 98 / 98).
+
+``--fixed-weights`` also replays the expert with the folds' encoders' fixed context part weighed per input
+otherwise (each list as ``FIXED_INPUT_WEIGHTS`` gives them, times the context weight): the records' and the
+index's vectors are recombined, the vote taken again and each record's graph rebuilt
+(``simsearch.evaluation.adaptive.refixed_records``), what encoders built with those weights would give.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
-from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, score_expert
+from simsearch.errors import ParameterError
+from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, refixed_records, score_expert
 from simsearch.evaluation.classification import target_shortfall
 from simsearch.evaluation.metrics import class_metrics
-from simsearch.evaluation.selection import fold_indexes, training_config, training_setting
+from simsearch.evaluation.selection import fixed_weight_lists, fold_indexes, training_config, training_setting
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
@@ -60,6 +67,9 @@ def main() -> None:
                         help="override another TrainingConfig field of the folds' encoders (JSON value)")
     parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise "
                                                           "(default: nstdb beside --data-dir)")
+    parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
+                        help="also the fixed context part weighed per input by each of these lists (slash-"
+                             "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -67,35 +77,44 @@ def main() -> None:
     cluster_counts = [int(c) for c in args.clusters_per_label.split(",") if c]
 
     start = time.perf_counter()
-    pooled: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    pooled: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
     noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     config = training_config(args.set, seed=args.seed)
+    try:
+        fixed = {"as trained": None, **fixed_weight_lists(args.fixed_weights, config)}
+    except ParameterError as exc:
+        parser.error(str(exc))
     folds = fold_indexes(DS1, args.data_dir, args.work_dir, config, n_folds=args.folds,
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
-        for clusters in cluster_counts:
-            for seed in seeds:
-                report = score_expert(prepared, budgets, rounds=args.rounds, alpha=args.alpha,
-                                      expert_weight=args.expert_weight, seed=seed, clusters_per_label=clusters)
-                slot = pooled.setdefault((clusters, seed), {})
-                for key, figures in report["budgets"].items():
-                    slot[key] = slot.get(key, 0) + np.array(figures["confusion"])
+        for name, scale in fixed.items():
+            records = prepared if scale is None else refixed_records(prepared, index, scale)
+            for clusters in cluster_counts:
+                for seed in seeds:
+                    report = score_expert(records, budgets, rounds=args.rounds, alpha=args.alpha,
+                                          expert_weight=args.expert_weight, seed=seed, clusters_per_label=clusters)
+                    slot = pooled.setdefault((name, clusters, seed), {})
+                    for key, figures in report["budgets"].items():
+                        slot[key] = slot.get(key, 0) + np.array(figures["confusion"])
     result = {"leads": index.leads, "alpha": args.alpha, "expert_weight": args.expert_weight, "rounds": args.rounds,
               "suggest_seeds": seeds, "seconds": round(time.perf_counter() - start), "settings": []}
-    for clusters in cluster_counts:
-        per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[clusters, seed].items()} for seed in seeds]
+    for name, clusters in ((name, clusters) for name in fixed for clusters in cluster_counts):
+        per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[name, clusters, seed].items()}
+                    for seed in seeds]
         budgets_mean = {key: {c: {m: round(float(np.mean([run[key]["classes"][c][m] or 0.0 for run in per_seed])), 2)
                                   for m in ("se", "ppv")} for c in "NSVF"} for key in per_seed[0]}
-        result["settings"].append({"clusters_per_label": clusters, "budgets": budgets_mean, "shortfall": {
-            key: target_shortfall({"classes": figures}, EXPERT_TARGETS) for key, figures in budgets_mean.items()}})
+        result["settings"].append({"fixed_weights": name, "clusters_per_label": clusters, "budgets": budgets_mean,
+                                   "shortfall": {key: target_shortfall({"classes": figures}, EXPERT_TARGETS)
+                                                 for key, figures in budgets_mean.items()}})
     if args.json:
         print(json.dumps(result))
         return
     print(f"simulated expert, DS1 folds pooled (alpha {args.alpha}, expert weight {args.expert_weight}, "
           f"{args.rounds} rounds; mean over suggestion seeds {', '.join(map(str, seeds))}; {result['seconds']} s)")
     for setting in result["settings"]:
-        print(f"{setting['clusters_per_label']} clusters per label")
+        print(f"{setting['clusters_per_label']} clusters per label"
+              + (f", fixed part {setting['fixed_weights']}" if len(fixed) > 1 else ""))
         print("labels/record | " + " | ".join(f"{c} Se / +P" for c in "NSVF") + " | shortfall")
         for key, figures in setting["budgets"].items():
             print(f"{key:>13s} | " + " | ".join(f"{figures[c]['se']} / {figures[c]['ppv']}" for c in "NSVF")

@@ -52,11 +52,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1, PACED
+from simsearch.errors import ParameterError
 from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.evaluation.selection import (
     concatenate,
-    fixed_scale,
+    fixed_weight_lists,
     fixed_weighted,
     recorded_otherwise,
     shape_and_inputs,
@@ -111,8 +112,10 @@ def main(argv=None) -> None:
     setups = [name for name in args.setups.split(",") if name]
     indexes = ["DS1", *(["DS1 + paced"] if args.paced_in_index else [])]
     config = training_config(args.set, seed=args.seed)
-    fixed = {"as trained": None,
-             **{text: parsed_fixed_weights(text, config) for text in args.fixed_weights.split("/") if text}}
+    try:
+        fixed = {"as trained": None, **fixed_weight_lists(args.fixed_weights, config)}
+    except ParameterError as exc:
+        parser.error(str(exc))
     settings = [(setup, w, a, b, s, index, f) for setup in ["as recorded", *setups] for w in weights
                 for a in alphas for b in balances for s in strengths for index in indexes for f in fixed]
     start = time.time()
@@ -213,18 +216,6 @@ def main(argv=None) -> None:
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
               + f"  Q {row['called_q']}  P@10 "
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None))
-
-
-def parsed_fixed_weights(text: str, config) -> np.ndarray:
-    """``--fixed-weights``' list (one weight per context input, as ``FIXED_INPUT_WEIGHTS``) as the fixed part's
-    scale: times the context weight."""
-    try:
-        weights = np.array([float(w) for w in text.split(",")])
-    except ValueError:
-        raise SystemExit(f"error: --fixed-weights: not a list of numbers: {text!r}") from None
-    if weights.size != config.context_inputs or not np.isfinite(weights).all() or (weights < 0).any():
-        raise SystemExit(f"error: --fixed-weights: give {config.context_inputs} weights of 0 or more, not {text!r}")
-    return fixed_scale(config, weights)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,40 @@ def test_the_fixed_part_recombined_is_what_an_encoder_with_those_weights_embeds(
                                    encoder.embed(beats.windows, beats.context), atol=1e-5)
 
 
+def test_stored_vectors_reweighed_are_what_an_encoder_with_those_weights_embeds(data_dir, small_index):
+    """An index keeps only its unit vectors: ``refixed`` recovers from them, one lead or both side by side,
+    the vectors of other fixed weights, and the simulated expert's records prepared from an index are
+    prepared again so (``refixed_records``): with the encoder's own scale, exactly as they were."""
+    from simsearch.evaluation.adaptive import prepare_records, refixed_records
+    from simsearch.evaluation.selection import fixed_weighted, refixed, shape_and_inputs
+    from simsearch.model.leads import side_by_side
+    from simsearch.signal.beats import beats_from_record
+
+    packaged = Encoder.load()
+    beats = beats_from_record(load_record("119", data_dir, span_s=(0, 60)))
+    parts = shape_and_inputs(packaged, beats.windows, beats.context)
+    other = packaged.fixed_scale * np.array([1.0, 2.0, 0.5, *[1.0] * (packaged.fixed_scale.size - 3)])
+    own, wanted = (fixed_weighted(*parts, scale) for scale in (packaged.fixed_scale, other))
+    np.testing.assert_allclose(refixed(own, packaged.dim, packaged.fixed_scale, other), wanted, atol=1e-5)
+    np.testing.assert_allclose(refixed(side_by_side(own, own[::-1]), packaged.dim, packaged.fixed_scale, other),
+                               side_by_side(wanted, wanted[::-1]), atol=1e-5)
+    with pytest.raises(ValueError, match="none zero"):
+        refixed(own, packaged.dim, np.zeros_like(other), other)
+
+    prepared = prepare_records(small_index, ["232"], data_dir)
+    (before, truth), = prepared
+    (again, same_truth), = refixed_records(prepared, small_index, small_index.encoder.fixed_scale)
+    np.testing.assert_array_equal(same_truth, truth)
+    np.testing.assert_allclose(again.embeddings, before.embeddings, atol=1e-5)
+    np.testing.assert_allclose(again.global_scores, before.global_scores, atol=1e-4)
+    np.testing.assert_array_equal(again.neighbor_ids, before.neighbor_ids)
+    assert abs(again.graph - before.graph).max() < 1e-4
+    (moved, _), = refixed_records(prepared, small_index, other)
+    assert not np.allclose(moved.embeddings, before.embeddings, atol=1e-3)
+    with pytest.raises(ValueError, match="holds beats of the records"):
+        refixed_records(prepare_records(small_index, ["100"], data_dir), small_index, other)
+
+
 def test_classification_protocol_on_a_few_records(data_dir, capsys):
     report = evaluate_classification(data_dir, Encoder.load(), train_records=["119", "209", "118"],
                                      test_records=["100", "232", "233"], k=10)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
 from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats, suggested_rows
-from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA
+from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA, knn_graph
 from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
+from ..label.vote import VOTE_K, record_vote
+from ..model.leads import graph_vectors
 from ..progress import progress_bar
 from ..signal.records import record_name
 from ..store.index import BeatIndex
+from .classification import knn_search
 from .metrics import class_metrics, confusion_matrix
+from .selection import refixed
 
 ROUNDS = 3
 """Rounds in which the simulated expert spends each budget."""
@@ -83,6 +88,48 @@ def prepare_records(index: BeatIndex, records: Sequence[str], data_dir: str | os
             loaded, found, reference = read_beats(name, data_dir, beats="reference")
             out.append((prepare(index, loaded, found, k), class_index(reference)))
             advance(f"{loaded.name}: {len(found)} beats")
+    return out
+
+
+def refixed_records(prepared: Sequence[tuple[Prepared, np.ndarray]], index: BeatIndex, new_scale: np.ndarray
+                    ) -> list[tuple[Prepared, np.ndarray]]:
+    """Records prepared by :func:`prepare_records` as they would be with the fixed context part of the index's
+    encoder weighed by ``new_scale`` (:func:`~simsearch.evaluation.selection.fixed_scale`), without training
+    or embedding again: their vectors and the index's recombined
+    (:func:`~simsearch.evaluation.selection.refixed`), the index's vote taken again over them (exact search,
+    as :meth:`BeatIndex.search` is for a flat index) and each record's graph rebuilt. With the encoder's own
+    scale it gives :func:`prepare_records`' records back. How the simulated expert of a cross-validation
+    is scored with other fixed weights (``scripts/cross_validate_adaptive.py --fixed-weights``).
+
+    Raises
+    ------
+    ValueError
+        The index holds beats of one of the records (a cross-validation fold's index holds none), or the
+        encoder has no fixed part.
+    """
+    encoder = index.encoder
+    if encoder.fixed_scale is None:
+        raise ValueError(f"{index.path}: its encoder has no fixed context part to reweigh")
+    table_ids, table_classes, table_records = index.label_table()
+    names = [record.record for record, _ in prepared]
+    if np.isin(table_records, names).any():
+        raise ValueError("refixed_records: the index holds beats of the records scored")
+    stored, ids = index.vectors.arrays()
+    labeled = np.isin(ids, table_ids[table_classes >= 0])  # only labeled beats answer a search
+    stored, ids = stored[labeled], ids[labeled]
+
+    def reweighed(vectors):
+        return refixed(vectors, encoder.dim, encoder.fixed_scale, new_scale, index.second_lead_weight)
+
+    base = reweighed(stored)
+    out = []
+    for record, truth in prepared:
+        embeddings = reweighed(record.embeddings)
+        distances, rows = knn_search(base, embeddings, max(VOTE_K, record.neighbor_ids.shape[1]))
+        top = record.neighbor_ids.shape[1]
+        out.append((replace(record, embeddings=embeddings, global_scores=record_vote(index, distances, ids[rows]),
+                            neighbor_ids=ids[rows[:, :top]], neighbor_distances=np.round(distances[:, :top], 4),
+                            graph=knn_graph(graph_vectors(embeddings, encoder, new_scale))), truth))
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..aami import AAMI_CLASSES
-from ..errors import SimsearchError
+from ..errors import ParameterError, SimsearchError
 from ..label.vote import PRIOR_ALPHA, VOTE_K
 from ..model.datasets import BeatSet, load_beats, noisy_beats, patient_folds, split_validation
 from ..model.encoder import (
@@ -29,7 +29,7 @@ from ..model.encoder import (
     import_keras,
     weights_fingerprint,
 )
-from ..model.leads import DEFAULT_LEADS, choose_leads
+from ..model.leads import DEFAULT_LEADS, SECOND_LEAD_WEIGHT, choose_leads, side_by_side
 from ..model.rhythms import SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
@@ -388,12 +388,67 @@ def fixed_scale(config: TrainingConfig, input_weights: Sequence[float] | None = 
     return float(config.context_weight) * np.asarray(weights, dtype=float)[:config.context_inputs]
 
 
+def fixed_weight_lists(text: str, config: TrainingConfig) -> dict[str, np.ndarray]:
+    """The scripts' ``--fixed-weights``: slash-separated lists of one weight per context input (as
+    :data:`~simsearch.model.encoder.FIXED_INPUT_WEIGHTS` gives them), each as the fixed part's scale of an
+    encoder trained with ``config`` (:func:`fixed_scale`), by its text.
+
+    Raises
+    ------
+    ParameterError
+        A list that is not ``config.context_inputs`` numbers of 0 or more.
+    """
+    out = {}
+    for item in (part for part in text.split("/") if part):
+        try:
+            weights = np.array([float(w) for w in item.split(",")])
+        except ValueError:
+            raise ParameterError(f"--fixed-weights: not a list of numbers: {item!r}") from None
+        if weights.size != config.context_inputs or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ParameterError(f"--fixed-weights: give {config.context_inputs} weights of 0 or more, not {item!r}")
+        out[item] = fixed_scale(config, weights)
+    return out
+
+
 def fixed_weighted(shape: np.ndarray, context_in: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Embeddings with the fixed context part weighed per input by ``weights`` (the learned
     shape part, which also reads the context, unchanged): what an encoder whose fixed
     part had those weights would give."""
     out = np.concatenate([shape, context_in * np.asarray(weights, dtype=np.float32)[None, :]], axis=1)
     return np.ascontiguousarray(out / np.linalg.norm(out, axis=1, keepdims=True), dtype=np.float32)
+
+
+def refixed(vectors: np.ndarray, dim: int, scale: np.ndarray, new_scale: np.ndarray,
+            second_lead_weight: float = SECOND_LEAD_WEIGHT) -> np.ndarray:
+    """Stored unit vectors with their fixed context part weighed by ``new_scale`` instead of ``scale``.
+
+    What :func:`fixed_weighted` gives from the shape part and the inputs, recovered from the vectors
+    themselves (an index keeps no more): each lead's unit vector is the shape part and the scaled inputs
+    over one norm, so the inputs' columns are rescaled and the vector normalised again.
+
+    Parameters
+    ----------
+    vectors : ndarray, shape (n, dim) or (n, 2 * dim)
+        One lead's unit vectors, or both leads side by side (:func:`~simsearch.model.leads.side_by_side`,
+        the second lead weighed ``second_lead_weight``).
+    dim : int
+        One lead's embedding size (:attr:`Encoder.dim`).
+    scale, new_scale : ndarray, shape (n_inputs,)
+        The fixed part's scale per input the vectors were embedded with (:attr:`Encoder.fixed_scale`, no zero)
+        and the one wanted (:func:`fixed_scale`).
+    """
+    scale, new_scale = (np.asarray(s, dtype=np.float64).ravel() for s in (scale, new_scale))
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if scale.shape != new_scale.shape or not (scale > 0).all() or vectors.shape[1] not in (dim, 2 * dim):
+        raise ValueError(f"refixed: scales {scale.shape} and {new_scale.shape} (none zero) for vectors "
+                         f"{vectors.shape} of {dim} dimensions a lead")
+    ratio = (new_scale / scale).astype(np.float32)
+    leads = []
+    for lead in np.split(vectors, vectors.shape[1] // dim, axis=1):
+        lead = lead / np.maximum(np.linalg.norm(lead, axis=1, keepdims=True), 1e-12)
+        lead[:, dim - ratio.size:] *= ratio
+        leads.append(lead / np.maximum(np.linalg.norm(lead, axis=1, keepdims=True), 1e-12))
+    return np.ascontiguousarray(leads[0]) if len(leads) == 1 else side_by_side(*leads, second_lead_weight)
 
 
 CV_KEYS = ("truth", "classes", "distances", "counts", "groups", "neighbor_records")

@@ -120,16 +120,18 @@ def first_lead(vectors: np.ndarray, dim: int) -> np.ndarray:
     return first / np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-12)
 
 
-def graph_vectors(vectors: np.ndarray, encoder) -> np.ndarray:
+def graph_vectors(vectors: np.ndarray, encoder, fixed_scale: np.ndarray | None = None) -> np.ndarray:
     """What a record's own kNN graph (label spreading) is built on: :func:`first_lead`, its prematurity
     weighing at most :data:`~simsearch.model.encoder.GRAPH_PREMATURITY` times the next interval's input.
 
     The index's vectors weigh prematurity more (three times, :data:`~simsearch.model.encoder.FIXED_INPUT_WEIGHTS`):
     among other patients timing must carry what shapes cannot; within one patient the graph keeps the
     weight its expert loop was cross-validated with. Encoders that weigh it twice or less give :func:`first_lead`.
+    ``fixed_scale``: the fixed part's scale ``vectors`` were embedded with, where it is not the encoder's own
+    (cross-validation reweighs it without training again, :func:`simsearch.evaluation.selection.refixed`).
     """
     first = first_lead(vectors, encoder.dim)
-    scale = encoder.fixed_scale
+    scale = encoder.fixed_scale if fixed_scale is None else np.asarray(fixed_scale, dtype=np.float64).ravel()
     if scale is None or scale.size < 2 or scale[0] <= GRAPH_PREMATURITY * scale[1]:
         return first
     prematurity = encoder.dim - scale.size  # the fixed part closes the vector, prematurity its first input
