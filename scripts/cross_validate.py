@@ -1,7 +1,8 @@
 """Patient-disjoint cross-validation inside DS1: how training and vote settings are chosen.
 
     python scripts/cross_validate.py --data-dir ../shared/data/mitdb [--folds 4] [--set context_weight=4 ...]
-        [--setups other-lead,128Hz,em12dB] [--noise-dir DIR] [--json]
+        [--setups other-lead,128Hz,em12dB] [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5]
+        [--noise-dir DIR] [--json]
 
 DS1's records are dealt into folds balanced for S, V and F beats; each fold is held
 out in turn while an encoder trains on the others (and on their noisy copies, as the packaged
@@ -33,9 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
+from simsearch.errors import ParameterError
 from simsearch.evaluation.selection import (
     cross_validate,
     cv_scores,
+    fixed_weight_lists,
     recorded_otherwise,
     training_config,
     training_setting,
@@ -86,9 +89,9 @@ def main() -> None:
                         help="score the real held-out records only (no synthetic rhythms)")
     parser.add_argument("--index-simulated", action="store_true",
                         help="index the training folds' synthetic rhythm records beside their real beats")
-    parser.add_argument("--irregularity-weights", default="", metavar="W,W",
-                        help="also score each checkpoint with the irregularity input weighed by these in the "
-                             "fixed context part of the embedding only")
+    parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
+                        help="also score each checkpoint with the fixed context part weighed per input by each of "
+                             "these lists (slash-separated; as FIXED_INPUT_WEIGHTS gives them)")
     parser.add_argument("--rhythm-seed", type=int, default=0,
                         help="seed of the synthetic rhythms, apart from the training seed (--set seed=N), so "
                              "that training seeds are compared on the same synthetic records")
@@ -101,6 +104,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = training_config(args.set)
+    try:
+        fixed_weights = fixed_weight_lists(args.fixed_weights, config)
+    except ParameterError as exc:
+        parser.error(str(exc))
 
     start = time.perf_counter()
     records = load_beats(DS1, args.data_dir)
@@ -112,7 +119,7 @@ def main() -> None:
               for name in (part.strip() for part in args.setups.split(",")) if name}
     cv = cross_validate(beats, config, n_folds=args.folds, progress=not args.json, simulated=simulated,
                         index_simulated=args.index_simulated,
-                        irregularity_weights=[float(w) for w in args.irregularity_weights.split(",") if w],
+                        fixed_weights=fixed_weights,
                         setups=setups, noisy=BeatSet.stack(noisy) if noisy else None)
     seconds = time.perf_counter() - start
     default_vote = summary(cv, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
@@ -136,8 +143,8 @@ def main() -> None:
               "seconds": round(seconds),
               "simulated_records": 0 if simulated is None else len(set(simulated.groups)),
               "default_vote": default_vote, "by_step": by_step, "by_scenario": scenarios, "vote_grid": grid}
-    report["irregularity_weights"] = {}
-    for w, checkpoints in cv["variants"].items():
+    report["fixed_weights"] = {}
+    for name, checkpoints in cv["variants"].items():
         variant = {"folds": cv["folds"], "checkpoints": checkpoints}
         row = summary(variant, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, simulated is not None)
         if simulated is not None:
@@ -146,7 +153,7 @@ def main() -> None:
                                                [g for g in dict.fromkeys(simulated.groups)
                                                 if g.endswith(SEPARATOR + scenario)]), row["best_step"])
                 for scenario in SCENARIOS}
-        report["irregularity_weights"][w] = row
+        report["fixed_weights"][name] = row
     step = default_vote["best_step"]
     report["setups"] = {"as recorded": default_vote["real"], **{
         name: figures_of(cv_scores({"checkpoints": checkpoints}, VOTE_K, PRIOR_ALPHA, BOOSTED_CLASSES, "all"), step)
@@ -162,8 +169,8 @@ def main() -> None:
     for scenario, row in scenarios.items():
         print(f"  {scenario:22s} score {row['score']:6.2f}  " + " ".join(
             f"{c} {row[f'{c}_se']}/{row[f'{c}_ppv']}" for c in "NSV"))
-    for w, row in report["irregularity_weights"].items():
-        print(f"irregularity weighed {w:g} in the fixed part (default vote, step {row['best_step']}): " + line(row))
+    for name, row in report["fixed_weights"].items():
+        print(f"fixed part weighed {name} (default vote, step {row['best_step']}): " + line(row))
         for scenario, r in row.get("by_scenario", {}).items():
             print(f"  {scenario:22s} score {r['score']:6.2f}  " + " ".join(
                 f"{c} {r[f'{c}_se']}/{r[f'{c}_ppv']}" for c in "NSV"))

@@ -9,7 +9,7 @@ import pytest
 
 from simsearch.aami import AAMI_CLASSES
 from simsearch.errors import EncoderMismatchError, RecordNotFoundError, SimsearchError
-from simsearch.evaluation.selection import train_and_save, training_config, training_setting
+from simsearch.evaluation.selection import fixed_scale, train_and_save, training_config, training_setting
 from simsearch.model.datasets import BeatSet, load_beats, noisy_beats
 from simsearch.model.encoder import (
     FIBRILLATION_GATE,
@@ -218,8 +218,11 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
     assert not np.allclose(rhythm.windows, noisy_rhythm.windows)
     setups["em12dB~brady_apc"] = noisy_rhythm  # voted on by the fold that holds its patient
     config = TrainingConfig(steps=10, decay_steps=10, eval_every=5, beats_per_class=8, simulated_rhythms=False)
-    cv = cross_validate(beats, config, n_folds=2, k_max=10, setups=setups)
+    cv = cross_validate(beats, config, n_folds=2, k_max=10, setups=setups,
+                        fixed_weights={"as trained": fixed_scale(config)})
     assert set(cv["setups"]) == set(setups)
+    for recombined, embedded in zip(cv["variants"]["as trained"][10]["distances"], cv["checkpoints"][10]["distances"]):
+        np.testing.assert_allclose(recombined, embedded, atol=1e-4)  # the encoder's own fixed part, recombined
     for name, checkpoints in cv["setups"].items():
         assert sorted(checkpoints) == sorted(cv["checkpoints"]) == [5, 10]
         scores = cv_scores({"checkpoints": checkpoints}, 10, 0.25, ("S", "V"), "all")

@@ -150,7 +150,7 @@ def train_and_save(out_path, records: Sequence[str], data_dir, *, val_records: S
 
 def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_folds: int = 4, k_max: int = 100,
                    progress: bool = False, simulated: BeatSet | None = None, index_simulated: bool = False,
-                   irregularity_weights: Sequence[float] = (), setups: Mapping[str, BeatSet] | None = None,
+                   fixed_weights: Mapping[str, np.ndarray] | None = None, setups: Mapping[str, BeatSet] | None = None,
                    noisy: BeatSet | None = None) -> dict:
     """Patient-disjoint cross-validation inside the training records.
 
@@ -177,9 +177,9 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
     VEB Se 83 / +P 79 against 90 / 72, N Se 95.3 against 96.6): the synthetic premature
     beats draw the real records' irregular normal beats to SVEB.
 
-    ``irregularity_weights``: the same checkpoints are also scored with the irregularity
-    input (the fourth) weighed by each of these in the fixed context part of the
-    embedding only (:func:`fixed_weighted`), in ``"variants"`` by weight.
+    ``fixed_weights``: the same checkpoints are also scored with the fixed context part of the embedding
+    scaled per input by each of these (:func:`fixed_weight_lists`, recombined by :func:`fixed_weighted`),
+    in ``"variants"`` by name.
 
     ``noisy``: noisy copies of the same patients' records (:func:`~simsearch.model.datasets.noisy_beats`),
     trained on beside the training fold's real beats, as the packaged encoder trains on its records'.
@@ -191,7 +191,8 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
     """
     folds = patient_folds(beats, n_folds)
     checkpoints: dict[int, dict[str, list]] = {}
-    variants: dict[float, dict[int, dict[str, list]]] = {w: {} for w in irregularity_weights}
+    fixed_weights = dict(fixed_weights or {})
+    variants: dict[str, dict[int, dict[str, list]]] = {name: {} for name in fixed_weights}
     setups = dict(setups or {})
     setup_checkpoints: dict[str, dict[int, dict[str, list]]] = {name: {} for name in setups}
     sources = np.array([source_record(g) for g in simulated.groups]) if simulated is not None else None
@@ -226,14 +227,12 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                     distances, nn = knn_search(index, encoder.embed(other.windows, other.context), k_max)
                     out[("setup", name)] = (other.labels, indexed.labels[nn], distances, counts, other.groups,
                                             patients[nn])
-                if irregularity_weights:
+                if fixed_weights:
                     base, queries = (shape_and_inputs(encoder, b.windows, b.context) for b in (indexed, val))
-                for w in irregularity_weights:
-                    weights = fixed_scale(config)
-                    weights[IRREGULARITY_INPUT] = w
-                    distances, nn = knn_search(fixed_weighted(*base, weights), fixed_weighted(*queries, weights), k_max)
-                    out[("variant", w)] = (val.labels, indexed.labels[nn], distances, counts, val.groups,
-                                           patients[nn])
+                for name, scale in fixed_weights.items():
+                    distances, nn = knn_search(fixed_weighted(*base, scale), fixed_weighted(*queries, scale), k_max)
+                    out[("variant", name)] = (val.labels, indexed.labels[nn], distances, counts, val.groups,
+                                              patients[nn])
                 return out
 
             run = train_encoder(train, replace(config, patience=config.steps), lambda i, r: advance(),
@@ -242,7 +241,7 @@ def cross_validate(beats: BeatSet, config: TrainingConfig = TrainingConfig(), n_
                 slot = checkpoints.setdefault(report["step"], {key: [] for key in CV_KEYS})
                 for key, value in zip(CV_KEYS, report["neighbors"]):
                     slot[key].append(value)
-                for store, tag in [(variants[w], ("variant", w)) for w in irregularity_weights] + \
+                for store, tag in [(variants[name], ("variant", name)) for name in fixed_weights] + \
                                   [(setup_checkpoints[name], ("setup", name)) for name in setups]:
                     slot = store.setdefault(report["step"], {key: [] for key in CV_KEYS})
                     for key, value in zip(CV_KEYS, report[tag]):
@@ -363,10 +362,6 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     if rhythm:
         recorded_beats = [b for b in (simulate_rhythm(b, rhythm) for b in recorded_beats) if b is not None]
     return BeatSet.stack(recorded_beats)
-
-
-IRREGULARITY_INPUT = 3
-"""Position of the irregularity among the encoder's context inputs (:func:`simsearch.model.encoder.encoder_inputs`)."""
 
 
 def shape_and_inputs(encoder: Encoder, windows: np.ndarray, context: np.ndarray, batch_size: int = 2048
