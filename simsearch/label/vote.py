@@ -175,7 +175,7 @@ to 55.9, 50.0, 44.2, 41.0, 37.3 and VEB Se by 0.5 to 3 points (seed 1 alike: Se 
 +P 61.4 to 35.1); the mean score moved by under 0.8 either way.
 
 Q (paced beats, in an index holding paced records) keeps N's weight too: with the paced records in
-every fold's index (the README's "Paced records in the index", outside the scripts), Q weighted 0.5, 0.25
+every fold's index (docs/measurements.md, "Paced records in the index", outside the scripts), Q weighted 0.5, 0.25
 or 0 raised patients without a pacemaker to N Se 97.5-98.0 against 96.7 but lowered their VEB +P to
 84.2-83.7 against 85.3, and an unseen paced patient's paced beats were found 48, 35, 0 % against 61 %
 (seed 0; the shortfall from the targets grew)."""

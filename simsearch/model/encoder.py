@@ -143,7 +143,7 @@ against 27.14 / 22.66 / 23.22 / 36.80 with no label (SVEB +P after spreading 85 
 6.04 / 11.41 / 12.68 against 6.37 / 6.82 / 9.71 / 8.03 with 5, 10.61 / 7.49 / 7.55 / 7.49 against
 5.74 / 4.11 / 4.58 / 7.08 with 10 (VEB Se 95 against 97-98) and 4.30 / 4.42 / 5.00 / 3.65 against
 4.56 / 4.88 / 3.27 / 3.76 with 20: worse with 0 and 10 labels on every seed, as the shape floor of
-the eighteenth session was (README, "A noisy stretch's beats"), so not adopted; (0.6, 0.25, 0.1),
+the eighteenth session was (docs/measurements.md, "A noisy stretch's beats"), so not adopted; (0.6, 0.25, 0.1),
 seed 0: 28.9, 14.68, 13.92, 4.44. (With k-means seeds 3-7 instead, 10 / 20 labels: seed 0 11.01 /
 4.30 against 6.50 / 5.52, seed 1 4.88 / 4.55 against 5.36 / 3.21: with 10 labels the verdict
 hangs on the suggestions' seeds; with none, on no seed.) To repeat it, set this constant and run the two scripts; an
@@ -212,7 +212,7 @@ against 6.00 / 3.90, 6.50 / 5.36, 5.52 / 3.21. Floor 2 fared worse there (10 lab
 6.77, seeds 0-2: record 203, noisy as recorded and full of multiform ventricular beats, lost VEB Se
 95 to 65 at seed 0). Adopted for the vote and the zero-label spread, better on every seed with and
 without noise, at a cost of about a point of the expert loop's shortfall with 5 to 10 answers per
-record and 0.4 with 20 (the README's "With an expert in the loop" gives DS2's).
+record and 0.4 with 20 (docs/measurements.md, "With an expert in the loop", gives DS2's).
 
 Older encoders keep the inputs they were trained with (:class:`Encoder` reads an encoder's model
 name), so the new columns leave the beat format as it was
@@ -395,9 +395,9 @@ fold encoders, recombined as the replays were; seed 0 gives their figures).
 
 The irregularity weighed 0.75 (2026-11-24, twenty-fifth session). Fibrillation's scattered intervals are
 normal beats; the P-wave gate lets the irregularity count where no P wave repeats, and noise before the
-QRS opens it for every rhythm, so a noisy sinus rhythm with premature beats reads as fibrillation (the
-README's "Noise opens the P-wave gate"). Weighed less in the fixed part (the learned part still reads it
-whole), it moves the vote toward S, so the vote's prior strength was chosen with it
+QRS opens it for every rhythm, so a noisy sinus rhythm with premature beats reads as fibrillation
+(docs/measurements.md, "Noise opens the P-wave gate"). Weighed less in the fixed part (the learned part still
+reads it whole), it moves the vote toward S, so the vote's prior strength was chosen with it
 (:data:`~simsearch.label.vote.PRIOR_ALPHA`, 0.35 before). ``scripts/cross_validate_second_lead.py --weights
 1.5 --alphas 0.25,0.3,0.35 --fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5 --setups
 brady_apc,frequent_apc,em12dB~brady_apc`` (the same numbers from the fold encoders and indexes of

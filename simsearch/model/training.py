@@ -62,7 +62,7 @@ class TrainingConfig:
     7.82 / 5.25 / 5.68 / 5.94, with 20 4.74 / 4.93 / 4.08 / 4.37 against 4.14 / 2.78 / 4.07 / 4.60 (mean
     4.53 against 3.90: the one figure that prefers the short run, by less than a seed's spread).
     With ``em`` added at 12 dB to the held-out patients (``--setups em12dB``, measured after DS2's noise
-    figures were in, a check: see the README's noise section), seeds 0 / 1: 83.85 / 83.13 against 80.81 /
+    figures were in, a check: see docs/measurements.md, "Noise"), seeds 0 / 1: 83.85 / 83.13 against 80.81 /
     81.65, VEB +P 74.8 / 75.6 against 68.0 / 71.9.
     Measured beside it and not adopted, all within a seed's spread (seeds 0 / 1, score and
     shortfall): 64 LSTM units 88.86 / 89.03 (3.68 / 2.93), 96 beats per class 88.86 / 89.54

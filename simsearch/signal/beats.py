@@ -100,7 +100,7 @@ the tighter group's as the irregularity input (branch ``experiment/tight-group``
 ``scripts/cross_validate_second_lead.py --weights 1.5``): the record-232 pattern with ``em`` at 12 dB 64.9 /
 65.8 % against 56.9 / 56.8 %, as recorded 89.65 against 89.85 (mean of seeds 0-3, shortfall 3.62 against
 4.15), but the simulated expert fell short by more with no label (25.3 against 23.6, seeds 0-3) and with 20
-(4.3 against 3.7): not adopted (README, "The tighter group's scatter in the irregularity")."""
+(4.3 against 3.7): not adopted (docs/measurements.md, "The tighter group's scatter in the irregularity")."""
 IRREGULARITY_SCALE = 10.0
 """Encoder units per unit of :func:`two_cluster_spread` (log-interval units): DS1's
 fibrillation (about 0.1) lands near 1, as the other context inputs do."""

@@ -10,7 +10,7 @@ measures that (:data:`FEATURES`); a gradient-boosted tree ensemble trained on DS
 ``em`` and ``ma`` noise at 18 to 0 dB in both leads) turns the features into the
 probability that the detection is a beat, and :func:`check_detections` drops those below
 the model's threshold, chosen by cross-validation inside DS1 (the figures are in the
-model file, ``simsearch/models/detection_check.json``, and the README's "QRS detection").
+model file, ``simsearch/models/detection_check.json``, and docs/measurements.md, "QRS detection").
 
 The trees are evaluated here with numpy (:func:`tree_scores`), not by scikit-learn which
 trained them: the detector then needs neither scikit-learn nor a pickle (tied to the
@@ -81,7 +81,7 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
     second : numpy.ndarray or None
         The record's other lead at the same rate and instants (as long as ``first``). Without
         it (a one-lead record) every detection is kept: one lead alone does not tell noise
-        from beats well enough (the README's "QRS detection": tried, not adopted).
+        from beats well enough (docs/measurements.md, "QRS detection": tried, not adopted).
     fs : float
     detections : numpy.ndarray
         The detector's R peaks.
