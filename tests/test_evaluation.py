@@ -307,6 +307,24 @@ def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_rec
     assert report["classes"]["N"]["se"] > 95  # 100 is almost all normal beats, found and called N
 
 
+def test_end_to_end_counts_with_the_detectors_errors_taken_away(small_index, data_dir, noise_dir, tmp_path):
+    """A noisy copy of 232 (not in the index): cut at the reference positions every reference beat is
+    matched and none is extra; as detected without its false detections, the misses stay and nothing is
+    extra; as detected, both (the product's path)."""
+    from simsearch.evaluation.end_to_end import record_counts
+    from simsearch.evaluation.noise import noise_leads, noisy_copies
+
+    clean = load_record("232", data_dir, span_s=(0, 300))
+    (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [0], 0, tmp_path)
+    (matched, missed, extra), (_, missed_true, extra_true), (_, missed_ref, extra_ref) = (
+        record_counts(small_index, noisy, positions=p) for p in ("detected", "true detections", "reference"))
+    assert extra.sum() > 0 and missed.sum() > 0  # electrode motion as strong as the ECG: the detector errs both ways
+    assert extra_ref.sum() == extra_true.sum() == 0 and missed_ref.sum() == 0
+    assert missed_true.sum() == missed.sum()
+    with pytest.raises(ValueError, match="positions must be one of"):
+        record_counts(small_index, noisy, positions="guessed")
+
+
 def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_index, data_dir):
     """232 (DS2, not in the index): 1,382 SVEBs, of which the index of four records finds 92 % with no
     label (57 % before the vote weighed prematurity three times). Ten beats chosen by the suggestions and

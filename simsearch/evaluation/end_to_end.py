@@ -12,7 +12,7 @@ from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
 from ..signal.records import Record, load_record
-from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics
+from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics, pair_peaks
 from .metrics import percent
 
 Counts = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -20,8 +20,17 @@ Counts = tuple[np.ndarray, np.ndarray, np.ndarray]
 per given class), as :func:`~simsearch.evaluation.matching.match_labels` returns them."""
 
 
+BEAT_POSITIONS = ("detected", "reference", "true detections")
+"""Where :func:`record_counts` cuts a record's beats: ``"detected"``, as ``annotate`` reads a recording
+(the detector, checked in the other lead); ``"reference"``, at the reference annotations, from the same
+signal (the detector's errors taken away); ``"true detections"``, the detections within the tolerance of a
+reference beat (its false detections taken away, its misses kept). The last two tell, in noise, what the
+detector's errors cost the labels of the beats around them (their rhythm context):
+``scripts/cross_validate_end_to_end.py``."""
+
+
 def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
-                  tolerance_s: float = MATCH_TOLERANCE_S) -> Counts:
+                  tolerance_s: float = MATCH_TOLERANCE_S, positions: str = "detected") -> Counts:
     """Detect the beats of one annotated record, label them by the index, match them to the reference.
 
     Parameters
@@ -35,18 +44,30 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
         record a noisy copy was made from).
     tolerance_s : float
         A detection within this of a reference beat is that beat (EC57: 150 ms).
+    positions : str
+        One of :data:`BEAT_POSITIONS`: the detector's beats (the default), or the reference's, or the
+        detector's true ones only.
 
     Returns
     -------
     Counts
         To be summed over records and scored by :func:`end_to_end_figures`.
     """
+    if positions not in BEAT_POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(BEAT_POSITIONS)}, not {positions!r}")
     reference, symbols = reference_beats(record)
-    detected = beats_from_record(replace(record, ann_samples=None, ann_symbols=None))  # as annotate reads it
-    distances, ids = index.search(index.embed(record, detected), VOTE_K,
+    bare = replace(record, ann_samples=None, ann_symbols=None)  # as annotate reads it
+    if positions == "reference":
+        found = beats_from_record(bare, r_peaks=reference)
+    else:
+        found = beats_from_record(bare)
+        if positions == "true detections":
+            true_rows = np.sort(pair_peaks(reference, found.samples, record.fs, tolerance_s)[1])
+            found = beats_from_record(bare, r_peaks=found.samples[true_rows], centres=found.centres[true_rows])
+    distances, ids = index.search(index.embed(record, found), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
     pred, _ = vote_winner(record_vote(index, distances, ids))
-    return match_labels(reference, class_index(to_aami(symbols)), detected.samples, pred, record.fs, tolerance_s)
+    return match_labels(reference, class_index(to_aami(symbols)), found.samples, pred, record.fs, tolerance_s)
 
 
 def no_counts() -> Counts:

@@ -36,7 +36,15 @@ from ..errors import ParameterError, RecordNotFoundError
 from ..progress import progress_bar
 from ..signal.beats import reference_beats
 from ..signal.noise import NOISE_LEADS, NSTDB_SOURCES, add_noise, sized_beats
-from ..signal.records import Record, check_record, data_dir_from, load_record, other_lead, record_name, write_record
+from ..signal.records import (
+    Record,
+    check_record,
+    data_dir_from,
+    load_record,
+    read_other_lead,
+    record_name,
+    write_record,
+)
 from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
 from .leakage import check_disjoint
 
@@ -119,9 +127,9 @@ def noisy_copies(clean: Record, noise: Sequence[Record], snrs: Sequence[float], 
     one). Each is written as a WFDB record of the same name in ``folder`` (the previous one replaced),
     so that an index of both leads reads both noisy leads; the reference annotations are ``clean``'s."""
     leads = [clean]
-    second = other_lead(clean.path, first=clean.lead)
+    second = read_other_lead(clean)  # the same seconds, where ``clean`` is a part of its record
     if second is not None:
-        leads.append(load_record(clean.path, lead=second, annotations=None))
+        leads.append(second)
     for snr_db in snrs:
         signal = np.column_stack([noisy_lead(lead, nth, noise, snr_db, clean, seed).signal
                                   for nth, lead in enumerate(leads)])
