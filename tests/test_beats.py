@@ -11,6 +11,7 @@ from simsearch.aami import DS1, DS2, PACED, parse_record_list, to_aami
 from simsearch.errors import AnnotationError
 from simsearch.signal.beats import (
     CONTEXT_COLUMNS,
+    PAUSE_RESISTANT_COLUMNS,
     RR_COLUMNS,
     SHAPE_COLUMNS,
     WINDOW,
@@ -20,7 +21,9 @@ from simsearch.signal.beats import (
     normalize_windows,
     p_wave_consistency,
     pause_resistant_mean,
+    pause_resistant_rhythm,
     reference_beats,
+    rhythm_of,
     rr_features,
     segment,
     shape_noise,
@@ -292,3 +295,49 @@ def test_pauses_hold_the_signal_between_beats_and_move_the_annotations(record_20
     unannotated = with_pauses(replace(record_208, ann_samples=None, ann_symbols=None), spots, lengths)
     assert np.array_equal(unannotated.signal, paused.signal)  # another lead gets the same pauses
     assert pause_spots(beats[:1], symbols[:1], record_208.fs, 0.5, seed=0)[0].size == 0
+
+
+def test_a_doubted_detection_splits_no_interval_of_the_beats_around_it():
+    """The rhythm read from the marked beats only: the others keep the context they have without the doubted
+    detection, which spans the intervals to its marked neighbours and takes the next one's references."""
+    rng = np.random.default_rng(0)
+    beats = np.cumsum(rng.integers(250, 350, size=200))
+    alone = rr_features(beats, 360.0), pause_resistant_rhythm(beats, 360.0)
+    for got, want in zip(rhythm_of(beats, 360.0), alone):
+        np.testing.assert_array_equal(got, want)
+    noise = (beats[50] + beats[51]) // 2
+    with_noise = np.sort(np.append(beats, noise))
+    marked = with_noise != noise
+    rr, pause_resistant = rhythm_of(with_noise, 360.0, marked)
+    np.testing.assert_allclose(rr[marked], alone[0], atol=1e-6)
+    np.testing.assert_allclose(pause_resistant[marked], alone[1], atol=1e-6)
+    prev, following = (RR_COLUMNS.index(c) for c in ("rr_prev", "rr_next"))
+    assert rr[51, prev] * 360 == pytest.approx(noise - beats[50]) and rr[51, following] * 360 == pytest.approx(
+        beats[51] - noise)
+    np.testing.assert_array_equal(rr[51, 2:], alone[0][51, 2:])
+    unmarked = rhythm_of(with_noise, 360.0, np.zeros_like(marked))  # nothing to read a rhythm from: all of them
+    np.testing.assert_array_equal(unmarked[0], rr_features(with_noise, 360.0))
+
+
+def test_a_recording_reads_its_rhythm_from_the_detections_the_check_believes(data_dir, noise_dir, tmp_path,
+                                                                               monkeypatch):
+    """Detected beats of a noisy recording: every kept detection is labeled, and the rhythm of each is read
+    from those whose probability reaches RHYTHM_CONFIDENCE; both leads of an index carry the first lead's."""
+    import simsearch.signal.beats as beats_module
+    from simsearch.evaluation.noise import noise_leads, noisy_copies
+    from simsearch.model.leads import second_lead_beats
+    from simsearch.signal.beats import detected_at_model_rate, to_model_rate
+
+    monkeypatch.setattr(beats_module, "RHYTHM_CONFIDENCE", 0.5)
+    clean = load_record("232", data_dir, span_s=(0, 300))
+    (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [0], 0, tmp_path)
+    bare = replace(noisy, ann_samples=None, ann_symbols=None)
+    found = beats_from_record(bare)
+    located, probability = detected_at_model_rate(bare, to_model_rate(bare.signal, bare.fs))
+    believed = probability >= 0.5
+    assert found.samples.shape == probability.shape and 0 < (~believed).sum() < believed.sum()
+    rhythm = [CONTEXT_COLUMNS.index(c) for c in RR_COLUMNS + PAUSE_RESISTANT_COLUMNS]
+    np.testing.assert_allclose(found.context[:, rhythm], np.column_stack(rhythm_of(found.samples, bare.fs, believed)),
+                               rtol=1e-6)
+    other = second_lead_beats(bare, found)
+    np.testing.assert_array_equal(other.context[:, rhythm], found.context[:, rhythm])

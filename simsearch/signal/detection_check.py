@@ -87,15 +87,25 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
         The detector's R peaks.
     """
     detections = np.asarray(detections, dtype=np.int64)
+    return detections[beat_probabilities(first, second, fs, detections, model_path)
+                      >= load_model(model_path)["threshold"]]
+
+
+def beat_probabilities(first: np.ndarray, second: np.ndarray | None, fs: float, detections: np.ndarray,
+                       model_path: Path = MODEL_PATH) -> np.ndarray:
+    """Per detection, the model's probability that it is a beat (what :func:`check_detections` keeps
+    above its threshold); 1 where it goes unchecked (one lead, the other lead off, too few detections).
+    Parameters as :func:`check_detections`'."""
+    detections = np.asarray(detections, dtype=np.int64)
+    unchecked = np.ones(detections.shape[0])
     if second is None or detections.shape[0] < MIN_DETECTIONS:
-        return detections
+        return unchecked
     located = located_leads(first, second, fs)
     present = other_lead_present(*located, fs, detections)
     if not present.any():
-        return detections
-    model = load_model(model_path)
-    beat = beat_probability(model, detection_features(first, second, fs, detections, located))
-    return detections[(beat >= model["threshold"]) | ~present]
+        return unchecked
+    beat = beat_probability(load_model(model_path), detection_features(first, second, fs, detections, located))
+    return np.where(present, beat, 1.0)
 
 
 def located_leads(first: np.ndarray, second: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
