@@ -529,9 +529,10 @@ value       clean: S; V                          ``em`` 12 dB: S; V             
 ==========  ===================================  ===================================  ============================
 
 0.2 leaves the clean records as they were (every figure within 0.1) and finds more SVEBs and VEBs in noise on
-both seeds; 0.5 finds more SVEBs still but costs the clean records 0.4-0.5 points of VEB Se and SVEB +P; 0.8 three
-points of VEB Se. The same run's ceiling, the detections without the false ones (``"true detections"``, which also
-leaves the false beats themselves unscored), seed 0: at 12 dB SVEB 65.5 / 70.3, VEB 89.2 / 76.1."""
+both seeds; 0.5 finds more SVEBs still but costs the clean records 0.5-0.6 points of VEB Se and 0.4-0.8 of SVEB
++P; 0.8 three points of VEB Se. The same run's ceiling, the detections without the false ones (``"true
+detections"``, which also leaves the false beats themselves unscored), seed 0: at 12 dB SVEB 65.5 / 70.3, VEB
+89.2 / 76.1."""
 
 
 def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
