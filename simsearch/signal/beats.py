@@ -16,7 +16,7 @@ import numpy as np
 from ..aami import SYMBOL_TO_AAMI, to_aami
 from ..errors import SampleOutOfRangeError, SimsearchError
 from .detection import LOCATE_BAND_HZ, detect_r_peaks, largest_deflections
-from .detection_check import beat_probabilities, load_model
+from .detection_check import check_detections
 from .filtering import (  # SciPy, lazily
     bandpass,
     clean_ecg,
@@ -484,7 +484,7 @@ def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None) 
     beats ``rhythm`` marks (all where ``None``): a detection the check doubts (:data:`RHYTHM_CONFIDENCE`)
     splits no interval of the beats around it. Such a beat's own intervals run to the marked beats before and
     after it, and it takes the running references of the next marked beat. Where every beat is marked, or
-    none, :func:`rr_features` and :func:`pause_resistant_rhythm` of all of them."""
+    fewer than two, :func:`rr_features` and :func:`pause_resistant_rhythm` of all of them."""
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     marked = np.ones(r_peaks.shape[0], dtype=bool) if rhythm is None else np.asarray(rhythm, dtype=bool)
     if marked.all() or marked.sum() < 2:
@@ -688,8 +688,8 @@ def beats_in_lead(other: Record, beats: Beats) -> Beats:
     peaks = np.clip(rescale_samples(beats.samples, beats.fs, other.fs), 0, max(other.n_samples - 1, 0))
     cut = beats_from_record(other, r_peaks=peaks, centres=beats.centres)
     context = cut.context.copy()
-    rhythm = [CONTEXT_COLUMNS.index(c) for c in RR_COLUMNS + PAUSE_RESISTANT_COLUMNS]
-    context[:, rhythm] = beats.context[:, rhythm]  # one heart, one rhythm: as the first lead read it
+    rhythm_columns = [CONTEXT_COLUMNS.index(c) for c in RR_COLUMNS + PAUSE_RESISTANT_COLUMNS]
+    context[:, rhythm_columns] = beats.context[:, rhythm_columns]  # one heart, one rhythm: as the first lead read it
     return replace(cut, context=context, symbols=beats.symbols, aami=beats.aami)
 
 
@@ -706,9 +706,8 @@ def detected_at_model_rate(record: Record, at_model: np.ndarray) -> tuple[np.nda
     (:func:`~simsearch.signal.detection_check.check_detections`), and the check's probability that each
     kept one is a beat (1 where unchecked)."""
     found = detect_r_peaks(at_model, MODEL_FS)
-    probability = beat_probabilities(at_model, other_lead_at_model_rate(record, at_model.shape[0]), MODEL_FS, found)
-    kept = probability >= load_model()["threshold"]
-    return found[kept], probability[kept]
+    return check_detections(at_model, other_lead_at_model_rate(record, at_model.shape[0]), MODEL_FS, found,
+                            with_probabilities=True)
 
 
 def other_lead_at_model_rate(record: Record, n_samples: int) -> np.ndarray | None:

@@ -71,8 +71,10 @@ CHUNK = 4096
 
 
 def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, detections: np.ndarray,
-                     model_path: Path = MODEL_PATH) -> np.ndarray:
-    """The detections (sorted sample numbers at ``fs``) the model takes for beats.
+                     model_path: Path = MODEL_PATH, *, with_probabilities: bool = False
+                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The detections (sorted sample numbers at ``fs``) the model takes for beats; ``with_probabilities``,
+    also the probability of each (:func:`beat_probabilities`).
 
     Parameters
     ----------
@@ -87,8 +89,9 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
         The detector's R peaks.
     """
     detections = np.asarray(detections, dtype=np.int64)
-    return detections[beat_probabilities(first, second, fs, detections, model_path)
-                      >= load_model(model_path)["threshold"]]
+    probability = beat_probabilities(first, second, fs, detections, model_path)
+    kept = probability >= load_model(model_path)["threshold"]
+    return (detections[kept], probability[kept]) if with_probabilities else detections[kept]
 
 
 def beat_probabilities(first: np.ndarray, second: np.ndarray | None, fs: float, detections: np.ndarray,
