@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     snrs = check_snrs([int(s) for s in args.snrs.split(",") if s])
+    if not 0 <= args.pauses <= 100:  # before the folds, which may train for minutes
+        parser.error(f"--pauses: a share of the sinus intervals in percent, not {args.pauses:g}")
 
     start = time.perf_counter()
     noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
@@ -68,8 +70,6 @@ def main() -> None:
     folds = fold_indexes(DS1, args.data_dir, args.work_dir, config, n_folds=args.folds, progress=not args.json,
                          noise_dir=noise_dir)
     noise = noise_leads(NOISE_RECORD, noise_dir)
-    if not 0 <= args.pauses <= 100:
-        parser.error(f"--pauses: a share of the sinus intervals in percent, not {args.pauses:g}")
     setups = ["clean", *(f"{NOISE_RECORD} {snr} dB" for snr in snrs)]
     totals = {(setup, positions): no_counts() for setup in setups for positions in BEAT_POSITIONS}
     with tempfile.TemporaryDirectory(prefix="simsearch-cv-noise-") as scratch:
