@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
+from simsearch.errors import ParameterError
 from simsearch.evaluation.end_to_end import BEAT_POSITIONS, add_counts, end_to_end_figures, no_counts, record_counts
 from simsearch.evaluation.noise import NOISE_RECORD, check_snrs, noise_leads, noisy_copies
 from simsearch.evaluation.selection import fold_indexes, training_config, training_setting
@@ -60,7 +61,10 @@ def main() -> None:
     parser.add_argument("--noise-dir", default=None, help="nstdb directory (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    snrs = check_snrs([int(s) for s in args.snrs.split(",") if s])
+    try:
+        snrs = check_snrs([int(s) for s in args.snrs.split(",") if s])
+    except (ValueError, ParameterError) as exc:
+        parser.error(f"--snrs: {exc}")
     if not 0 <= args.pauses <= 100:  # before the folds, which may train for minutes
         parser.error(f"--pauses: a share of the sinus intervals in percent, not {args.pauses:g}")
 
