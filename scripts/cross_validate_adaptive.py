@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from simsearch.errors import ParameterError
 from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, refixed_records, score_expert
 from simsearch.evaluation.classification import target_shortfall
 from simsearch.evaluation.metrics import class_metrics
-from simsearch.evaluation.selection import fixed_weight_lists, fold_indexes, training_config, training_setting
+from simsearch.evaluation.selection import add_fold_arguments, fixed_weight_lists, fold_indexes, training_config
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
@@ -51,9 +50,7 @@ from simsearch.signal.noise import nstdb_dir
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("SIMSEARCH_DATA", "../shared/data/mitdb"))
-    parser.add_argument("--work-dir", required=True, help="where the folds' encoders and indexes are kept")
-    parser.add_argument("--folds", type=int, default=4)
+    add_fold_arguments(parser)
     parser.add_argument("--budgets", default="0,5,10,20")
     parser.add_argument("--alpha", type=float, default=SPREAD_ALPHA)
     parser.add_argument("--expert-weight", type=float, default=EXPERT_WEIGHT)
@@ -62,11 +59,6 @@ def main() -> None:
     parser.add_argument("--suggest-seeds", default=str(SUGGEST_SEED), help="k-means seeds of the suggestions")
     parser.add_argument("--clusters-per-label", default=str(CLUSTERS_PER_LABEL),
                         help="k-means clusters per expert label, a list")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
-    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
-                        help="override another TrainingConfig field of the folds' encoders (JSON value)")
-    parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise "
-                                                          "(default: nstdb beside --data-dir)")
     parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
                         help="also the fixed context part weighed per input by each of these lists (slash-"
                              "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,25 +38,18 @@ from simsearch.aami import DS1
 from simsearch.errors import ParameterError
 from simsearch.evaluation.end_to_end import BEAT_POSITIONS, add_counts, end_to_end_figures, no_counts, record_counts
 from simsearch.evaluation.noise import NOISE_RECORD, check_snrs, noise_leads, noisy_copies
-from simsearch.evaluation.selection import fold_indexes, training_config, training_setting
-from simsearch.signal.beats import reference_beats
+from simsearch.evaluation.selection import add_fold_arguments, fold_indexes, training_config
 from simsearch.signal.noise import nstdb_dir
-from simsearch.signal.pauses import pause_spots, with_pauses
+from simsearch.signal.pauses import paused_like
 from simsearch.signal.records import Record, load_record, read_other_lead, write_record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("SIMSEARCH_DATA", "../shared/data/mitdb"))
-    parser.add_argument("--work-dir", required=True, help="where the folds' encoders and indexes are kept")
-    parser.add_argument("--folds", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
+    add_fold_arguments(parser)
     parser.add_argument("--snrs", default="12", help="SNRs of the added noise, dB (some of nstdb's)")
-    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
-                        help="override another TrainingConfig field of the folds' encoders (JSON value)")
     parser.add_argument("--pauses", type=float, default=0.0, metavar="PERCENT",
                         help="sinus pauses inserted into this share of each record's sinus intervals first")
-    parser.add_argument("--noise-dir", default=None, help="nstdb directory (default: nstdb beside --data-dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
@@ -109,8 +100,7 @@ def paused(record: Record, share: float, folder: Path) -> Record:
     """``record`` with sinus pauses in ``share`` of its sinus intervals, in both its leads at the same spots,
     written as a record of the same name in ``folder``: what the detector and its check read."""
     other = read_other_lead(record)
-    spots, lengths = pause_spots(*reference_beats(record), record.fs, share, zlib.crc32(record.name.encode()))
-    leads = [with_pauses(lead, spots, lengths) for lead in (record, *([other] if other is not None else []))]
+    leads = [paused_like(lead, record, share) for lead in (record, *([other] if other is not None else []))]
     folder.mkdir(exist_ok=True)
     path = write_record(folder / record.name, np.column_stack([lead.signal for lead in leads]), record.fs,
                         [lead.lead for lead in leads])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 import zlib
@@ -40,10 +41,9 @@ from ..signal.beats import (
     Beats,
     beats_from_record,
     beats_in_lead,
-    reference_beats,
 )
 from ..signal.noise import nstdb_dir
-from ..signal.pauses import pause_spots, with_pauses
+from ..signal.pauses import paused_like
 from ..signal.records import Record, load_record, other_lead, resampled
 from ..store.index import BeatIndex
 from .classification import knn_predict, knn_search, nsv_score, record_codes, vote_predict
@@ -82,6 +82,19 @@ def training_config(settings: Sequence[str] = (), **fixed) -> TrainingConfig:
         except json.JSONDecodeError:
             raise SimsearchError(f"{item!r}: the value is not JSON (a list is written [\"ma\"])") from None
     return replace(TrainingConfig(), **overrides)
+
+
+def add_fold_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the scripts that work on the folds of :func:`fold_indexes` (their encoders and indexes kept
+    in ``--work-dir``): ``--data-dir``, ``--work-dir``, ``--folds``, ``--seed``, ``--set`` and ``--noise-dir``."""
+    parser.add_argument("--data-dir", default=os.environ.get("SIMSEARCH_DATA", "../shared/data/mitdb"))
+    parser.add_argument("--work-dir", required=True, help="where the folds' encoders and indexes are kept")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the folds' encoders")
+    parser.add_argument("--set", action="append", default=[], type=training_setting, metavar="FIELD=VALUE",
+                        help="override another TrainingConfig field of the folds' encoders (JSON value)")
+    parser.add_argument("--noise-dir", default=None, help="nstdb directory of the training noise (and of any noise "
+                                                          "added; default: nstdb beside --data-dir)")
 
 
 def training_setting(item: str) -> str:
@@ -337,8 +350,7 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
         share = float(paused[1]) / 100.0
 
         def recorded(record: Record, nth: int, reference: Record) -> Record:
-            return with_pauses(record, *pause_spots(*reference_beats(reference), reference.fs, share,
-                                                    zlib.crc32(reference.name.encode())))
+            return paused_like(record, reference, share)
     elif noisy:
         noise = noise_leads(noisy[1], nstdb_dir(noise_dir, data_dir))
         snr_db = float(noisy[2])

@@ -89,16 +89,17 @@ def check_detections(first: np.ndarray, second: np.ndarray | None, fs: float, de
         The detector's R peaks.
     """
     detections = np.asarray(detections, dtype=np.int64)
-    probability = beat_probabilities(first, second, fs, detections, model_path)
-    kept = probability >= load_model(model_path)["threshold"]
+    model = load_model(model_path)
+    probability = beat_probabilities(first, second, fs, detections, model=model)
+    kept = probability >= model["threshold"]
     return (detections[kept], probability[kept]) if with_probabilities else detections[kept]
 
 
 def beat_probabilities(first: np.ndarray, second: np.ndarray | None, fs: float, detections: np.ndarray,
-                       model_path: Path = MODEL_PATH) -> np.ndarray:
+                       model_path: Path = MODEL_PATH, *, model: dict | None = None) -> np.ndarray:
     """Per detection, the model's probability that it is a beat (what :func:`check_detections` keeps
     above its threshold); 1 where it goes unchecked (one lead, the other lead off, too few detections).
-    Parameters as :func:`check_detections`'."""
+    Parameters as :func:`check_detections`'; ``model``, already loaded, is read instead of ``model_path``."""
     detections = np.asarray(detections, dtype=np.int64)
     unchecked = np.ones(detections.shape[0])
     if second is None or detections.shape[0] < MIN_DETECTIONS:
@@ -107,7 +108,8 @@ def beat_probabilities(first: np.ndarray, second: np.ndarray | None, fs: float, 
     present = other_lead_present(*located, fs, detections)
     if not present.any():
         return unchecked
-    beat = beat_probability(load_model(model_path), detection_features(first, second, fs, detections, located))
+    beat = beat_probability(model or load_model(model_path), detection_features(first, second, fs, detections,
+                                                                                 located))
     return np.where(present, beat, 1.0)
 
 

@@ -13,11 +13,13 @@ it move with it.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 
 import numpy as np
 
 from ..aami import to_aami
+from .beats import reference_beats
 from .records import Record
 
 PAUSE_S = (1.0, 4.0)
@@ -76,3 +78,11 @@ def with_pauses(record: Record, spots: np.ndarray, lengths: np.ndarray) -> Recor
         shift = np.concatenate([[0], np.cumsum(lengths)])
         moved = moved + shift[np.searchsorted(spots, moved, side="right")]
     return replace(record, signal=np.repeat(record.signal, copies), ann_samples=moved)
+
+
+def paused_like(record: Record, reference: Record, share: float) -> Record:
+    """``record``, a lead of ``reference``'s recording (or ``reference`` itself), with sinus pauses in ``share``
+    of ``reference``'s sinus intervals (:func:`pause_spots`, seeded by the recording's name): every lead of
+    one recording gets the same pauses at the same instants."""
+    return with_pauses(record, *pause_spots(*reference_beats(reference), reference.fs, share,
+                                            zlib.crc32(reference.name.encode())))
