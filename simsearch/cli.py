@@ -340,7 +340,15 @@ def annotate(index_dir: Path,
     _check_output_dir(out_dir, "--out")
     # answers of earlier rounds (OUT/<record>.labels.csv) are kept, this round's added
     expert = gather_labels(labels, out_dir, record_name(path)) if labels is not None else None
-    from .label.annotate import StageLog, add_to_index, annotate_record, check_beat_source, suggest_beats, summary
+    from .label.annotate import (
+        LABEL_SOURCES,
+        StageLog,
+        add_to_index,
+        annotate_record,
+        check_beat_source,
+        suggest_beats,
+        summary,
+    )
     from .label.export import check_extension, write_annotation, write_labels, write_suggestions
     from .label.query import MAX_K
     from .store.index import BeatIndex
@@ -384,13 +392,13 @@ def annotate(index_dir: Path,
         return
     table = Table(title=f"{annotation.record}: {report['beats']} beats ({beat_source} positions, "
                         f"lead {annotation.lead})")
-    for col in ("class", "beats", "expert", "propagated", f"confidence < {report['low_confidence']['threshold']}"):
+    for col in ("class", "beats", *LABEL_SOURCES, f"confidence < {report['low_confidence']['threshold']}"):
         table.add_column(col, justify="left" if col == "class" else "right")
     low = annotation.confidence < report["low_confidence"]["threshold"]
     for cls, count in report["by_class"].items():
         mine = annotation.labels == cls
-        table.add_row(cls, str(count), str(int((mine & annotation.expert_mask).sum())),
-                      str(int((mine & ~annotation.expert_mask).sum())), str(int((mine & low).sum())))
+        table.add_row(cls, str(count), *(str(int((mine & (annotation.label_source == source)).sum()))
+                                         for source in LABEL_SOURCES), str(int((mine & low).sum())))
     out.print(table)
     low_samples = report["low_confidence"]["samples"]
     if low_samples:

@@ -67,7 +67,11 @@ def test_annotates_a_record_without_annotation_file(detected, data_dir):
     assert tp / (tp + fn) > 0.95 and tp / (tp + fp) > 0.95
     assert set(detected.labels) <= set(AAMI_CLASSES)
     assert ((detected.confidence >= 0) & (detected.confidence <= 1)).all()
-    assert (detected.label_source == "propagated").all()
+    doubted = detected.beats.doubted
+    assert np.array_equal(detected.label_source == "doubted", doubted)  # no expert label: the rest propagated
+    assert (detected.label_source[~doubted] == "propagated").all()
+    assert (detected.labels[doubted] == "Q").all()
+    assert np.array_equal(detected.confidence[doubted], detected.beats.detection_probability[doubted])
     assert np.allclose(detected.scores.sum(axis=1), 1.0)
     assert detected.embeddings.shape[0] == len(detected.beats) == len(detected)
     assert (np.diff(detected.samples) > 0).all()
@@ -109,7 +113,7 @@ def test_expert_labels_name_the_nearest_beat_and_spread_to_the_beats_like_it(sma
     assert sorted(np.flatnonzero(ann.expert_mask)) == sorted(np.concatenate([n_rows, v_rows]))
     assert list(ann.labels[v_rows]) == ["S"] * 3 and list(ann.symbols[v_rows]) == ["a"] * 3
     assert list(ann.symbols[n_rows]) == ["V"] * 3
-    assert summary(ann)["by_label_source"] == {"expert": 6, "propagated": len(ann) - 6}
+    assert summary(ann)["by_label_source"] == {"expert": 6, "propagated": len(ann) - 6, "doubted": 0}
     # 233's VEBs form one tight cluster: three of them called S carry S to their nearest beats
     s = AAMI_CLASSES.index("S")
     for row in v_rows:
@@ -400,3 +404,30 @@ def test_a_call_of_five_asks_where_the_spreading_overrules_the_vote():
                                   suggest_rows(x, scores, none, few))
     assert overruled_ectopic_call(prior, prior, np.arange(cluster.size)) is None
     assert overruled_ectopic_call(prior, scores, np.array([voted_v])) == voted_v
+
+
+
+def test_doubted_detections_are_labeled_q_and_kept_out_of_the_index_unless_the_expert_labels_them(
+        small_index, data_dir, noise_dir, tmp_path):
+    """A detection the other lead's check doubts is labeled Q (source 'doubted', its confidence the check's
+    probability); an expert label overrides that, and only the beats not doubted or labeled by the expert enter
+    the index."""
+    from simsearch.evaluation.noise import noise_leads, noisy_copies
+
+    clean = load_record("232", data_dir, span_s=(0, 300))
+    (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [6], 0, tmp_path)
+    plain = annotate_record(small_index, noisy.path, beats="detect")
+    doubted = np.flatnonzero(plain.beats.doubted)
+    assert doubted.size >= 2, "em at 6 dB makes detections the check doubts"
+    answered = int(plain.samples[doubted[0]])
+    ann = annotate_record(small_index, noisy.path, beats="detect", expert_labels={answered: "N"})
+    assert ann.labels[doubted[0]] == "N" and ann.label_source[doubted[0]] == "expert"
+    assert (ann.label_source[doubted[1:]] == "doubted").all() and (ann.labels[doubted[1:]] == "Q").all()
+    assert summary(ann)["by_label_source"]["doubted"] == doubted.size - 1
+    index_dir = tmp_path / "idx"
+    shutil.copytree(small_index.path, index_dir)
+    with BeatIndex.updating(index_dir) as index:
+        add_to_index(index, ann)
+    rows = BeatIndex.open(index_dir).catalog.beats(record=ann.record)
+    assert list(rows["sample"]) == list(np.delete(ann.samples, doubted[1:]))
+    assert list(rows["aami"]) == list(np.delete(ann.labels, doubted[1:]))

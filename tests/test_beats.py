@@ -322,13 +322,13 @@ def test_a_doubted_detection_splits_no_interval_of_the_beats_around_it():
 def test_a_recording_reads_its_rhythm_from_the_detections_the_check_believes(data_dir, noise_dir, tmp_path,
                                                                                monkeypatch):
     """Detected beats of a noisy recording: every kept detection is labeled, and the rhythm of each is read
-    from those whose probability reaches RHYTHM_CONFIDENCE; both leads of an index carry the first lead's."""
+    from those whose probability reaches DOUBTED_BELOW; both leads of an index carry the first lead's."""
     import simsearch.signal.beats as beats_module
     from simsearch.evaluation.noise import noise_leads, noisy_copies
     from simsearch.model.leads import second_lead_beats
     from simsearch.signal.beats import detected_at_model_rate, to_model_rate
 
-    monkeypatch.setattr(beats_module, "RHYTHM_CONFIDENCE", 0.5)
+    monkeypatch.setattr(beats_module, "DOUBTED_BELOW", 0.5)
     clean = load_record("232", data_dir, span_s=(0, 300))
     (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [0], 0, tmp_path)
     bare = replace(noisy, ann_samples=None, ann_symbols=None)
@@ -336,8 +336,11 @@ def test_a_recording_reads_its_rhythm_from_the_detections_the_check_believes(dat
     located, probability = detected_at_model_rate(bare, to_model_rate(bare.signal, bare.fs))
     believed = probability >= 0.5
     assert found.samples.shape == probability.shape and 0 < (~believed).sum() < believed.sum()
+    np.testing.assert_array_equal(found.detection_probability, probability)
+    np.testing.assert_array_equal(found.doubted, ~believed)
     rhythm = [CONTEXT_COLUMNS.index(c) for c in RR_COLUMNS + PAUSE_RESISTANT_COLUMNS]
     np.testing.assert_allclose(found.context[:, rhythm], np.column_stack(rhythm_of(found.samples, bare.fs, believed)),
                                rtol=1e-6)
     other = second_lead_beats(bare, found)
     np.testing.assert_array_equal(other.context[:, rhythm], found.context[:, rhythm])
+    np.testing.assert_array_equal(other.detection_probability, probability)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index, to_aami
+from ..label.annotate import doubted_unclassifiable
 from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
@@ -31,7 +32,8 @@ detector's errors cost the labels of the beats around them (their rhythm context
 
 def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
                   tolerance_s: float = MATCH_TOLERANCE_S, positions: str = "detected") -> Counts:
-    """Detect the beats of one annotated record, label them by the index, match them to the reference.
+    """Detect the beats of one annotated record, label them by the index (the vote; the detections the check
+    doubts Q, as ``annotate`` labels them), match them to the reference.
 
     Parameters
     ----------
@@ -66,7 +68,7 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
             found = beats_from_record(bare, r_peaks=found.samples[true_rows], centres=found.centres[true_rows])
     distances, ids = index.search(index.embed(record, found), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
-    pred, _ = vote_winner(record_vote(index, distances, ids))
+    pred = doubted_unclassifiable(vote_winner(record_vote(index, distances, ids))[0], found)
     return match_labels(reference, class_index(to_aami(symbols)), found.samples, pred, record.fs, tolerance_s)
 
 

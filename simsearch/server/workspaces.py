@@ -30,6 +30,7 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..errors import AnnotationError, ParameterError, RecordNotFoundError, SampleOutOfRangeError, SimsearchError
 from ..label.annotate import (
+    LABEL_SOURCES,
     LOW_CONFIDENCE,
     Annotation,
     Prepared,
@@ -148,7 +149,9 @@ class Workspace:
             rows = self._rows_of_labels(live)
             entries = [self.doc["labels"][s] for s in rows]
         labels, symbols = ann.labels.copy(), ann.symbols.copy()
-        source, confidence = np.full(len(ann), "propagated", dtype="<U10"), ann.confidence.copy()
+        # the expert labels are those of the workspace now (one may have been removed since the propagation)
+        source = np.where(ann.label_source == "expert", "propagated", ann.label_source).astype("<U10")
+        confidence = ann.confidence.copy()
         if rows:
             where = np.array(list(rows.values()), dtype=np.int64)
             labels[where] = [e["label"] for e in entries]
@@ -168,7 +171,7 @@ class Workspace:
         labels, _, source, confidence = self.view()
         low = confidence < LOW_CONFIDENCE
         return {"beats": len(labels), "by_class": {c: int((labels == c).sum()) for c in AAMI_CLASSES},
-                "by_label_source": {s: int((source == s).sum()) for s in ("expert", "propagated")},
+                "by_label_source": {s: int((source == s).sum()) for s in LABEL_SOURCES},
                 "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum())},
                 "encoder": live.annotation.encoder}
 

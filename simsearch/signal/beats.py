@@ -197,7 +197,9 @@ class Beats:
     re-sequenced from other records);
     ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
-    AAMI classes (``""`` where unlabeled).
+    AAMI classes (``""`` where unlabeled); ``detection_probability``, for beats the QRS detector found,
+    the other lead's check's probability that each is a beat (1 where unchecked; ``None`` for beats
+    at given positions, which nobody doubts; :attr:`doubted`).
     """
 
     record: str
@@ -209,6 +211,7 @@ class Beats:
     symbols: np.ndarray
     aami: np.ndarray
     centres: np.ndarray | None = None
+    detection_probability: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.samples.shape[0])
@@ -217,9 +220,19 @@ class Beats:
     def times(self) -> np.ndarray:
         return self.samples / self.fs
 
+    @property
+    def doubted(self) -> np.ndarray:
+        """Per beat, whether it is a detection the check doubts (:data:`DOUBTED_BELOW`)."""
+        if self.detection_probability is None:
+            return np.zeros(len(self), dtype=bool)
+        return self.detection_probability < DOUBTED_BELOW
+
     def take(self, rows: np.ndarray) -> Beats:
+        def part(column):
+            return None if column is None else column[rows]
+
         return Beats(self.record, self.lead, self.fs, self.samples[rows], self.windows[rows], self.context[rows],
-                     self.symbols[rows], self.aami[rows], None if self.centres is None else self.centres[rows])
+                     self.symbols[rows], self.aami[rows], part(self.centres), part(self.detection_probability))
 
 
 def reference_beats(record: Record) -> tuple[np.ndarray, np.ndarray]:
@@ -481,7 +494,7 @@ def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float, rhythm: np
 
 def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(:data:`RR_COLUMNS`, :data:`PAUSE_RESISTANT_COLUMNS`) of the sorted beats ``r_peaks``, read from the
-    beats ``rhythm`` marks (all where ``None``): a detection the check doubts (:data:`RHYTHM_CONFIDENCE`)
+    beats ``rhythm`` marks (all where ``None``): a detection the check doubts (:data:`DOUBTED_BELOW`)
     splits no interval of the beats around it. Such a beat's own intervals run to the marked beats before and
     after it, and it takes the running references of the next marked beat. Where every beat is marked, or
     fewer than two, :func:`rr_features` and :func:`pause_resistant_rhythm` of all of them."""
@@ -503,12 +516,13 @@ def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None) 
     return out.astype(np.float32), pause_resistant[reference]
 
 
-RHYTHM_CONFIDENCE = 0.2
+DOUBTED_BELOW = 0.2
 """The detection check's probability (:func:`~simsearch.signal.detection_check.beat_probabilities`) under which a
-detected beat is kept and labeled but read no rhythm from (:func:`rhythm_of`): a false detection splits the
-interval of the true beats around it, and a sinus beat after it looks premature, the beat before it followed by
-a pause. The check's own threshold (0.07, chosen on QRS errors alone) keeps doubtful detections so as to miss no
-beat; at it every kept beat sets the rhythm, as before 2026-11-24.
+detected beat is doubted (:attr:`Beats.doubted`): kept, but read no rhythm from (:func:`rhythm_of`), and labeled
+unclassifiable unless an expert labels it (:data:`simsearch.label.annotate.DOUBTED_LABEL`, measured there with
+this value). A false detection splits the interval of the true beats around it, and a sinus beat after it looks
+premature, the beat before it followed by a pause. The check's own threshold (0.07, chosen on QRS errors alone)
+keeps doubtful detections so as to miss no beat; at it every kept beat sets the rhythm, as before 2026-11-24.
 
 Chosen by ``scripts/cross_validate_end_to_end.py`` (DS1 folds of ``scripts/cross_validate_adaptive.py``, each
 held-out patient clean and with nstdb's ``em`` added to both leads, beats as detected; the check itself unchanged,
@@ -566,14 +580,13 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
     """
     at_model = to_model_rate(record.signal, record.fs)
     located = None  # the beats' largest deflections, at MODEL_FS
-    rhythm = None  # the beats the rhythm is read from: all but the detections the check doubts
+    probability = None  # the check's, of detected beats
     if r_peaks is None:
         if record.has_annotations:
             r_peaks, symbols = reference_beats(record)
         else:  # the detector runs at MODEL_FS, where its settings were tuned, and places its beats there itself
             located, probability = detected_at_model_rate(record, at_model)
             r_peaks = rescale_samples(located, MODEL_FS, record.fs)
-            rhythm = probability >= RHYTHM_CONFIDENCE
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     order = np.argsort(r_peaks, kind="stable")
     r_peaks = r_peaks[order]
@@ -594,9 +607,11 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
                 rescale_samples(r_peaks, record.fs, MODEL_FS), 0, max(filtered.size - 1, 0)), MODEL_FS)
         centres = aligned_centres(filtered, located)
     windows = segment(filtered, centres)
+    if probability is not None:
+        probability = np.asarray(probability, dtype=np.float64)[order]
+    rhythm = None if probability is None else probability >= DOUBTED_BELOW  # the doubted read no rhythm
     return Beats(record.name, record.lead, record.fs, r_peaks, windows,
-                 beat_context(r_peaks, windows, record.fs, None if rhythm is None else rhythm[order]),
-                 symbols, aami, centres)
+                 beat_context(r_peaks, windows, record.fs, rhythm), symbols, aami, centres, probability)
 
 
 ALIGN_S = 0.06
@@ -693,7 +708,8 @@ def beats_in_lead(other: Record, beats: Beats) -> Beats:
     context = cut.context.copy()
     rhythm_columns = [CONTEXT_COLUMNS.index(c) for c in RR_COLUMNS + PAUSE_RESISTANT_COLUMNS]
     context[:, rhythm_columns] = beats.context[:, rhythm_columns]  # one heart, one rhythm: as the first lead read it
-    return replace(cut, context=context, symbols=beats.symbols, aami=beats.aami)
+    return replace(cut, context=context, symbols=beats.symbols, aami=beats.aami,
+                   detection_probability=beats.detection_probability)
 
 
 def detect_beats(record: Record) -> np.ndarray:
