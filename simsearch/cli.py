@@ -400,6 +400,10 @@ def annotate(index_dir: Path,
         table.add_row(cls, str(count), *(str(int((mine & (annotation.label_source == source)).sum()))
                                          for source in LABEL_SOURCES), str(int((mine & low).sum())))
     out.print(table)
+    if report["gaps"]:
+        seconds = sum(stop - start for start, stop in report["gaps"]) / annotation.fs
+        out.print(f"invalid signal: {len(report['gaps'])} gap(s), {seconds:.1f} s, bridged by straight lines; "
+                  "beats whose windows reach into them are labeled Q (doubted)")
     low_samples = report["low_confidence"]["samples"]
     if low_samples:
         more = f" ... (+{len(low_samples) - 10})" if len(low_samples) > 10 else ""

@@ -73,6 +73,8 @@ SIGNAL_CASES = {
     "dat_outside": ("{n} 1 360 3600", ("base.dat", "../../../../etc/passwd"), None, "malformed header"),
     "dat_device": ("{n} 1 360 3600", ("base.dat", "/dev/zero"), None, "malformed header"),
     "nan_samples": ("{n} 1 360 3600", ("base.dat", "nan_samples.dat"), np.full(3600, -32768), "NaN"),
+    "mostly_nan": ("{n} 1 360 3600", ("base.dat", "mostly_nan.dat"), np.r_[np.full(3500, -32768), np.arange(100)],
+                   "too short"),
     "flat": ("{n} 1 360 3600", ("base.dat", "flat.dat"), np.zeros(3600), "flat"),
 }
 ATR_CASES = {

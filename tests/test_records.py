@@ -126,10 +126,13 @@ def _write_record(tmp_path, name, signal):
 
 
 def test_nan_signal(data_dir, tmp_path):
+    """A gap of invalid samples is bridged (tests/test_gaps.py); a signal without a valid sample is refused."""
     signal = load_record("100", data_dir).signal[:36000].copy()
     signal[1000:1100] = np.nan
+    gappy = load_record(_write_record(tmp_path, "gappy", signal))
+    np.testing.assert_array_equal(gappy.gaps, [[1000, 1100]])
     with pytest.raises(SignalQualityError, match="NaN"):
-        load_record(_write_record(tmp_path, "gappy", signal))
+        load_record(_write_record(tmp_path, "void", np.full(36000, np.nan)))
 
 
 def test_flat_signal(tmp_path):

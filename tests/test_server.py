@@ -245,7 +245,7 @@ def test_a_workspace_describes_its_record(client, workspace, data_dir):
     rec = load_record(RECORD, data_dir)
     assert ws["record"] == RECORD and ws["status"]["progress"] == 1.0
     assert ws["signal"] == {"fs": rec.fs, "n_samples": rec.n_samples, "duration_s": rec.n_samples / rec.fs,
-                            "lead": rec.lead, "units": "mV"}
+                            "lead": rec.lead, "units": "mV", "gaps_s": []}
     assert sum(ws["summary"]["by_class"].values()) == ws["summary"]["beats"] > 2000
     beats = client.get(f"/api/workspaces/{workspace}/beats", params={"start": 10, "end": 20}).json()
     assert 5 < beats["total"] == len(beats["sample"]) < 40 and all(10 <= t < 20 for t in beats["time"])
@@ -394,6 +394,26 @@ def test_an_uploaded_record_is_read_before_it_is_kept(client, state, excerpt):
         state.max_upload_bytes = limit
     assert sorted(p.name for p in state.workspace_dir.iterdir() if p.name != ".tmp") == before  # nothing kept
     assert not any((state.workspace_dir / ".tmp").iterdir())
+
+
+def test_a_recording_with_a_gap_is_reviewed_with_the_gap_shown(client, data_dir, tmp_path):
+    """Five seconds of invalid signal (WFDB's invalid sample value): the workspace opens, says where the gap is
+    (the page shades it), and labels the beats whose windows reach into it Q, doubted."""
+    rec = load_record(RECORD, data_dir)
+    signal = rec.signal[: int(60 * rec.fs)].copy()
+    signal[int(20 * rec.fs):int(25 * rec.fs)] = np.nan
+    wfdb.wrsamp("gap233", fs=rec.fs, units=["mV"], sig_name=[rec.lead], p_signal=signal[:, None], fmt=["16"],
+                write_dir=str(tmp_path))
+    opened = upload(client, excerpt_files(tmp_path / "gap233"), by="ana")
+    assert opened.status_code == 202, opened.text
+    wait_ready(client, opened.json()["id"])
+    ws = client.get(f"/api/workspaces/{opened.json()['id']}").json()
+    assert ws["signal"]["gaps_s"] == [[20.0, 25.0]]
+    beats = client.get(f"/api/workspaces/{opened.json()['id']}/beats", params={"start": 18, "end": 27}).json()
+    doubted = [t for t, source in zip(beats["time"], beats["label_source"]) if source == "doubted"]
+    assert doubted and all(19 < t < 26 for t in doubted)  # the beats around it
+    assert not [t for t in beats["time"] if 20.3 < t < 24.7]  # none in it
+    assert ws["summary"]["by_label_source"]["doubted"] == len(doubted)
 
 
 def test_upload_label_and_add_to_a_copy_of_the_index(small_index, data_dir, excerpt, tmp_path):

@@ -148,6 +148,8 @@ class Prepared:
     neighbor_distances: np.ndarray
     graph: sp.csr_matrix
     encoder: str
+    gaps: np.ndarray | None = None
+    """The record's stretches of invalid signal (:attr:`~simsearch.signal.records.Record.gaps`)."""
 
 
 @dataclass
@@ -179,6 +181,8 @@ class Annotation:
     neighbors: np.ndarray | None = None
     timings: dict | None = None
     """Seconds and peak RSS (MB) per stage (:meth:`StageLog.report`), when annotated by :func:`annotate_record`."""
+    gaps: np.ndarray | None = None
+    """[start, stop) samples of the record's stretches of invalid signal (:attr:`Prepared.gaps`)."""
 
     def __len__(self) -> int:
         return len(self.beats)
@@ -252,7 +256,7 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
     with log.stage("graph"):
         graph = knn_graph(graph_vectors(embeddings, index.encoder))
     return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
-                    ids[:, :top], np.round(distances[:, :top], 4), graph, index.fingerprint)
+                    ids[:, :top], np.round(distances[:, :top], 4), graph, index.fingerprint, record.gaps)
 
 
 def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,
@@ -270,7 +274,7 @@ def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols:
     return Annotation(prepared.record, prepared.path, prepared.fs, prepared.lead, prepared.n_samples,
                       labels, out_symbols, confidence, source,
                       scores, prepared.global_scores, prepared.neighbor_ids, prepared.neighbor_distances,
-                      prepared.embeddings, prepared.beats, prepared.encoder)
+                      prepared.embeddings, prepared.beats, prepared.encoder, gaps=prepared.gaps)
 
 
 def doubted_unclassifiable(classes: np.ndarray, beats: Beats) -> np.ndarray:
@@ -390,7 +394,8 @@ def suggested_rows(annotation: Annotation, n: int, *, expert_mask: np.ndarray | 
 
 
 def summary(annotation: Annotation) -> dict:
-    """Beats per class and per label source, and the low-confidence beats to review."""
+    """Beats per class and per label source, the low-confidence beats to review, and the stretches of invalid
+    signal (``gaps``, [start, stop) samples at the record's rate)."""
     low = annotation.confidence < LOW_CONFIDENCE
     return {
         "record": annotation.record,
@@ -399,6 +404,7 @@ def summary(annotation: Annotation) -> dict:
         "by_label_source": {s: int((annotation.label_source == s).sum()) for s in LABEL_SOURCES},
         "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum()),
                            "samples": [int(s) for s in annotation.samples[low]]},
+        "gaps": [] if annotation.gaps is None else annotation.gaps.tolist(),
     }
 
 

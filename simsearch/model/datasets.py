@@ -30,7 +30,7 @@ class BeatSet:
 
     @classmethod
     def stack(cls, beats: Sequence[Beats]) -> BeatSet:
-        labeled = [b.take(np.flatnonzero(b.aami != "")) for b in beats]
+        labeled = [b.take(np.flatnonzero((b.aami != "") & ~b.doubted)) for b in beats]  # doubted: no shape to learn
         if not sum(len(b) for b in labeled):
             raise AnnotationError("no labeled beats to learn from: the records need reference annotations")
         return cls(

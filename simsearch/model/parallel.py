@@ -51,11 +51,13 @@ def embed_one(encoder, name: str, data_dir: str | None, lead: str | None,
               second_lead_weight: float = 0.0) -> EmbeddedRecord:
     """Read, filter, segment and embed one record to be stored (what a worker does, and a
     build here, record after record); with ``second_lead_weight``, in both leads
-    (:func:`~simsearch.model.leads.beat_vectors`)."""
+    (:func:`~simsearch.model.leads.beat_vectors`). Doubted beats (:attr:`~simsearch.signal.beats.Beats.doubted`:
+    a detection the check doubts, a window reaching into a gap of invalid signal) are not stored."""
     t0 = time.perf_counter()
     record = load_record(name, data_dir, lead=lead)
     t1 = time.perf_counter()
     beats = beats_from_record(record)
+    beats = beats.take(np.flatnonzero(~beats.doubted))
     t2 = time.perf_counter()
     vectors = beat_vectors(encoder, record, beats, second_lead_weight, store=True)
     t3 = time.perf_counter()

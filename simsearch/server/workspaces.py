@@ -121,7 +121,8 @@ class Workspace:
         if live is not None:
             rec = live.record
             out["signal"] = {"fs": rec.fs, "n_samples": rec.n_samples, "duration_s": rec.n_samples / rec.fs,
-                             "lead": rec.lead, "units": "mV"}
+                             "lead": rec.lead, "units": "mV",
+                             "gaps_s": [] if rec.gaps is None else np.round(rec.gaps / rec.fs, 3).tolist()}
             out["summary"] = self.summary()
             out["pending_propagation"] = self.doc["labels_version"] != live.propagated_version
         return out
@@ -437,7 +438,8 @@ class Workspaces:
             step("labeling", 0.85, "spreading labels over the record")
             annotation = assemble(prepared, rows, classes, symbols)
             annotation.neighbors = neighbor_refs(index, prepared.neighbor_ids)
-            record = Record(loaded.name, loaded.path, loaded.signal.astype(np.float32), loaded.fs, loaded.lead)
+            record = Record(loaded.name, loaded.path, loaded.signal.astype(np.float32), loaded.fs, loaded.lead,
+                            gaps=loaded.gaps)
             with workspace.lock:
                 workspace.live = Live(record, prepared, annotation, doc["labels_version"])
             step("ready", 1.0, f"{len(found)} beats labeled")

@@ -198,8 +198,9 @@ class Beats:
     ``context`` is (n, len(CONTEXT_COLUMNS)), see :func:`beat_context`;
     ``symbols`` holds MIT-BIH symbols (``""`` where unlabeled) and ``aami`` their
     AAMI classes (``""`` where unlabeled); ``detection_probability``, for beats the QRS detector found,
-    the other lead's check's probability that each is a beat (1 where unchecked; ``None`` for beats
-    at given positions, which nobody doubts; :attr:`doubted`).
+    the other lead's check's probability that each is a beat (1 where unchecked), and 0 for a beat whose window
+    reaches into a gap of invalid signal (:func:`reaching_a_gap`); ``None`` where nothing is doubted (beats at
+    given positions in a recording without gaps); :attr:`doubted`.
     """
 
     record: str
@@ -555,6 +556,19 @@ measured after the choice; DS1 has no patient with pauses, which fill with detec
 71.1, 87.4 / 71.3; paused but clean, 0.2 no worse than 0.07 (within 0.1, SVEB +P +0.3)."""
 
 
+def reaching_a_gap(centres: np.ndarray, gaps: np.ndarray | None, fs: float) -> np.ndarray:
+    """Per beat, whether its window (centred at ``centres``, at :data:`MODEL_FS`) reaches into one of the
+    ``gaps`` of invalid signal (:attr:`~simsearch.signal.records.Record.gaps`, [start, stop) at ``fs``)."""
+    centres = np.asarray(centres, dtype=np.int64)
+    if gaps is None or len(gaps) == 0:
+        return np.zeros(centres.shape[0], dtype=bool)
+    first = np.floor(gaps[:, 0] * (MODEL_FS / fs)).astype(np.int64)
+    last = np.ceil(gaps[:, 1] * (MODEL_FS / fs)).astype(np.int64)  # gaps are sorted and apart
+    starts, stops = centres - WINDOW_BEFORE, centres + WINDOW_AFTER
+    latest = np.searchsorted(first, stops, side="left") - 1  # the last gap starting before the window ends
+    return (latest >= 0) & (last[np.clip(latest, 0, None)] > starts)
+
+
 def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
                       symbols: np.ndarray | None = None, *, centres: np.ndarray | None = None) -> Beats:
     """Filter the record and cut its beats.
@@ -609,6 +623,9 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
     windows = segment(filtered, centres)
     if probability is not None:
         probability = np.asarray(probability, dtype=np.float64)[order]
+    in_gap = reaching_a_gap(centres, record.gaps, record.fs)
+    if in_gap.any():  # a window partly made of the line that bridges a gap is no beat's shape to read
+        probability = np.where(in_gap, 0.0, 1.0 if probability is None else probability)
     rhythm = None if probability is None else probability >= DOUBTED_BELOW  # the doubted read no rhythm
     return Beats(record.name, record.lead, record.fs, r_peaks, windows,
                  beat_context(r_peaks, windows, record.fs, rhythm), symbols, aami, centres, probability)

@@ -78,6 +78,9 @@ class Record:
     A part of a recording (:func:`load_record`'s ``span_s``) starts at sample ``start`` of
     it: its signal's and annotations' positions count from there, ``start + position`` is
     the sample in the whole recording.
+    ``gaps`` (k, 2) holds the [start, stop) samples of each stretch of invalid signal (a WFDB
+    record's invalid samples: lead off, not recorded), which ``signal`` bridges with straight
+    lines (:func:`bridged`); ``None`` where there is none.
     """
 
     name: str
@@ -88,6 +91,7 @@ class Record:
     ann_samples: np.ndarray | None = None
     ann_symbols: np.ndarray | None = None
     start: int = 0
+    gaps: np.ndarray | None = None
 
     @property
     def span_s(self) -> tuple[float, float]:
@@ -267,14 +271,17 @@ def samples_in(span_s: tuple[float, float], fs: float, n_samples: int, name: str
 
 
 def _checked_part(record: Record, start: int | None) -> Record:
-    """``record`` once its signal passes :func:`check_signal` and is long enough; read from
-    sample ``start`` of its recording (None: read whole), its annotations in that part only,
+    """``record`` once its gaps are bridged (:func:`bridged`) and its signal passes :func:`check_signal` and is
+    long enough; read from sample ``start`` of its recording (None: read whole), its annotations in that part only,
     counted from ``start`` (a whole record keeps all of its own, whose positions are checked
     where beats are cut)."""
     what = f"{record.name} lead {record.lead}"
+    signal, gaps = bridged(record.signal, what)
+    record = replace(record, signal=signal, gaps=gaps)
     check_signal(record.signal, what)
-    if record.n_samples < MIN_DURATION_S * record.fs:
-        raise SignalQualityError(f"{what}: signal too short ({record.n_samples} samples at {record.fs:g} Hz, "
+    valid = record.n_samples - (0 if gaps is None else int((gaps[:, 1] - gaps[:, 0]).sum()))
+    if valid < MIN_DURATION_S * record.fs:
+        raise SignalQualityError(f"{what}: signal too short ({valid} valid samples at {record.fs:g} Hz, "
                                  f"at least {MIN_DURATION_S:g} s)")
     if start is None:
         return record
@@ -333,12 +340,15 @@ def resampled(record: Record, fs: float) -> Record:
     fs = check_sampling_rate(fs, f"{record.name}: target rate")
     signal = resample(record.signal, record.fs, fs)
     start = round(record.start * fs / record.fs)
+    gaps = None if record.gaps is None else np.column_stack([
+        np.floor(record.gaps[:, 0] * fs / record.fs), np.minimum(np.ceil(record.gaps[:, 1] * fs / record.fs),
+                                                                signal.shape[0])]).astype(np.int64)
     if not record.has_annotations:
-        return replace(record, signal=signal, fs=fs, start=start)
+        return replace(record, signal=signal, fs=fs, start=start, gaps=gaps)
     samples = np.round(record.ann_samples * (fs / record.fs)).astype(np.int64)
     inside = samples < signal.shape[0]
     return replace(record, signal=signal, fs=fs, start=start, ann_samples=samples[inside],
-                   ann_symbols=record.ann_symbols[inside])
+                   ann_symbols=record.ann_symbols[inside], gaps=gaps)
 
 
 def _checked_edf_header(path: Path) -> edf.EdfHeader:
@@ -472,6 +482,36 @@ MIN_SAMPLES = 64
 MIN_DURATION_S = 0.5
 """Shorter records (less than one RR interval at 120 bpm) hold no beat, whatever their
 rate; at 10 kHz, MIN_SAMPLES would be a few samples once resampled to the model's rate."""
+
+
+def bridged(signal: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``signal`` with each stretch of NaN or infinite samples replaced by the straight line between the valid
+    samples around it, the (k, 2) [start, stop) samples of those gaps or ``None``).
+
+    A recording with a few seconds of lead-off or unrecorded signal (what a WFDB record marks as invalid samples,
+    which wfdb reads as NaN) is still a recording: its beats elsewhere are labeled, and a line carries no QRS, so
+    the detector finds none in a gap. Beats whose windows reach into one are doubted
+    (:func:`simsearch.signal.beats.beats_from_record`). A gap at an end repeats the nearest valid sample.
+
+    Raises
+    ------
+    SignalQualityError
+        No sample is valid (one that is 1-D; other shapes are :func:`check_signal`'s to refuse).
+    """
+    signal = np.asarray(signal)
+    if signal.ndim != 1 or signal.size == 0:
+        return signal, None
+    invalid = ~np.isfinite(signal)
+    if not invalid.any():
+        return signal, None
+    if invalid.all():
+        raise SignalQualityError(f"{what}: no valid sample ({signal.size} NaN or infinite samples)")
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], invalid.view(np.int8), [0]])))
+    gaps = edges.reshape(-1, 2).astype(np.int64)
+    at = np.arange(signal.size)
+    out = signal.copy()
+    out[invalid] = np.interp(at[invalid], at[~invalid], signal[~invalid])
+    return out, gaps
 
 
 def check_signal(signal: np.ndarray, what: str) -> None:

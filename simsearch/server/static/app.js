@@ -172,6 +172,15 @@ function drawBeatMarks(u) {
   ctx.clip();
   ctx.textAlign = "center";
   const font = (px, bold) => `${bold ? "bold " : ""}${px * PX()}px system-ui, sans-serif`;
+  (app.ws?.signal?.gaps_s || []).forEach(([from, to]) => {   // invalid signal, bridged by a line: shaded grey
+    const x0 = u.valToPos(from, "x", true), x1 = u.valToPos(to, "x", true);
+    if (x1 < left || x0 > left + width) return;
+    ctx.fillStyle = "rgba(120, 120, 120, 0.3)";
+    ctx.fillRect(x0, top, Math.max(x1 - x0, 1), height);
+    ctx.fillStyle = "#424242";
+    ctx.font = font(11, false);
+    ctx.fillText("no signal", (Math.max(x0, left) + Math.min(x1, left + width)) / 2, top + height / 2);
+  });
   const current = app.queue[app.current];
   if (current) {
     const x = u.valToPos(current.time, "x", true);
