@@ -91,3 +91,21 @@ def test_annotate_labels_the_beats_around_a_gap_q_and_reports_the_gap(small_inde
     printed = json.loads(capsys.readouterr().out)
     assert printed["gaps"] == [list(GAP)] and printed["by_label_source"]["doubted"] == report["by_label_source"][
         "doubted"]
+
+
+def test_an_interval_across_a_gap_is_read_as_the_usual_one(gapped):
+    """The beats after a gap are not read as late, nor their neighbors' running references as long: the
+    interval across the gap counts as the median interval."""
+    from simsearch.signal.beats import CONTEXT_COLUMNS, across_gaps_closed
+
+    beats = beats_from_record(load_record(gapped[0]))
+    whole = beats_from_record(load_record(gapped[1]))
+    after = np.flatnonzero((beats.samples > GAP[1]) & ~beats.doubted)[0]
+    prev, local = CONTEXT_COLUMNS.index("rr_prev"), CONTEXT_COLUMNS.index("rr_local")
+    usual = np.median(np.diff(whole.samples)) / FS
+    assert abs(beats.context[after, prev] - usual) < 0.05  # not the 6 s across the gap
+    assert abs(beats.context[after + 5, local] - whole.context[after + 5, local]) < 0.1
+    peaks = np.array([0, 100, 200, 300, 900, 1000, 1100])  # 500 samples of the interval 300-900 were a gap
+    np.testing.assert_array_equal(across_gaps_closed(peaks, np.ones(7, bool), np.array([[350, 850]])),
+                                  [0, 100, 200, 300, 400, 500, 600])
+    np.testing.assert_array_equal(across_gaps_closed(peaks, np.ones(7, bool), None), peaks)

@@ -483,24 +483,30 @@ def shape_noise(windows: np.ndarray) -> np.ndarray:
     return np.column_stack(out).astype(np.float32)
 
 
-def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float, rhythm: np.ndarray | None = None) -> np.ndarray:
+def beat_context(r_peaks: np.ndarray, windows: np.ndarray, fs: float, rhythm: np.ndarray | None = None,
+                 gaps: np.ndarray | None = None) -> np.ndarray:
     """Per beat (n, len(CONTEXT_COLUMNS)): RR features, difference from the dominant beat, P-wave
     consistency, the stretch's noise and the rhythm without its pauses, for the sorted beats ``r_peaks`` of
-    one record and their ``windows``; ``rhythm``, where given, marks the beats the rhythm is read from
-    (:func:`rhythm_of`)."""
-    rr, pause_resistant = rhythm_of(r_peaks, fs, rhythm)
+    one record and their ``windows``; ``rhythm``, where given, marks the beats the rhythm is read from, and
+    ``gaps`` are the record's stretches of invalid signal (:func:`rhythm_of`)."""
+    rr, pause_resistant = rhythm_of(r_peaks, fs, rhythm, gaps)
     return np.column_stack([rr, dominant_beat_features(windows), p_wave_consistency(windows), shape_noise(windows),
                             pause_resistant]).astype(np.float32)
 
 
-def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None,
+              gaps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(:data:`RR_COLUMNS`, :data:`PAUSE_RESISTANT_COLUMNS`) of the sorted beats ``r_peaks``, read from the
     beats ``rhythm`` marks (all where ``None``): a detection the check doubts (:data:`DOUBTED_BELOW`)
     splits no interval of the beats around it. Such a beat's own intervals run to the marked beats before and
     after it, and it takes the running references of the next marked beat. Where every beat is marked, or
-    fewer than two, :func:`rr_features` and :func:`pause_resistant_rhythm` of all of them."""
+    fewer than two, :func:`rr_features` and :func:`pause_resistant_rhythm` of all of them. An interval between
+    marked beats that spans one of ``gaps`` (stretches of invalid signal, [start, stop) at ``fs``) is unknown:
+    it is read as the marked intervals' median (:func:`across_gaps_closed`), so the beat after a gap does not
+    look late nor its neighbors' running references long."""
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     marked = np.ones(r_peaks.shape[0], dtype=bool) if rhythm is None else np.asarray(rhythm, dtype=bool)
+    r_peaks = across_gaps_closed(r_peaks, marked, gaps)
     if marked.all() or marked.sum() < 2:
         return rr_features(r_peaks, fs), pause_resistant_rhythm(r_peaks, fs)
     times = r_peaks[marked]
@@ -515,6 +521,26 @@ def rhythm_of(r_peaks: np.ndarray, fs: float, rhythm: np.ndarray | None = None) 
     out = rr[reference].copy()
     out[:, RR_COLUMNS.index("rr_prev")], out[:, RR_COLUMNS.index("rr_next")] = prev_rr, next_rr
     return out.astype(np.float32), pause_resistant[reference]
+
+
+def across_gaps_closed(r_peaks: np.ndarray, marked: np.ndarray, gaps: np.ndarray | None) -> np.ndarray:
+    """``r_peaks`` (sorted) moved so that each interval between consecutive ``marked`` beats that spans one of
+    ``gaps`` becomes the median of the others: the positions a rhythm is read from where the signal between
+    two beats is missing (beats may have been there). Beats after such an interval move back by what it lost;
+    intervals elsewhere are unchanged."""
+    if gaps is None or len(gaps) == 0 or marked.sum() < 3:
+        return r_peaks
+    times = r_peaks[marked]
+    latest = np.searchsorted(gaps[:, 0], times[1:], side="left") - 1  # the last gap starting before each beat
+    spans = (latest >= 0) & (gaps[np.clip(latest, 0, None), 1] > times[:-1])
+    if not spans.any() or spans.all():
+        return r_peaks
+    intervals = np.diff(times)
+    lost = np.where(spans, intervals - np.median(intervals[~spans]), 0).clip(min=0)
+    shift = np.concatenate([[0], np.cumsum(lost)])  # per marked beat
+    after = np.searchsorted(times, r_peaks, side="right") - 1  # the marked beat at or before each beat
+    moved = r_peaks - np.where(after >= 0, shift[np.clip(after, 0, None)], 0).astype(np.int64)
+    return np.minimum.accumulate(moved[::-1])[::-1]  # a beat inside a closed interval stays before its end
 
 
 DOUBTED_BELOW = 0.2
@@ -628,7 +654,7 @@ def beats_from_record(record: Record, r_peaks: np.ndarray | None = None,
         probability = np.where(in_gap, 0.0, 1.0 if probability is None else probability)
     rhythm = None if probability is None else probability >= DOUBTED_BELOW  # the doubted read no rhythm
     return Beats(record.name, record.lead, record.fs, r_peaks, windows,
-                 beat_context(r_peaks, windows, record.fs, rhythm), symbols, aami, centres, probability)
+                 beat_context(r_peaks, windows, record.fs, rhythm, record.gaps), symbols, aami, centres, probability)
 
 
 ALIGN_S = 0.06
