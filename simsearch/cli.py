@@ -457,8 +457,13 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
                                                      "end-to-end (detected beats, DS2), noise (end to end on "
                                                      "nstdb 118/119 and on the test records with em noise added, "
                                                      "per SNR)")] = Task.classification,
-             records: Annotated[str | None, typer.Option("--records", help="Test records [default: DS2; all "
-                                                            "48 for detection]", show_default=False)] = None,
+             records: Annotated[str | None, typer.Option("--records", help="Test records: names or paths, "
+                                                            "a directory, a RECORDS file [default: DS2; all 48 "
+                                                            "for detection]", show_default=False)] = None,
+             index_records: Annotated[str | None, typer.Option(
+                 "--index-records", help="Records the index is built from (classification, adaptive, end-to-end) "
+                                         "[default: DS1; all: the 48 MIT-BIH records, to label another database]",
+                 show_default=False)] = None,
              budgets: Annotated[str, typer.Option(help="Expert beats per record (adaptive)")] = "0,5,10,20,50",
              noise_dir: Annotated[Path | None, typer.Option("--noise-dir", help="MIT-BIH Noise Stress Test "
                                                                "records (noise) [default: nstdb beside the data "
@@ -475,6 +480,11 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     task_name = task.value
     budget_list = _whole_numbers(budgets, "--budgets")
     test = parse_record_list(records) if records else list(ALL_RECORDS if task_name == "detection" else DS2)
+    if index_records is not None and task_name in ("detection", "noise"):
+        raise ParameterError(f"--index-records is for classification, adaptive and end-to-end, not {task_name} "
+                             "(its index is DS1's, without the noise test's records)")
+    train = parse_record_list(index_records) if index_records is not None else list(DS1)
+    train_what = "DS1, the index's records" if index_records is None else "the index's records (--index-records)"
     data_dir_from(data_dir)
     _check_file(encoder, "encoder model")
     if task_name == "classification":
@@ -482,7 +492,10 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     if task_name != "detection":
         from .evaluation.leakage import check_disjoint
 
-        check_disjoint(DS1, test, "DS1, the index's records")  # by name: a path to a DS1 record is refused too
+        check_disjoint(train, test, train_what)  # by name: a path to an index record is refused too
+    if task_name in ("classification", "adaptive", "end-to-end"):  # the noise task's index is its own
+        for name in train:
+            check_record(name, data_dir)
     for name in test:
         check_record(name, data_dir)
     if task_name == "noise":
@@ -504,12 +517,12 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     if task_name == "classification":
         from .evaluation.classification import evaluate_classification
 
-        report = {"task": task_name, **evaluate_classification(data_dir, enc, test_records=test,
+        report = {"task": task_name, **evaluate_classification(data_dir, enc, train_records=train, test_records=test,
                                                                progress=not as_json)}
         from .plots import plot_confusion
 
         encoder_row = report["systems"][-1]
-        plot_confusion(encoder_row["confusion"], plot, title=f"{encoder_row['system']}: DS1 index, "
+        plot_confusion(encoder_row["confusion"], plot, title=f"{encoder_row['system']}: {_index_name(train)}, "
                                                                f"{len(test)} test records")
         report["plot"] = str(plot)
         return _print_classification(report, as_json)
@@ -529,18 +542,18 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
                                        progress=not as_json)}
             index.close()
             return _print_noise(report, as_json)
-        index = BeatIndex.build(Path(tmp) / "ds1", DS1, data_dir, encoder=enc, progress=not as_json,
+        index = BeatIndex.build(Path(tmp) / "index", train, data_dir, encoder=enc, progress=not as_json,
                                 leads=leads.value)
         if task_name == "adaptive":
             from .evaluation.adaptive import evaluate_adaptive
 
-            report = {"task": task_name, "leads": index.leads,
+            report = {"task": task_name, "leads": index.leads, "index_records": train,
                       **evaluate_adaptive(index, test, budget_list, data_dir, progress=not as_json)}
             rows = {name: b for name, b in report["budgets"].items()}
         else:
             from .evaluation.end_to_end import evaluate_end_to_end
 
-            report = {"task": task_name, "leads": index.leads,
+            report = {"task": task_name, "leads": index.leads, "index_records": train,
                       **evaluate_end_to_end(index, test, data_dir, progress=not as_json)}
             rows = {"end-to-end": report}
         index.close()
@@ -549,11 +562,16 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         return
     first = "expert labels per record" if task_name == "adaptive" else "system"
     held = "both leads" if report["leads"] == "both" else "one lead"
-    out.print(_ec57_table(f"{task_name}: {len(test)} records, DS1 index ({held})", rows, first))
+    out.print(_ec57_table(f"{task_name}: {len(test)} records, {_index_name(train)} ({held})", rows, first))
     if "qrs" in report:
         q = report["qrs"]
         out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "
                   f"{q['fp']} extra)")
+
+
+def _index_name(records: list[str]) -> str:
+    """How a table names the index it scored with: ``DS1 index``, or its number of records."""
+    return "DS1 index" if list(records) == list(DS1) else f"index of {len(records)} records"
 
 
 def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
@@ -603,7 +621,8 @@ def _print_classification(report: dict, as_json: bool) -> None:
         return
     p = report["protocol"]
     rows = {r["system"]: r for r in report["systems"]}
-    out.print(_ec57_table(f"DS1 index ({p['train_beats']} beats) -> {len(p['test_records'])} test records "
+    out.print(_ec57_table(f"{_index_name(p['train_records'])} ({p['train_beats']} beats) -> "
+                          f"{len(p['test_records'])} test records "
                           f"({p['test_beats']} beats), k={p['k']}, prior alpha={p['prior_alpha']}, "
                           f"each record's votes {p['patient_strength']:g} of the way to its own class mix", rows))
     without = next((key for key in report["systems"][0] if key.startswith("without_")), None)

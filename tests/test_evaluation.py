@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -364,3 +365,30 @@ def test_a_record_with_one_lead_is_scored_in_one_lead(data_dir, tmp_path):
     assert [s["system"] for s in report["systems"]] == ["raw kNN", "raw+RR kNN", "simsearch encoder"]
     assert report["protocol"]["both_leads_skipped"] == "x233 has one lead: no second lead to read"
     assert report["systems"][-1]["classes"]["V"]["n"] > 0
+
+
+def test_another_database_is_scored_with_an_index_of_other_records(data_dir, tmp_path):
+    """Test records named as a database is distributed (a directory, a RECORDS file), labeled by an index of
+    the records --index-records names; an overlap by name is refused, and the noise task keeps its own index."""
+    from simsearch.signal.beats import reference_beats
+
+    other = tmp_path / "otherdb"
+    other.mkdir()
+    for ext in ("hea", "dat", "atr"):
+        shutil.copy(data_dir / f"119.{ext}", other / f"119.{ext}")
+    (other / "RECORDS").write_text("119\n")
+    beats = len(reference_beats(load_record(other / "119"))[0])
+    for records in (other, other / "RECORDS"):
+        proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--task", "end-to-end", "--data-dir",
+                               str(data_dir), "--records", str(records), "--index-records", "100,209", "--json"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["index_records"] == ["100", "209"]
+        assert report["qrs"]["tp"] + report["qrs"]["fn"] == beats and report["qrs"]["se"] > 99
+    for args, words in ((["--records", str(data_dir / "209"), "--index-records", "100,209"], "overlap the index's"),
+                        (["--task", "noise", "--index-records", "all"], "--index-records is for"),
+                        (["--records", str(tmp_path)], "no record")):  # a directory without one
+        proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--data-dir", str(data_dir), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
