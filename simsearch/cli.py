@@ -482,7 +482,7 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     test = parse_record_list(records) if records else list(ALL_RECORDS if task_name == "detection" else DS2)
     if index_records is not None and task_name in ("detection", "noise"):
         raise ParameterError(f"--index-records is for classification, adaptive and end-to-end, not {task_name} "
-                             "(its index is DS1's, without the noise test's records)")
+                             "(detection needs no index; noise builds DS1's without the records it scores)")
     train = parse_record_list(index_records) if index_records is not None else list(DS1)
     train_what = "DS1, the index's records" if index_records is None else "the index's records (--index-records)"
     data_dir_from(data_dir)

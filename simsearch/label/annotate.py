@@ -54,7 +54,8 @@ DOUBTED_LABEL = "Q"
 """The label of a detection the check in the other lead doubts (:attr:`~simsearch.signal.beats.Beats.doubted`),
 unless the expert labels it: Q, unclassifiable. Such a detection is often noise, and noise labeled S or V is a
 false alarm; labeled Q it counts as no class's (EC57) and is flagged for review (its confidence is the check's
-probability). A true beat labeled so is a miss of its class.
+probability). A true beat labeled so is a miss of its class. A beat whose window reaches into a gap of invalid
+signal is doubted too (its probability 0: :func:`~simsearch.signal.beats.reaching_a_gap`).
 
 Measured with ``scripts/cross_validate_end_to_end.py`` (DS1 folds of ``scripts/cross_validate_adaptive.py``, each
 held-out patient clean and with nstdb's ``em`` in both leads; beats as detected, labeled by the vote; training
@@ -278,9 +279,9 @@ def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols:
 
 
 def doubted_unclassifiable(classes: np.ndarray, beats: Beats) -> np.ndarray:
-    """Class positions (:data:`~simsearch.aami.AAMI_CLASSES`) of ``beats``, with the detections the check
-    doubts labeled :data:`DOUBTED_LABEL`: what :func:`assemble` does to the spreading's labels, for a vote
-    scored alone."""
+    """Class positions (:data:`~simsearch.aami.AAMI_CLASSES`) of ``beats``, with the doubted ones
+    (:attr:`~simsearch.signal.beats.Beats.doubted`) labeled :data:`DOUBTED_LABEL`: what :func:`assemble` does to
+    the spreading's labels, for a vote scored alone."""
     return np.where(beats.doubted, AAMI_CLASSES.index(DOUBTED_LABEL), np.asarray(classes))
 
 

@@ -223,7 +223,8 @@ class Beats:
 
     @property
     def doubted(self) -> np.ndarray:
-        """Per beat, whether it is a detection the check doubts (:data:`DOUBTED_BELOW`)."""
+        """Per beat, whether it is doubted (:attr:`detection_probability` under :data:`DOUBTED_BELOW`): a detection
+        the check doubts, or a beat whose window reaches into a gap of invalid signal."""
         if self.detection_probability is None:
             return np.zeros(len(self), dtype=bool)
         return self.detection_probability < DOUBTED_BELOW
