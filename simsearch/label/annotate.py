@@ -48,8 +48,8 @@ LOW_CONFIDENCE = 0.6
 TOP_NEIGHBORS = 3
 """Global neighbors kept per beat for the written annotation (which beats it resembles)."""
 LABEL_SOURCES = ("expert", "propagated", "doubted")
-"""Where a beat's label comes from: the expert; the index's vote spread over the record's graph; or the QRS
-detector's check, which doubts the beat is one (:data:`DOUBTED_LABEL`)."""
+"""Where a beat's label comes from: the expert; the index's vote spread over the record's graph; or doubt (the
+check in the other lead doubts the detection, or the beat's window reaches into a gap: :data:`DOUBTED_LABEL`)."""
 DOUBTED_LABEL = "Q"
 """The label of a detection the check in the other lead doubts (:attr:`~simsearch.signal.beats.Beats.doubted`),
 unless the expert labels it: Q, unclassifiable. Such a detection is often noise, and noise labeled S or V is a

@@ -25,7 +25,7 @@ from .filtering import (  # SciPy, lazily
     resample,
     uniform_filter1d,
 )
-from .records import Record, check_signal, read_other_lead
+from .records import Record, check_signal, gaps_at, read_other_lead
 
 MODEL_FS = 360.0
 """Every record is resampled to this rate before beats are cut (MIT-BIH's own rate)."""
@@ -589,8 +589,7 @@ def reaching_a_gap(centres: np.ndarray, gaps: np.ndarray | None, fs: float) -> n
     centres = np.asarray(centres, dtype=np.int64)
     if gaps is None or len(gaps) == 0:
         return np.zeros(centres.shape[0], dtype=bool)
-    first = np.floor(gaps[:, 0] * (MODEL_FS / fs)).astype(np.int64)
-    last = np.ceil(gaps[:, 1] * (MODEL_FS / fs)).astype(np.int64)  # gaps are sorted and apart
+    first, last = gaps_at(gaps, fs, MODEL_FS).T  # sorted and apart
     starts, stops = centres - WINDOW_BEFORE, centres + WINDOW_AFTER
     latest = np.searchsorted(first, stops, side="left") - 1  # the last gap starting before the window ends
     return (latest >= 0) & (last[np.clip(latest, 0, None)] > starts)

@@ -340,9 +340,7 @@ def resampled(record: Record, fs: float) -> Record:
     fs = check_sampling_rate(fs, f"{record.name}: target rate")
     signal = resample(record.signal, record.fs, fs)
     start = round(record.start * fs / record.fs)
-    gaps = None if record.gaps is None else np.column_stack([
-        np.floor(record.gaps[:, 0] * fs / record.fs), np.minimum(np.ceil(record.gaps[:, 1] * fs / record.fs),
-                                                                signal.shape[0])]).astype(np.int64)
+    gaps = None if record.gaps is None else np.minimum(gaps_at(record.gaps, record.fs, fs), signal.shape[0])
     if not record.has_annotations:
         return replace(record, signal=signal, fs=fs, start=start, gaps=gaps)
     samples = np.round(record.ann_samples * (fs / record.fs)).astype(np.int64)
@@ -512,6 +510,12 @@ def bridged(signal: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | Non
     out = signal.copy()
     out[invalid] = np.interp(at[invalid], at[~invalid], signal[~invalid])
     return out, gaps
+
+
+def gaps_at(gaps: np.ndarray, fs: float, to_fs: float) -> np.ndarray:
+    """``gaps`` ([start, stop) samples at ``fs``) at the rate ``to_fs``, widened to whole samples there."""
+    scale = to_fs / fs
+    return np.column_stack([np.floor(gaps[:, 0] * scale), np.ceil(gaps[:, 1] * scale)]).astype(np.int64)
 
 
 def check_signal(signal: np.ndarray, what: str) -> None:

@@ -518,7 +518,7 @@ function renderCounts(summary, pending) {
   table.append(el("tr", {}, el("th", {}, "class"), el("th", {}, "beats")));
   CLASSES.forEach((c) => table.append(el("tr", {}, el("td", {}, cls(c)), el("td", {}, summary.by_class[c]))));
   table.append(el("tr", {}, el("td", {}, "expert"), el("td", {}, summary.by_label_source.expert)));
-  table.append(el("tr", { title: "detections the other lead's check doubts: labeled Q until an expert labels them" },
+  table.append(el("tr", { title: "detections the other lead's check doubts, beats reaching into a gap: Q until an expert labels them" },
     el("td", {}, "doubted"), el("td", {}, summary.by_label_source.doubted)));
   table.append(el("tr", {}, el("td", { class: "low" }, "low conf."), el("td", {}, summary.low_confidence.count)));
   $("#propagate-btn").textContent = pending ? "Propagate (pending)" : "Propagate";
