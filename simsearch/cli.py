@@ -228,7 +228,9 @@ def query(index_dir: Path,
         return
     q = result.query
     out.print(f"query: record {q['record']} sample {q['sample']} ({q['time']:.2f} s, lead {q['lead']}) "
-              f"symbol {q['symbol'] or '-'} class {q['aami'] or '-'}", markup=False, highlight=False)
+              f"symbol {q['symbol'] or '-'} class {q['aami'] or '-'}"
+              + ("; a doubted beat (annotate labels it Q): maybe noise" if q.get("doubted") else ""),
+              markup=False, highlight=False)
     table = Table()
     for col in ("#", "record", "sample", "time (s)", "symbol", "AAMI", "distance", "label"):
         table.add_column(col, justify="right" if col in ("#", "sample", "time (s)", "distance") else "left")

@@ -431,3 +431,17 @@ def test_doubted_detections_are_labeled_q_and_kept_out_of_the_index_unless_the_e
     rows = BeatIndex.open(index_dir).catalog.beats(record=ann.record)
     assert list(rows["sample"]) == list(np.delete(ann.samples, doubted[1:]))
     assert list(rows["aami"]) == list(np.delete(ann.labels, doubted[1:]))
+
+
+def test_a_query_says_whether_its_beat_is_doubted(small_index, data_dir, noise_dir, tmp_path):
+    """The beat asked about is marked doubted where annotate would label it Q; a stored beat never is."""
+    from simsearch.evaluation.noise import noise_leads, noisy_copies
+    from simsearch.signal.beats import beats_from_record
+
+    clean = load_record("232", data_dir, span_s=(0, 300))
+    (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [6], 0, tmp_path)
+    beats = beats_from_record(load_record(noisy.path, annotations=None))
+    doubted, believed = np.flatnonzero(beats.doubted)[0], np.flatnonzero(~beats.doubted)[0]
+    assert query_beat(small_index, noisy.path, int(beats.samples[doubted]), 3).query["doubted"] is True
+    assert query_beat(small_index, noisy.path, int(beats.samples[believed]), 3).query["doubted"] is False
+    assert query_beat(small_index, "208", 61785, 3).query["doubted"] is False

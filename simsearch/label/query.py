@@ -104,7 +104,7 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
     -------
     QueryResult
         The query beat (``query``: record, sample at the record's rate, time, lead,
-        symbol, class), its ``neighbors`` nearest first, the ``vote`` and the query's
+        symbol, class, whether it is doubted), its ``neighbors`` nearest first, the ``vote`` and the query's
         ``embedding``. The query beat itself (the same heartbeat, in any lead) is never
         among the neighbors.
 
@@ -127,7 +127,8 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
             raise SampleOutOfRangeError(f"{name}: the record has no beats")
         beat = index.catalog.beats(ids=np.array([beat_id]))
         vector = index.vectors.reconstruct(int(beat_id))[None, :]
-        info = {key: _plain(beat[key][0]) for key in ("record", "sample", "time", "lead", "symbol", "aami")}
+        info = {**{key: _plain(beat[key][0]) for key in ("record", "sample", "time", "lead", "symbol", "aami")},
+                "doubted": False}  # an index holds no doubted beat
         return _answer(index, vector, info, k, [name] if exclude_record else [], [beat_id], classes)
     fs, length = lead_extent(record, data_dir, lead=lead)
     span_s = None
@@ -208,7 +209,7 @@ def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = D
     """Neighbors and vote of a beat already embedded with the index's encoder (e.g. a beat
     of an annotated record, whose embeddings are kept): no record is read, nothing embedded.
 
-    ``info`` becomes the result's ``query`` (record, sample, time, lead, symbol, aami).
+    ``info`` becomes the result's ``query`` (record, sample, time, lead, symbol, aami, doubted).
     """
     k = _check_k(k)
     vector = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
@@ -216,10 +217,12 @@ def query_embedding(index: BeatIndex, vector: np.ndarray, info: dict, k: int = D
 
 
 def _beat_info(record: Record, beats: Beats, row: int) -> dict:
-    """The query beat as a result names it: its sample and time in the whole recording."""
+    """The query beat as a result names it: its sample and time in the whole recording, and whether it is doubted
+    (:attr:`~simsearch.signal.beats.Beats.doubted`: ``annotate`` labels such a beat Q)."""
     sample = record.start + int(beats.samples[row])
     return {"record": record.name, "sample": sample, "time": sample / record.fs,
-            "lead": record.lead, "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None}
+            "lead": record.lead, "symbol": beats.symbols[row] or None, "aami": beats.aami[row] or None,
+            "doubted": bool(beats.doubted[row])}
 
 
 def _answer(index: BeatIndex, vector: np.ndarray, info: dict, k: int, exclude_records: list[str],

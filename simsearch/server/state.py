@@ -98,7 +98,8 @@ class ServerState:
             row = right - 1 if right > 0 and sample - samples[right - 1] <= samples[right] - sample else right
             beat_id = int(stored["ids"][row])
             info = {"record": name, "sample": int(samples[row]), "time": float(stored["times"][row]),
-                    "lead": stored["lead"], "symbol": stored["symbols"][row], "aami": stored["aami"][row]}
+                    "lead": stored["lead"], "symbol": stored["symbols"][row], "aami": stored["aami"][row],
+                    "doubted": False}  # an index holds no doubted beat
             vector = index.vectors.reconstruct(beat_id)
             return query_embedding(index, vector, info, k, classes=classes,
                                    exclude_records=[name] if exclude_record else [], exclude_ids=[beat_id])

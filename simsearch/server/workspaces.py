@@ -213,7 +213,8 @@ class Workspace:
         ann = live.annotation
         labels, symbols, source, confidence = self.view()
         info = {"record": ann.record, "sample": int(ann.samples[row]), "time": round(float(ann.times[row]), 4),
-                "lead": ann.lead, "symbol": str(symbols[row]), "aami": str(labels[row])}
+                "lead": ann.lead, "symbol": str(symbols[row]), "aami": str(labels[row]),
+                "doubted": bool(ann.beats.doubted[row])}
         result = query_embedding(state.index, ann.embeddings[row], info, k, exclude_records=[ann.record]).to_dict()
         context = ann.beats.context[row]
         result["beat"] = {**info, "row": row, "label": str(labels[row]), "label_source": str(source[row]),
