@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -44,29 +43,12 @@ RECORD_SETS: dict[str, tuple[str, ...]] = {"all": ALL_RECORDS, "DS1": DS1, "DS2"
 
 
 def parse_record_list(spec: str) -> list[str]:
-    """Expand ``all``, ``DS1``, ``DS2``, a directory (its WFDB records and EDF files, as paths), a PhysioNet
-    ``RECORDS`` file (the records it lists, as paths beside it) or a comma-separated list of names/paths:
-    another database is named as it is distributed."""
+    """Expand ``all``, ``DS1``, ``DS2`` or a comma-separated list of names/paths (a directory or a
+    ``RECORDS`` file too: :func:`simsearch.signal.records.record_list`)."""
     key = spec.strip()
     for name, records in RECORD_SETS.items():
         if key.lower() == name.lower():
             return list(records)
-    path = Path(key)
-    if key and path.is_dir():
-        names = sorted({str(p.with_suffix("")) for p in path.glob("*.hea")} |
-                       {str(p) for p in path.iterdir() if p.suffix.lower() in (".edf", ".bdf")})
-        if not names:
-            raise ParameterError(f"{spec}: a directory with no record (no .hea, .edf or .bdf file)")
-        return names
-    if key and path.name == "RECORDS" and path.is_file():
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ParameterError(f"{spec}: cannot be read ({exc.__class__.__name__})") from None
-        names = [str(path.parent / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
-        if not names:
-            raise ParameterError(f"{spec}: lists no record")
-        return names
     names = [part.strip() for part in key.split(",") if part.strip()]
     if not names:
         raise ParameterError(f"no record named in {spec!r}")

@@ -26,12 +26,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI, parse_record_list
+from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI
 from .errors import AnnotationError, ParameterError, RecordNotFoundError, SimsearchError
 from .label.expert import gather_labels
 from .model.leads import DEFAULT_LEADS, LEAD_CHOICES
 from .model.training import TrainingConfig
-from .signal.records import check_record, data_dir_from, read_annotations, record_name
+from .signal.records import check_record, data_dir_from, read_annotations, record_list, record_name
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Similarity search over ECG heartbeats: build an index, query it, label records.")
@@ -481,11 +481,11 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     """Inter-patient evaluation as AAMI EC57 reports it; never trains or tunes on the test records."""
     task_name = task.value
     budget_list = _whole_numbers(budgets, "--budgets")
-    test = parse_record_list(records) if records else list(ALL_RECORDS if task_name == "detection" else DS2)
+    test = record_list(records) if records else list(ALL_RECORDS if task_name == "detection" else DS2)
     if index_records is not None and task_name in ("detection", "noise"):
         raise ParameterError(f"--index-records is for classification, adaptive and end-to-end, not {task_name} "
                              "(detection needs no index; noise builds DS1's without the records it scores)")
-    train = parse_record_list(index_records) if index_records is not None else list(DS1)
+    train = record_list(index_records) if index_records is not None else list(DS1)
     train_what = "DS1, the index's records" if index_records is None else "the index's records (--index-records)"
     data_dir_from(data_dir)
     _check_file(encoder, "encoder model")
@@ -761,7 +761,7 @@ def _checked_records(spec: str, data_dir: Path | None, lead: str | None) -> list
     """The records of a ``--records`` list to index or train on, each found, its header and
     annotations read (a bad one is refused before any signal is read or the encoder
     loads). A record whose annotation file holds no beat has nothing to index."""
-    names = parse_record_list(spec)
+    names = record_list(spec)
     data_dir_from(data_dir)
     for name in names:
         path = check_record(name, data_dir, lead)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..aami import check_symbols
+from ..aami import check_symbols, parse_record_list
 from ..errors import (
     LeadNotFoundError,
+    ParameterError,
     RecordFormatError,
     RecordNotFoundError,
     SampleOutOfRangeError,
@@ -480,6 +481,30 @@ MIN_SAMPLES = 64
 MIN_DURATION_S = 0.5
 """Shorter records (less than one RR interval at 120 bpm) hold no beat, whatever their
 rate; at 10 kHz, MIN_SAMPLES would be a few samples once resampled to the model's rate."""
+
+
+def record_list(spec: str) -> list[str]:
+    """The records ``spec`` names (:func:`~simsearch.aami.parse_record_list`), or those of a directory (its WFDB
+    records and EDF files, as paths) or of a PhysioNet ``RECORDS`` file (the records it lists, as paths beside
+    it): another database named as it is distributed."""
+    key = spec.strip()
+    path = _user_path(key) if key else None
+    if path is not None and _is(path, "dir"):
+        names = sorted({str(p.with_suffix("")) for p in path.glob("*.hea")} |
+                       {str(p) for p in path.iterdir() if edf.is_edf(p)})
+        if not names:
+            raise ParameterError(f"{spec}: a directory with no record (no .hea, .edf or .bdf file)")
+        return names
+    if path is not None and path.name == "RECORDS" and _is(path, "file"):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ParameterError(f"{spec}: cannot be read ({exc.__class__.__name__})") from None
+        names = [str(path.parent / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
+        if not names:
+            raise ParameterError(f"{spec}: lists no record")
+        return names
+    return parse_record_list(spec)
 
 
 def bridged(signal: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
