@@ -402,6 +402,7 @@ def annotate(index_dir: Path,
         table.add_row(cls, str(count), *(str(int((mine & (annotation.label_source == source)).sum()))
                                          for source in LABEL_SOURCES), str(int((mine & low).sum())))
     out.print(table)
+    _print_ectopy(report["ectopy"], annotation.fs)
     if report["gaps"]:
         seconds = sum(stop - start for start, stop in report["gaps"]) / annotation.fs
         out.print(f"invalid signal: {len(report['gaps'])} gap(s), {seconds:.1f} s, bridged by straight lines; "
@@ -421,6 +422,37 @@ def annotate(index_dir: Path,
         out.print(f"{kind}: {where}", markup=False, highlight=False)
     if added is not None:
         out.print(f"added {added} beats of {annotation.record} to {index_dir}", markup=False, highlight=False)
+
+
+def _clock(sample: int, fs: float) -> str:
+    """A sample's time into the recording as h:mm:ss."""
+    seconds = int(round(sample / fs))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _print_ectopy(ectopy: dict, fs: float) -> None:
+    """The Holter report's part of ``annotate``'s output: ectopic patterns per class, heart rate, pauses."""
+    from .label.ectopy import ECTOPIC_CLASSES
+
+    columns = {"beats": "beats", "isolated": "isolated", "couplets": "couplets", "runs": "runs (3+)",
+               "longest_run": "longest run", "fastest_run_bpm": "fastest run (bpm)", "bigeminy": "bigeminy",
+               "trigeminy": "trigeminy"}
+    table = Table(title="ectopy")
+    table.add_column("class")
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for cls in ECTOPIC_CLASSES:
+        table.add_row(cls, *("-" if ectopy[cls][key] is None else str(ectopy[cls][key]) for key in columns))
+    out.print(table)
+    rate, pauses = ectopy["heart_rate"], ectopy["pauses"]
+    line = "heart rate: " + ("-" if rate["mean_bpm"] is None else f"mean {rate['mean_bpm']:.0f} bpm")
+    if rate["min_bpm"] is not None:
+        line += (f", minute means {rate['min_bpm']:.0f} (at {_clock(rate['min_at'], fs)}) to {rate['max_bpm']:.0f} "
+                 f"(at {_clock(rate['max_at'], fs)})")
+    line += f"; pauses over {pauses['threshold_s']:g} s: {pauses['count']}"
+    if pauses["count"]:
+        line += f", longest {pauses['longest_s']:.1f} s (ending at {_clock(pauses['longest_at'], fs)})"
+    out.print(line, markup=False, highlight=False)
 
 
 @app.command()

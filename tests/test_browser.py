@@ -128,6 +128,9 @@ def test_label_propagate_reload_export(server, browser, data_dir, tmp_path):
     browser.find_element(By.ID, "open-btn").click()
     wait_for(browser, lambda d: state_of(d) in ("ready", "failed"), timeout=180, what="the record prepared")
     assert state_of(browser) == "ready", browser.find_element(By.ID, "message").text
+    ventricular = browser.find_element(By.CSS_SELECTOR, "#ectopy tr[data-cls='V']").text.split()
+    assert ventricular[0] == "V" and int(ventricular[-1]) > 0  # 233's episodes of ventricular bigeminy
+    assert browser.find_element(By.ID, "rhythm-facts").text.startswith("HR ")
     asked, _ = queue(browser)
     assert len(asked) >= LABELS and not labeled(browser)
     keys = [reference_class(data_dir, sample) for sample in asked[:LABELS]]

@@ -247,6 +247,9 @@ def test_a_workspace_describes_its_record(client, workspace, data_dir):
     assert ws["signal"] == {"fs": rec.fs, "n_samples": rec.n_samples, "duration_s": rec.n_samples / rec.fs,
                             "lead": rec.lead, "units": "mV", "gaps_s": []}
     assert sum(ws["summary"]["by_class"].values()) == ws["summary"]["beats"] > 2000
+    ectopy = ws["summary"]["ectopy"]  # 233: ventricular bigeminy, couplets and runs
+    assert ectopy["V"]["beats"] == ws["summary"]["by_class"]["V"] and ectopy["V"]["bigeminy"] > 0
+    assert 40 < ectopy["heart_rate"]["mean_bpm"] < 150
     beats = client.get(f"/api/workspaces/{workspace}/beats", params={"start": 10, "end": 20}).json()
     assert 5 < beats["total"] == len(beats["sample"]) < 40 and all(10 <= t < 20 for t in beats["time"])
     assert set(beats["label"]) <= set("NSVFQ") and all(0 <= c <= 1 for c in beats["confidence"])

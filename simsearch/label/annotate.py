@@ -35,6 +35,7 @@ from ..signal.beats import Beats, beats_from_record, reference_beats
 from ..signal.edf import is_edf
 from ..signal.records import Record, load_record
 from ..store.index import BeatIndex
+from .ectopy import ectopy_summary
 from .expert import expert_rows
 from .spreading import EXPERT_WEIGHT, SPREAD_ALPHA, knn_graph, propagate
 from .suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
@@ -395,8 +396,10 @@ def suggested_rows(annotation: Annotation, n: int, *, expert_mask: np.ndarray | 
 
 
 def summary(annotation: Annotation) -> dict:
-    """Beats per class and per label source, the low-confidence beats to review, and the stretches of invalid
-    signal (``gaps``, [start, stop) samples at the record's rate)."""
+    """Beats per class and per label source, the low-confidence beats to review, the stretches of invalid
+    signal (``gaps``, [start, stop) samples at the record's rate), and the ectopic patterns, pauses and heart
+    rate a Holter report gives (``ectopy``: :func:`~simsearch.label.ectopy.ectopy_summary`, read from the
+    believed beats: doubted detections split no interval)."""
     low = annotation.confidence < LOW_CONFIDENCE
     return {
         "record": annotation.record,
@@ -406,6 +409,8 @@ def summary(annotation: Annotation) -> dict:
         "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum()),
                            "samples": [int(s) for s in annotation.samples[low]]},
         "gaps": [] if annotation.gaps is None else annotation.gaps.tolist(),
+        "ectopy": ectopy_summary(annotation.labels, annotation.samples, annotation.fs,
+                                 believed=annotation.label_source != "doubted", gaps=annotation.gaps),
     }
 
 

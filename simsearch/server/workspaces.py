@@ -40,6 +40,7 @@ from ..label.annotate import (
     read_beats,
     suggested_rows,
 )
+from ..label.ectopy import ectopy_summary
 from ..label.expert import EXPERT_TOLERANCE_S, expert_rows, match_samples, parse_label
 from ..label.export import atomic_write, check_extension, write_annotation
 from ..label.query import query_embedding
@@ -171,10 +172,12 @@ class Workspace:
         live = self.ready()
         labels, _, source, confidence = self.view()
         low = confidence < LOW_CONFIDENCE
+        ann = live.annotation
         return {"beats": len(labels), "by_class": {c: int((labels == c).sum()) for c in AAMI_CLASSES},
                 "by_label_source": {s: int((source == s).sum()) for s in LABEL_SOURCES},
                 "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum())},
-                "encoder": live.annotation.encoder}
+                "ectopy": ectopy_summary(labels, ann.samples, ann.fs, believed=source != "doubted", gaps=ann.gaps),
+                "encoder": ann.encoder}
 
     def beats(self, start_s: float, end_s: float, limit: int, flagged_only: bool = False) -> dict:
         """Per-beat columns of the beats between ``start_s`` and ``end_s`` (at most ``limit``)."""

@@ -521,7 +521,25 @@ function renderCounts(summary, pending) {
   table.append(el("tr", { title: "detections the other lead's check doubts, beats reaching into a gap: Q until an expert labels them" },
     el("td", {}, "doubted"), el("td", {}, summary.by_label_source.doubted)));
   table.append(el("tr", {}, el("td", { class: "low" }, "low conf."), el("td", {}, summary.low_confidence.count)));
+  renderEctopy(summary.ectopy);
   $("#propagate-btn").textContent = pending ? "Propagate (pending)" : "Propagate";
+}
+
+function renderEctopy(ectopy) {
+  const table = $("#ectopy");
+  table.innerHTML = "";
+  table.append(el("tr", {}, ...["ectopy", "single", "pairs", "runs", "bigem."].map((h) => el("th", {}, h))));
+  ["S", "V"].forEach((c) => {
+    const e = ectopy[c];
+    table.append(el("tr", { dataset: { cls: c } }, el("td", {}, cls(c)),
+      ...[e.isolated, e.couplets, e.runs, e.bigeminy].map((n) => el("td", {}, n))));
+  });
+  const rate = ectopy.heart_rate;
+  const pauses = ectopy.pauses;
+  $("#rhythm-facts").textContent = `HR ${rate.mean_bpm === null ? "-" : Math.round(rate.mean_bpm)} bpm` +
+    (rate.min_bpm === null ? "" : ` (${Math.round(rate.min_bpm)}–${Math.round(rate.max_bpm)})`) +
+    `; pauses > ${pauses.threshold_s} s: ${pauses.count}` +
+    (pauses.count ? `, longest ${pauses.longest_s.toFixed(1)} s` : "");
 }
 
 function renderLabeled(labels) {
