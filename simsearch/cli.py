@@ -601,6 +601,20 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
         q = report["qrs"]
         out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "
                   f"{q['fp']} extra)")
+    if "runs" in report:
+        out.print(_runs_table(report["runs"]))
+
+
+def _runs_table(runs: dict) -> Table:
+    """EC57's run detection: Se / +P per ectopic class and run category, with the reference's runs."""
+    categories = list(next(iter(runs.values())))
+    table = Table(title="runs (EC57 run by run: Se / +P, reference runs)")
+    table.add_column("class")
+    for category in categories:
+        table.add_column(category, justify="right")
+    for cls, row in runs.items():
+        table.add_row(cls, *(f"{_fmt(row[c]['se'], 1)} / {_fmt(row[c]['ppv'], 1)} ({row[c]['n']})" for c in categories))
+    return table
 
 
 def _index_name(records: list[str]) -> str:

@@ -107,3 +107,29 @@ def test_annotate_reports_the_ectopy(small_index, data_dir, tmp_path, capsys):
     cli.main(["annotate", small_index.path, str(data_dir / "106"), "--out", str(tmp_path / "again")])
     printed = capsys.readouterr().out
     assert "ectopy" in printed and "bigeminy" in printed and "heart rate: mean" in printed
+
+
+def test_runs_are_matched_run_by_run_within_their_category():
+    """A couplet found, a short run cut to a couplet (a missed short run, a false couplet), a long run found
+    with its detections a little off, a supraventricular pair the test calls normal."""
+    from simsearch.evaluation.matching import match_runs, run_figures
+
+    labels, samples = labeled("NVVNNVVVNNVVVVVVVNSSN")
+    test_labels = np.array(list("NVVNNVVNNNVVVVVVVNNNN"))
+    runs = match_runs(samples, labels, samples + 20, test_labels, FS)
+    assert runs.shape == (2, 3, 4)
+    ventricular = run_figures(runs)["V"]
+    assert ventricular["couplet"] == {"n": 1, "se": 100.0, "test": 2, "ppv": 50.0}
+    assert ventricular["short run"] == {"n": 1, "se": 0.0, "test": 0, "ppv": None}
+    assert ventricular["long run"] == {"n": 1, "se": 100.0, "test": 1, "ppv": 100.0}
+    assert run_figures(runs)["S"]["couplet"] == {"n": 1, "se": 0.0, "test": 0, "ppv": None}
+    far = match_runs(samples, labels, samples + int(0.2 * FS), test_labels, FS, tolerance_s=0.15)
+    assert far[1, 2, 1] == 1  # spans overlap though each beat is 200 ms off
+    from rich.console import Console
+
+    from simsearch.cli import _runs_table
+
+    console = Console(record=True, width=120)
+    console.print(_runs_table(run_figures(runs)))
+    text = console.export_text()
+    assert "100.0 / 50.0 (1)" in text and "short run" in text

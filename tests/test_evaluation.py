@@ -317,7 +317,7 @@ def test_end_to_end_counts_with_the_detectors_errors_taken_away(small_index, dat
 
     clean = load_record("232", data_dir, span_s=(0, 300))
     (_, noisy), = noisy_copies(clean, noise_leads("em", noise_dir), [0], 0, tmp_path)
-    (matched, missed, extra), (_, missed_true, extra_true), (_, missed_ref, extra_ref) = (
+    (matched, missed, extra, _), (_, missed_true, extra_true, _), (_, missed_ref, extra_ref, runs_ref) = (
         record_counts(small_index, noisy, positions=p) for p in ("detected", "true detections", "reference"))
     assert extra.sum() > 0 and missed.sum() > 0  # electrode motion as strong as the ECG: the detector errs both ways
     assert extra_ref.sum() == extra_true.sum() == 0 and missed_ref.sum() == 0
@@ -386,6 +386,7 @@ def test_another_database_is_scored_with_an_index_of_other_records(data_dir, tmp
         report = json.loads(proc.stdout)
         assert report["index_records"] == ["100", "209"]
         assert report["qrs"]["tp"] + report["qrs"]["fn"] == beats and report["qrs"]["se"] > 99
+        assert report["runs"]["V"]["couplet"]["n"] == 0  # 119's ventricular beats come alone
     for args, words in ((["--records", str(data_dir / "209"), "--index-records", "100,209"], "overlap the index's"),
                         (["--task", "noise", "--index-records", "all"], "--index-records is for"),
                         (["--records", str(tmp_path)], "no record")):  # a directory without one

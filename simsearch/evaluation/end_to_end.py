@@ -9,16 +9,26 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES, class_index, to_aami
 from ..label.annotate import doubted_unclassifiable
+from ..label.ectopy import ECTOPIC_CLASSES, RUN_CATEGORIES
 from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
 from ..signal.records import Record, load_record
-from .matching import MATCH_TOLERANCE_S, match_labels, matched_metrics, pair_peaks
+from .matching import (
+    MATCH_TOLERANCE_S,
+    RUN_COUNTS,
+    match_labels,
+    match_runs,
+    matched_metrics,
+    pair_peaks,
+    run_figures,
+)
 from .metrics import percent
 
-Counts = tuple[np.ndarray, np.ndarray, np.ndarray]
+Counts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 """(confusion matrix of matched beats, missed reference beats per class, extra detections
-per given class), as :func:`~simsearch.evaluation.matching.match_labels` returns them."""
+per given class), as :func:`~simsearch.evaluation.matching.match_labels` returns them, and the run
+counts of :func:`~simsearch.evaluation.matching.match_runs`."""
 
 
 BEAT_POSITIONS = ("detected", "reference", "true detections")
@@ -69,13 +79,17 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
     distances, ids = index.search(index.embed(record, found), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
     pred = doubted_unclassifiable(vote_winner(record_vote(index, distances, ids))[0], found)
-    return match_labels(reference, class_index(to_aami(symbols)), found.samples, pred, record.fs, tolerance_s)
+    truth = class_index(to_aami(symbols))
+    names = np.asarray(AAMI_CLASSES)
+    return (*match_labels(reference, truth, found.samples, pred, record.fs, tolerance_s),
+            match_runs(reference, names[truth], found.samples, names[pred], record.fs, tolerance_s))
 
 
 def no_counts() -> Counts:
     """Zero counts, to sum :func:`record_counts` into."""
     n = len(AAMI_CLASSES)
-    return np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    return (np.zeros((n, n), dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+            np.zeros((len(ECTOPIC_CLASSES), len(RUN_CATEGORIES), len(RUN_COUNTS)), dtype=np.int64))
 
 
 def add_counts(total: Counts, more: Counts) -> Counts:
@@ -91,12 +105,13 @@ def end_to_end_figures(counts: Counts) -> dict:
         :func:`~simsearch.evaluation.matching.matched_metrics` (missed reference beats
         count against their class's Se, extra detections against the +P of the class
         they were given) and ``qrs``: ``tp``, ``fn``, ``fp``, ``se`` and ``ppv`` (percent)
-        of the detections whatever their class, the 150 ms pairing being the same.
+        of the detections whatever their class, the 150 ms pairing being the same; ``runs``: run detection
+        per ectopic class and run category (:func:`~simsearch.evaluation.matching.run_figures`).
     """
-    matrix, missed, extra = counts
+    matrix, missed, extra, runs = counts
     tp, fn, fp = int(matrix.sum()), int(missed.sum()), int(extra.sum())
     qrs = {"tp": tp, "fn": fn, "fp": fp, "se": percent(tp, tp + fn), "ppv": percent(tp, tp + fp)}
-    return {**matched_metrics(matrix, missed, extra), "qrs": qrs}
+    return {**matched_metrics(matrix, missed, extra), "qrs": qrs, "runs": run_figures(runs)}
 
 
 def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s: float = MATCH_TOLERANCE_S,

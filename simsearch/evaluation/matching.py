@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..aami import AAMI_CLASSES
-from .metrics import class_metrics
+from ..label.ectopy import ECTOPIC_CLASSES, RUN_CATEGORIES, class_runs
+from .metrics import class_metrics, percent
 
 MATCH_TOLERANCE_S = 0.150
 """AAMI EC57: a detection within 150 ms of a reference beat detects it."""
@@ -89,3 +90,65 @@ def matched_metrics(matrix: np.ndarray, missed: np.ndarray, extra: np.ndarray) -
             row["ppv"] = round(100 * row["tp"] / (row["tp"] + row["fp"]), 2) if row["tp"] + row["fp"] else None
     return {**metrics, "confusion": matrix.tolist(), "missed_reference_beats": int(missed.sum()),
             "extra_beats": int(extra.sum())}
+
+
+RUN_COUNTS = ("reference", "found", "test", "true")
+"""The counts :func:`match_runs` keeps per class and run category: reference runs, those the test found,
+test runs, those the reference has."""
+
+
+def match_runs(reference: np.ndarray, reference_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
+               fs: float, tolerance_s: float = MATCH_TOLERANCE_S) -> np.ndarray:
+    """Run-by-run comparison of two labeled beat lists, as EC57 scores run detection.
+
+    Per ectopic class (:data:`~simsearch.label.ectopy.ECTOPIC_CLASSES`) and run category (couplet, short run
+    of three to five, long run of six or more: :data:`~simsearch.label.ectopy.RUN_CATEGORIES`), a reference run
+    is found where a test run of the same class and category overlaps its span (first to last beat, widened by
+    ``tolerance_s`` each side), and a test run is true where a reference run does so. A couplet labeled as a
+    run of three is thus a missed couplet and a false short run, as EC57 counts them.
+
+    Parameters
+    ----------
+    reference, test : array of int
+        Beat samples of each list, increasing.
+    reference_labels, test_labels : array of str
+        Their AAMI classes.
+
+    Returns
+    -------
+    ndarray of int, shape (2, 3, 4)
+        Per class, per category: :data:`RUN_COUNTS`.
+    """
+    tolerance = tolerance_s * fs
+    out = np.zeros((len(ECTOPIC_CLASSES), len(RUN_CATEGORIES), len(RUN_COUNTS)), dtype=np.int64)
+    for i, cls in enumerate(ECTOPIC_CLASSES):
+        for j, (fewest, most) in enumerate(RUN_CATEGORIES.values()):
+            ref = _run_spans(reference, reference_labels, cls, fewest, most)
+            found = _overlapped(*ref, *_run_spans(test, test_labels, cls, fewest, most), tolerance)
+            true = _overlapped(*_run_spans(test, test_labels, cls, fewest, most), *ref, tolerance)
+            out[i, j] = ref[0].size, found.sum(), true.size, true.sum()
+    return out
+
+
+def _run_spans(samples, labels, cls: str, fewest: int, most: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """First and last samples of the runs of ``cls`` of ``fewest`` to ``most`` beats."""
+    samples = np.asarray(samples, dtype=np.int64)
+    starts, lengths = class_runs(labels, cls)
+    keep = (lengths >= fewest) & (lengths <= (most if most is not None else lengths.max(initial=0)))
+    return samples[starts[keep]], samples[starts[keep] + lengths[keep] - 1]
+
+
+def _overlapped(first, last, other_first, other_last, tolerance: float) -> np.ndarray:
+    """Per span: whether one of the other spans (disjoint, in time order) overlaps it widened by ``tolerance``."""
+    nearest = np.searchsorted(other_last, first - tolerance, side="left")  # the first other span not over yet
+    inside = nearest < other_first.size
+    hit = np.zeros(first.size, dtype=bool)
+    hit[inside] = other_first[nearest[inside]] <= last[inside] + tolerance
+    return hit
+
+
+def run_figures(runs: np.ndarray) -> dict:
+    """Se and +P (percent) of summed :func:`match_runs` counts, per class and category, with the counts."""
+    return {cls: {category: {"n": int(c[0]), "se": percent(c[1], c[0]), "test": int(c[2]), "ppv": percent(c[3], c[2])}
+                  for category, c in zip(RUN_CATEGORIES, np.asarray(runs)[i])}
+            for i, cls in enumerate(ECTOPIC_CLASSES)}
