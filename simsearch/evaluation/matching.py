@@ -134,7 +134,7 @@ def _run_spans(samples, labels, cls: str, fewest: int, most: int | None) -> tupl
     """First and last samples of the runs of ``cls`` of ``fewest`` to ``most`` beats."""
     samples = np.asarray(samples, dtype=np.int64)
     starts, lengths = class_runs(labels, cls)
-    keep = (lengths >= fewest) & (lengths <= (most if most is not None else lengths.max(initial=0)))
+    keep = (lengths >= fewest) & (lengths <= (np.inf if most is None else most))
     return samples[starts[keep]], samples[starts[keep] + lengths[keep] - 1]
 
 

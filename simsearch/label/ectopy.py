@@ -67,7 +67,7 @@ def allorhythmia_episodes(labels: np.ndarray, cls: str, cycle: int) -> tuple[int
     normal = np.concatenate([[0], np.cumsum(labels == "N")])
     between = normal[isolated[1:]] - normal[isolated[:-1] + 1]  # normal beats between consecutive ectopic ones
     linked = (np.diff(isolated) == cycle) & (between == cycle - 1)
-    chain_starts, chain_links = class_runs(np.where(linked, "y", "n"), "y")
+    _, chain_links = class_runs(np.where(linked, "y", "n"), "y")
     long_enough = chain_links + 1 >= ALLORHYTHMIA_CYCLES
     return int(long_enough.sum()), int((chain_links[long_enough] + 1).sum())
 
