@@ -125,6 +125,7 @@ def test_edf_written_by_pyedflib_without_symbols_has_no_annotations(tmp_path, da
     (b"this is not an EDF file at all" * 20, "not an EDF file"),
     ("truncated", "EDF file is truncated"),
     ("bad records", "malformed header"),
+    ("no duration", "no duration"),
 ])
 def test_bad_edf_is_one_error_line(tmp_path, holter, small_index, capsys, content, message):
     bad = tmp_path / "bad.edf"
@@ -133,6 +134,8 @@ def test_bad_edf_is_one_error_line(tmp_path, holter, small_index, capsys, conten
         content = data[: len(data) // 2]
     elif content == "bad records":
         content = data[:236] + b"12x45678" + data[244:]
+    elif content == "no duration":  # a data record of 0 s: pyedflib would divide by it
+        content = data[:244] + b"0       " + data[252:]
     bad.write_bytes(content)
     with pytest.raises(RecordFormatError, match=message):
         load_record(bad)

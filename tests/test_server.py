@@ -116,6 +116,9 @@ def test_query_a_record_of_the_data_directory_and_a_raw_signal(client, data_dir)
     assert set(body) == {"query", "neighbors", "vote"} and body["query"]["record"] is None
     assert abs(body["query"]["sample"] - 1800) < 0.15 * rec.fs and body["vote"]["label"] == "V"
     assert all(n["record"] != "119" for n in body["neighbors"])
+    for fs in (0.01, 30, 1e6, 1e-300):  # no ECG's rate: refused before any resampling
+        is_error(client.post("/api/query/signal", json={"signal": signal.tolist(), "fs": fs}), 422, "sampling rate")
+    is_error(client.get("/api/query", params={"record": "a" * 1000, "sample": 1}), 404, "record not found")
 
 
 def test_a_stored_beat_with_its_window_in_mv(client, small_index):
@@ -126,6 +129,7 @@ def test_a_stored_beat_with_its_window_in_mv(client, small_index):
     assert window.size == 253 and 0.5 < np.ptp(window) < 10  # mV, baseline removed
     assert beat["rr"]["prematurity"] < 1
     is_error(client.get("/api/beats/999999999"), 404, "no beat with id")
+    is_error(client.get("/api/beats/99999999999999999999999"), 422, "")  # past int64: invalid, not overflowed
 
 
 @pytest.mark.parametrize("record, status, words", [
@@ -247,6 +251,12 @@ def test_a_workspace_describes_its_record(client, workspace, data_dir):
     assert ws["signal"] == {"fs": rec.fs, "n_samples": rec.n_samples, "duration_s": rec.n_samples / rec.fs,
                             "lead": rec.lead, "units": "mV", "gaps_s": []}
     assert sum(ws["summary"]["by_class"].values()) == ws["summary"]["beats"] > 2000
+    huge = 99999999999999999999999  # past int64: invalid (422), not overflowed (500)
+    is_error(client.get(f"/api/workspaces/{workspace}/beats/{huge}"), 422, "")
+    is_error(client.get(f"/api/workspaces/{workspace}/beats/-{huge}"), 422, "")
+    is_error(client.delete(f"/api/workspaces/{workspace}/labels/{huge}"), 422, "")
+    is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": [{"sample": huge, "label": "N"}]}),
+             422, "")
     ectopy = ws["summary"]["ectopy"]  # 233: ventricular bigeminy, couplets and runs
     assert ectopy["V"]["beats"] == ws["summary"]["by_class"]["V"] and ectopy["V"]["bigeminy"] > 0
     assert 40 < ectopy["heart_rate"]["mean_bpm"] < 150
@@ -390,6 +400,10 @@ def test_an_uploaded_record_is_read_before_it_is_kept(client, state, excerpt):
         is_error(upload(client, files), status, words)
     is_error(upload(client, excerpt_files(excerpt), lead="V9"), 422, "no lead")
     is_error(client.post("/api/workspaces/upload", json={"x": 1}), 400, "multipart")
+    is_error(client.post("/api/workspaces/upload", content=b"garbage-without-boundary",
+                         headers={"content-type": "multipart/form-data; boundary=XYZ"}), 400, "multipart")
+    is_error(upload(client, excerpt_files(excerpt), by="a\tb"), 400, "")  # refused after the files came
+    is_error(upload(client, excerpt_files(excerpt), beats="bogus"), 400, "beats must be")
     limit, state.max_upload_bytes = state.max_upload_bytes, 10_000
     try:
         is_error(upload(client, excerpt_files(excerpt)), 413, "over the limit")

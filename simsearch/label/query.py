@@ -17,7 +17,7 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..errors import ParameterError, SampleOutOfRangeError
 from ..signal.beats import Beats, beats_from_record, check_sample, nearest_beat
-from ..signal.records import Record, check_signal, lead_extent, load_record, record_name
+from ..signal.records import Record, check_sampling_rate, check_signal, lead_extent, load_record, record_name
 from ..store.index import BeatIndex
 from .vote import VOTE_K, index_vote, vote_winner
 
@@ -180,13 +180,14 @@ def query_signal(index: BeatIndex, signal: np.ndarray, fs: float, sample: int | 
         ``sample`` lies outside the signal or no detected beat is within 150 ms of it,
         or no beat is found at all.
     ParameterError
-        ``fs`` or ``k`` is not a valid number.
+        ``k`` is not a valid number.
+    RecordFormatError
+        ``fs`` is not an ECG's sampling rate (:func:`~simsearch.signal.records.check_sampling_rate`).
     """
     k = _check_k(k)
     signal = np.asarray(signal, dtype=np.float64)
     check_signal(signal, "query signal")
-    if not np.isfinite(fs) or fs <= 0:
-        raise ParameterError(f"fs must be a positive number of Hz, not {fs}")
+    fs = check_sampling_rate(fs, "query signal")  # as a record's: a rate far off would resample for minutes
     record = Record("signal", "", signal, float(fs), "")
     beats = beats_from_record(record)
     if len(beats) == 0:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hmac
 import re
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Path as InPath, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -112,10 +113,16 @@ Expert = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1
                               description="Who gives the labels (kept with each label)")]
 
 
+SAMPLE_MAX = 2**62
+"""Largest sample number or beat id a request may give: any record's fits (10^18 samples), and numpy's
+int64, where the numbers go, holds it; a larger one is refused as invalid (422), not overflowed (500)."""
+
+
 class SignalQuery(BaseModel):
     signal: list[float] = Field(description="One lead in mV, a few seconds or more", max_length=MAX_SIGNAL_SAMPLES)
     fs: float = Field(gt=0, description="Sampling rate in Hz")
-    sample: int | None = Field(None, ge=0, description="The beat nearest this sample (within 150 ms); default "
+    sample: int | None = Field(None, ge=0, le=SAMPLE_MAX, description="The beat nearest this sample (within 150 ms); "
+                                                                          "default "
                                                          "the beat with the largest QRS")
     k: int = Field(10, ge=1, le=MAX_K)
     classes: list[str] | None = None
@@ -131,7 +138,8 @@ class OpenRecord(BaseModel):
 
 
 class LabelItem(BaseModel):
-    sample: int = Field(ge=0, description="Sample of the beat at the record's rate (the beat within 150 ms)")
+    sample: int = Field(ge=0, le=SAMPLE_MAX, description="Sample of the beat at the record's rate (the beat within "
+                                                         "150 ms)")
     label: str | None = Field(description="AAMI class or MIT-BIH symbol; null or '' removes the expert label",
                                  max_length=4)
 
@@ -224,7 +232,8 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
     @app.get("/api/query", summary="Nearest labeled beats of a beat of a record (the CLI's query --json)")
     def query(record: Annotated[str, Query(max_length=1024, description="A record of the index, or a path "
                                                                            "relative to the data directory")],
-              sample: Annotated[int, Query(ge=0, description="Sample at the record's rate (nearest beat)")],
+              sample: Annotated[int, Query(ge=0, le=SAMPLE_MAX, description="Sample at the record's rate "
+                                                                              "(nearest beat)")],
               k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
               exclude_record: bool = False,
               classes: Annotated[str | None, Query(max_length=64, description="e.g. S,V")] = None,
@@ -239,7 +248,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
         return JSONResponse(result.to_dict())
 
     @app.get("/api/beats/{beat_id}", summary="A stored beat: catalog row, RR context, window in mV")
-    def stored_beat(beat_id: int):
+    def stored_beat(beat_id: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)]):
         return JSONResponse(state.stored_beat(beat_id))
 
     # ------------------------------------------------------------ workspaces
@@ -266,10 +275,13 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
               summary="Upload a WFDB record (multipart: files = .hea + signal files [+ .atr]; lead, beats, by)")
     async def upload_record(request: Request):
         directory, name, fields = await receive_record(request, ws.tmp, state.max_upload_bytes)
-        beats = fields.get("beats") or "detect"
-        by = expert_name(fields.get("by") or "expert")
-        workspace = ws.create(name, {"kind": "upload", "path": f"record/{name}"}, fields.get("lead") or None,
-                              beats, by, upload_dir=directory)
+        try:  # the form's other fields are checked only now: a refused one leaves no upload behind
+            workspace = ws.create(name, {"kind": "upload", "path": f"record/{name}"}, fields.get("lead") or None,
+                                  fields.get("beats") or "detect", expert_name(fields.get("by") or "expert"),
+                                  upload_dir=directory)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         return JSONResponse(workspace.describe(), status_code=202)
 
     @app.get("/api/workspaces/{wid}", summary="A workspace: status, record, summary, expert labels, history")
@@ -296,7 +308,8 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
 
     @app.get("/api/workspaces/{wid}/beats/{sample}",
              summary="One beat: label, scores, RR context, window in mV, neighbors of other records with theirs")
-    def workspace_beat(wid: str, sample: int, k: Annotated[int, Query(ge=1, le=50)] = 8):
+    def workspace_beat(wid: str, sample: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)],
+                       k: Annotated[int, Query(ge=1, le=50)] = 8):
         return JSONResponse(ws.get(wid).beat(sample, k, state))
 
     @app.post("/api/workspaces/{wid}/labels", summary="Store expert labels (kept on disk at once)")
@@ -305,7 +318,8 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
         return JSONResponse(ws.get(wid).set_labels(items, body.by))
 
     @app.delete("/api/workspaces/{wid}/labels/{sample}", summary="Remove an expert label")
-    def remove_label(wid: str, sample: int, by: Annotated[str, Query(max_length=64)] = "expert"):
+    def remove_label(wid: str, sample: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)],
+                     by: Annotated[str, Query(max_length=64)] = "expert"):
         return JSONResponse(ws.get(wid).set_labels([(sample, None)], expert_name(by)))
 
     @app.get("/api/workspaces/{wid}/suggestions", summary="Beats to label next (the --suggest ranking)")

@@ -13,6 +13,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from ..errors import ParameterError, RecordNotFoundError
+from ..signal.records import exists_as
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", re.ASCII)
 """A file or record name a client may give: no separators, no leading dot, no spaces."""
@@ -70,7 +71,7 @@ def confined_record(text: str, root: Path | None) -> Path:
     header = record.with_name(name + ".hea")
     if not inside(header, root) or not inside(record.parent, root):
         raise OutsideError(f"record path {shown!r} leads outside the data directory")
-    if not header.is_file():
+    if not exists_as(header, "file"):  # a name the system refuses (too long) is no record either
         raise RecordNotFoundError(f"record not found in the data directory: {shown}")
     check_record_files(record, root)
     return record

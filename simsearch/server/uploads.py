@@ -14,6 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from python_multipart.exceptions import ParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -130,12 +131,15 @@ async def receive_record(request: Request, tmp_root: Path, limit: int) -> tuple[
     try:
         parser = MultipartParser(params[b"boundary"], upload.callbacks())
         received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise UploadTooLargeError(f"upload is over the limit of {limit} bytes")
-            parser.write(chunk)
-        parser.finalize()
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise UploadTooLargeError(f"upload is over the limit of {limit} bytes")
+                parser.write(chunk)
+            parser.finalize()
+        except ParseError as exc:
+            raise ParameterError(f"the upload is not multipart/form-data as its boundary says ({exc})") from None
         upload.close()
         headers = [n for n in upload.files if n.endswith(".hea")]
         if len(headers) != 1:

@@ -145,7 +145,10 @@ def read_header(path: Path) -> EdfHeader:
 def _header(reader, path: Path) -> EdfHeader:
     n = int(reader.signals_in_file)
     leads = [str(reader.getLabel(i)).strip() for i in range(n)]
-    rates = [float(reader.getSampleFrequency(i)) for i in range(n)]
+    try:  # pyedflib divides by the header's data-record duration
+        rates = [float(reader.getSampleFrequency(i)) for i in range(n)]
+    except ZeroDivisionError:
+        raise RecordFormatError(f"{path.name}: the EDF header gives its data records no duration (0 s)") from None
     lengths = [int(v) for v in reader.getNSamples()[:n]]
     units = [str(reader.getPhysicalDimension(i)).strip() for i in range(n)]
     discontinuous = _reserved_field(path).startswith(("EDF+D", "BDF+D"))

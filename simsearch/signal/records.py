@@ -114,7 +114,7 @@ def data_dir_from(data_dir: str | os.PathLike | None) -> Path | None:
     if chosen is None or str(chosen) == "":
         return None
     path = _user_path(chosen)
-    if path is None or not _is(path, "dir"):
+    if path is None or not exists_as(path, "dir"):
         raise RecordNotFoundError(f"data directory not found: {chosen}")
     return path
 
@@ -136,10 +136,10 @@ def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike |
     text = str(record)
     if edf.is_edf(text):  # an EDF file named as such: that file, nothing else
         candidate = _user_path(text)
-        if candidate is not None and _is(candidate, "file"):
+        if candidate is not None and exists_as(candidate, "file"):
             return candidate.resolve()
         base = data_dir_from(data_dir)
-        if base is not None and Path(text).parent == Path(".") and _is(base / Path(text).name, "file"):
+        if base is not None and Path(text).parent == Path(".") and exists_as(base / Path(text).name, "file"):
             return (base / Path(text).name).resolve()
         where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
         raise RecordNotFoundError(f"record not found: {record}{where}")
@@ -147,15 +147,15 @@ def resolve_record_path(record: str | os.PathLike, data_dir: str | os.PathLike |
         text = text[: -len(".hea")]
     candidate = _user_path(text)
     if candidate is not None and candidate.name == name:
-        if _is(candidate.with_name(name + ".hea"), "file"):
+        if exists_as(candidate.with_name(name + ".hea"), "file"):
             return candidate.resolve()  # absolute: indexes and annotations outlive the working directory
-        if not str(record).endswith(".hea") and _is(candidate.with_name(name + ".edf"), "file"):
+        if not str(record).endswith(".hea") and exists_as(candidate.with_name(name + ".edf"), "file"):
             return candidate.with_name(name + ".edf").resolve()
     base = data_dir_from(data_dir)
     if base is not None and Path(text).parent == Path("."):
-        if _is(base / (name + ".hea"), "file"):
+        if exists_as(base / (name + ".hea"), "file"):
             return (base / name).resolve()
-        if not str(record).endswith(".hea") and _is(base / (name + ".edf"), "file"):
+        if not str(record).endswith(".hea") and exists_as(base / (name + ".edf"), "file"):
             return (base / (name + ".edf")).resolve()
     where = f" in {base}" if base is not None else f" (no data directory: pass --data-dir or set {DATA_ENV})"
     raise RecordNotFoundError(f"record not found: {record}{where}")
@@ -169,7 +169,7 @@ def _user_path(text: str | os.PathLike) -> Path | None:
         return None
 
 
-def _is(path: Path, kind: str) -> bool:
+def exists_as(path: Path, kind: str) -> bool:
     """``path.is_file()`` / ``is_dir()``, False for names the system refuses (too long, NUL byte)."""
     try:
         return path.is_file() if kind == "file" else path.is_dir()
@@ -243,7 +243,7 @@ def load_record(
         start, stop = samples_in(span_s, fs, signal.shape[0], name)
         signal = signal[start:stop]
     ann_samples = ann_symbols = None
-    if annotations and _is(path.with_name(f"{name}.{annotations}"), "file"):
+    if annotations and exists_as(path.with_name(f"{name}.{annotations}"), "file"):
         ann_samples, ann_symbols = read_annotations(path, annotations)
     return _checked_part(Record(name, str(path), signal, fs, chosen, ann_samples, ann_symbols),
                          None if span_s is None else start)
@@ -427,7 +427,7 @@ def check_signal_files(path: Path, header) -> None:
         files.setdefault(str(file_name), []).append(i)
     for file_name, signals in files.items():
         data = path.parent / file_name
-        if not _is(data, "file"):
+        if not exists_as(data, "file"):
             if data.exists():
                 raise RecordFormatError(f"{path.name}: signal file {file_name} is not a file")
             raise RecordNotFoundError(f"{path.name}: signal file missing ({file_name})")
@@ -489,13 +489,13 @@ def record_list(spec: str) -> list[str]:
     it): another database named as it is distributed."""
     key = spec.strip()
     path = _user_path(key) if key else None
-    if path is not None and _is(path, "dir"):
+    if path is not None and exists_as(path, "dir"):
         names = sorted({str(p.with_suffix("")) for p in path.glob("*.hea")} |
                        {str(p) for p in path.iterdir() if edf.is_edf(p)})
         if not names:
             raise ParameterError(f"{spec}: a directory with no record (no .hea, .edf or .bdf file)")
         return names
-    if path is not None and path.name == "RECORDS" and _is(path, "file"):
+    if path is not None and path.name == "RECORDS" and exists_as(path, "file"):
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
@@ -574,7 +574,7 @@ def check_record(record: str | os.PathLike, data_dir: str | os.PathLike | None =
         return path
     header, _, _ = _checked_header(path)
     _choose_lead([str(name) for name in header.sig_name], lead, path.name)
-    if annotations and _is(path.with_name(f"{path.name}.{annotations}"), "file"):
+    if annotations and exists_as(path.with_name(f"{path.name}.{annotations}"), "file"):
         read_annotations(path, annotations)
     return path
 
