@@ -116,14 +116,16 @@ Expert = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1
 SAMPLE_MAX = 2**62
 """Largest sample number or beat id a request may give: any record's fits (10^18 samples), and numpy's
 int64, where the numbers go, holds it; a larger one is refused as invalid (422), not overflowed (500)."""
+PathNumber = Annotated[int, InPath(ge=0, le=SAMPLE_MAX)]
+"""A sample number or beat id in a URL's path, bounded by :data:`SAMPLE_MAX`."""
 
 
 class SignalQuery(BaseModel):
     signal: list[float] = Field(description="One lead in mV, a few seconds or more", max_length=MAX_SIGNAL_SAMPLES)
     fs: float = Field(gt=0, description="Sampling rate in Hz")
-    sample: int | None = Field(None, ge=0, le=SAMPLE_MAX, description="The beat nearest this sample (within 150 ms); "
-                                                                          "default "
-                                                         "the beat with the largest QRS")
+    sample: int | None = Field(None, ge=0, le=SAMPLE_MAX,
+                               description="The beat nearest this sample (within 150 ms); default the beat with "
+                                           "the largest QRS")
     k: int = Field(10, ge=1, le=MAX_K)
     classes: list[str] | None = None
     exclude_records: list[str] = Field(default_factory=list, max_length=1000)
@@ -248,7 +250,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
         return JSONResponse(result.to_dict())
 
     @app.get("/api/beats/{beat_id}", summary="A stored beat: catalog row, RR context, window in mV")
-    def stored_beat(beat_id: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)]):
+    def stored_beat(beat_id: PathNumber):
         return JSONResponse(state.stored_beat(beat_id))
 
     # ------------------------------------------------------------ workspaces
@@ -308,8 +310,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
 
     @app.get("/api/workspaces/{wid}/beats/{sample}",
              summary="One beat: label, scores, RR context, window in mV, neighbors of other records with theirs")
-    def workspace_beat(wid: str, sample: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)],
-                       k: Annotated[int, Query(ge=1, le=50)] = 8):
+    def workspace_beat(wid: str, sample: PathNumber, k: Annotated[int, Query(ge=1, le=50)] = 8):
         return JSONResponse(ws.get(wid).beat(sample, k, state))
 
     @app.post("/api/workspaces/{wid}/labels", summary="Store expert labels (kept on disk at once)")
@@ -318,8 +319,7 @@ def create_app(state: ServerState, token: str | None = None) -> FastAPI:
         return JSONResponse(ws.get(wid).set_labels(items, body.by))
 
     @app.delete("/api/workspaces/{wid}/labels/{sample}", summary="Remove an expert label")
-    def remove_label(wid: str, sample: Annotated[int, InPath(ge=0, le=SAMPLE_MAX)],
-                     by: Annotated[str, Query(max_length=64)] = "expert"):
+    def remove_label(wid: str, sample: PathNumber, by: Annotated[str, Query(max_length=64)] = "expert"):
         return JSONResponse(ws.get(wid).set_labels([(sample, None)], expert_name(by)))
 
     @app.get("/api/workspaces/{wid}/suggestions", summary="Beats to label next (the --suggest ranking)")
