@@ -468,7 +468,7 @@ def serve(index_dir: Path,
                                                        "[default: $SIMSEARCH_TOKEN]", show_default=False)] = None
           ) -> None:
     """Serve the HTTP API (docs at /docs) and the review page over an index."""
-    from .server.run import check_listen
+    from .server.run import check_listen, listening_socket
 
     check_listen(host, port, token)  # refused before anything loads
     if data_dir is not None:
@@ -481,7 +481,9 @@ def serve(index_dir: Path,
                              "pip install 'simsearch[serve]'") from None
     from .server.run import serve as run_server
 
-    run_server(index_dir, host=host, port=port, data_dir=data_dir, workspace_dir=workspace_dir, token=token)
+    sock = listening_socket(host, port)  # a port already taken is refused before the index loads
+    run_server(index_dir, host=host, port=port, data_dir=data_dir, workspace_dir=workspace_dir, token=token,
+               sock=sock)
 
 
 @app.command()

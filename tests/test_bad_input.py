@@ -76,6 +76,8 @@ SIGNAL_CASES = {
     "mostly_nan": ("{n} 1 360 3600", ("base.dat", "mostly_nan.dat"), np.r_[np.full(3500, -32768), np.arange(100)],
                    "too short"),
     "flat": ("{n} 1 360 3600", ("base.dat", "flat.dat"), np.zeros(3600), "flat"),
+    "gain_text": ("{n} 1 360 3600", (".dat 16 ", ".dat 16 abc "), None, "gain 'abc'"),
+    "gain_bad_baseline": ("{n} 1 360 3600", (".dat 16 ", ".dat 16 200(x) "), None, "gain '200(x)'"),
 }
 ATR_CASES = {
     "atr_truncated": ("cut", "truncated"),
@@ -242,6 +244,11 @@ def _cases():
          "build-data-dir"),
         (("build", "{out}/new/idx", "--records", "{bad}/nan_samples,{bad}/base"), "NaN", "build-fails-midway"),
         (("build", "{out}/idx", "--records", "{bad}/atr_non_beats"), "no beat annotation", "build-no-beats"),
+        (("build", "{out}/idx", "--data-dir", "{data}", "--records", "119,119"), "named twice", "build-record-twice"),
+        (("build", "{out}/idx", "--data-dir", "{data}", "--records", "119,{data}/119"), "named twice",
+         "build-record-twice-by-path"),
+        (("evaluate", "--task", "detection", "--records", "100,100", "--data-dir", "{data}"), "named twice",
+         "evaluate-record-twice"),
         (("build", "{out}/idx", "--records", "{bad}/atr_empty"), "no beat annotation", "build-empty-atr"),
         (("build", "{out}/idx", "--records", "{bad}/atr_truncated"), "truncated", "build-truncated-atr"),
         (("build", "{out}/idx", "--records", "119", "--data-dir", "{data}", "--encoder", "{out}/no.keras"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import wfdb
@@ -198,6 +200,31 @@ def test_record_lines_that_do_not_add_up(record_copy, line, message):
     path = _with_record_line(record_copy("100", with_annotations=False), line)
     with pytest.raises(RecordFormatError, match=message):
         load_record(path)
+
+
+@pytest.mark.parametrize("gain, read", [("200", -0.145), ("0", -0.145), ("-200", 0.145), ("200(995)/mV", 0.0),
+                                        ("abc", None), ("200(x)", None), ("2e", None)])
+def test_a_gain_field_is_a_number(record_copy, gain, read):
+    """wfdb reads ``abc`` as units at the default gain and ``200(x)`` as baseline 0 without a word: such a
+    header is refused. A gain of 0 is WFDB's "uncalibrated" (the default 200); a negative one turns the signal."""
+    path = record_copy("100", with_annotations=False)
+    hea = path.with_suffix(".hea")
+    hea.write_text(hea.read_text().replace(" 212 200 ", f" 212 {gain} ", 1))
+    if read is None:
+        with pytest.raises(RecordFormatError, match=rf"malformed header \(gain '{re.escape(gain)}' of signal 1\)"):
+            check_record(path)
+    else:
+        assert load_record(path).signal[0] == pytest.approx(read, abs=1e-9)
+
+
+def test_a_wfdb_record_name_wfdb_cannot_read(record_copy):
+    """wfdb drops other letters from a signal file's name: refused by name, not as "signal file missing"."""
+    path = record_copy("100", with_annotations=False)
+    renamed = path.with_name("é100")
+    path.with_suffix(".dat").rename(renamed.with_suffix(".dat"))
+    renamed.with_suffix(".hea").write_text(path.with_suffix(".hea").read_text().replace("100", "é100"))
+    with pytest.raises(RecordFormatError, match="ASCII letters, digits"):
+        load_record(renamed)
 
 
 @pytest.mark.parametrize("data, samples", [(b"", 0), (b"\0\0", 0)])

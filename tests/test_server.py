@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -233,6 +235,37 @@ def test_serve_checks_where_it_listens_before_anything_loads(args, words, tmp_pa
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
 
 
+def test_serve_refuses_a_port_already_taken_before_anything_loads(tmp_path, capsys):
+    from simsearch.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", str(tmp_path / "idx"), "--port", str(taken.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and "already in use" in err, err
+
+
+def test_serve_as_a_user_starts_it(small_index, data_dir, tmp_path):
+    """The command line's server, in its own process, on the port the system chose (``--port 0``): the line it
+    prints names that port, and the API answers there."""
+    proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", str(small_index.path), "--port", "0",
+                             "--data-dir", str(data_dir), "--workspace-dir", str(tmp_path / "ws")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("simsearch serving"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/"), line
+        with urllib.request.urlopen(url + "api/info", timeout=30) as answer:
+            assert json.load(answer)["catalog"]["beats"] == len(small_index)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 # ---------------------------------------------------------------- review workspaces
 
 @pytest.fixture(scope="module")
@@ -322,6 +355,13 @@ def test_labels_are_kept_as_given_and_never_suggested_again(client, workspace, s
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": [{"sample": 5, "label": "Z"}]}),
              422, "unknown label")
     is_error(client.post(f"/api/workspaces/{workspace}/labels", json={"labels": []}), 422)
+    fresh = asked[3]["sample"]
+    for items, words in (([(fresh, "V"), (999_999_999, "N")], "no beat within"), ([(fresh, "V"), (fresh, "Z")],
+                          "unknown label"), ([(fresh, "V"), (fresh + 2, "N")], "labeled twice in one request"),
+                         ([(fresh, "V"), (fresh, None)], "labeled twice in one request")):
+        is_error(client.post(f"/api/workspaces/{workspace}/labels",  # all or nothing: the first item is not stored
+                             json={"labels": [{"sample": s, "label": lab} for s, lab in items]}), 422, words)
+    assert len(client.get(f"/api/workspaces/{workspace}").json()["labels"]) == 3
     is_error(client.delete(f"/api/workspaces/{workspace}/labels/{asked[0]['sample']}", params={"by": "a\x01b"}),
              400, "by")
     is_error(client.post(f"/api/workspaces/{workspace}/labels",

@@ -57,6 +57,11 @@ MAX_SWITCHED = 500
 _RR = {name: CONTEXT_COLUMNS.index(name) for name in ("rr_prev", "rr_next", "rr_local")}
 
 
+def _shown_label(given: tuple[str, str] | None) -> str:
+    """An item of a label request in an error line: its symbol, or "no label" (a removal)."""
+    return "no label" if given is None else repr(given[1])
+
+
 class NotReadyError(SimsearchError):
     """The workspace's record is still being read and labeled (or failed)."""
 
@@ -236,18 +241,27 @@ class Workspace:
 
     # ---------------------------------------------------------------- the expert's work
     def set_labels(self, items: list[tuple[int, str | None]], by: str) -> dict:
-        """Store expert labels (``None`` removes one) by beat; written to disk before returning."""
+        """Store expert labels (``None`` removes one) by beat; written to disk before returning.
+
+        All or nothing: every item is checked (a beat within reach, a known label, no beat given two labels, as the
+        command line's labels file) before any is stored."""
         with self.lock:
             live = self.ready()
-            changes = []
+            wanted: dict[str, tuple[str, str] | None] = {}
             for sample, label in items:
-                row = self.row_of(int(sample))
-                key = str(int(live.annotation.samples[row]))
-                if label is None or str(label).strip() == "":
+                key = str(int(live.annotation.samples[self.row_of(int(sample))]))
+                given = None if label is None or str(label).strip() == "" else parse_label(label)
+                if key in wanted and wanted[key] != given:
+                    raise AnnotationError(f"{self.doc['record']}: the beat at sample {key} is labeled twice in one "
+                                          f"request ({_shown_label(wanted[key])} and {_shown_label(given)})")
+                wanted[key] = given
+            changes = []
+            for key, given in wanted.items():
+                if given is None:
                     if self.doc["labels"].pop(key, None) is not None:
                         changes.append({"sample": int(key), "label": None})
                     continue
-                aami, symbol = parse_label(label)
+                aami, symbol = given
                 self.doc["labels"][key] = {"label": aami, "symbol": symbol, "by": by, "at": now()}
                 changes.append({"sample": int(key), "label": aami, "symbol": symbol})
             if changes:

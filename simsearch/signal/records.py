@@ -358,6 +358,9 @@ def _checked_edf_header(path: Path) -> edf.EdfHeader:
 
 
 _FS_FIELD = re.compile(r"(?P<fs>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)(?:/[^\s(]+(?:\([^\s)]*\))?)?")
+_GAIN_FIELD = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?(?:\(-?[0-9]+\))?(?:/\S+)?")
+"""A signal line's gain field: a number, then optionally ``(baseline)`` and ``/units``. wfdb's parser reads
+``abc`` as units "abc" at the default gain, and ``200(x)`` as gain 200 at baseline 0, without a word."""
 
 
 def read_record_line(path: Path) -> tuple[float, int, int | None]:
@@ -367,7 +370,8 @@ def read_record_line(path: Path) -> tuple[float, int, int | None]:
 
     Raises :class:`RecordFormatError` for anything but a single-segment record line
     with a whole number of signals (at least one), a rate from :data:`MIN_FS` to
-    :data:`MAX_FS` and a whole, non-negative length.
+    :data:`MAX_FS` and a whole, non-negative length, or a signal line whose gain field
+    is not a number (:data:`_GAIN_FIELD`).
     """
     where = f"{path}.hea"
     try:
@@ -393,6 +397,10 @@ def read_record_line(path: Path) -> tuple[float, int, int | None]:
     n_signals = int(fields[1])
     if n_signals == 0:
         raise RecordFormatError(f"{where}: the header names no signal")
+    for number, line in enumerate(lines[1:1 + n_signals], start=1):
+        gain = line.split()[2:3]
+        if gain and _GAIN_FIELD.fullmatch(gain[0]) is None:
+            raise RecordFormatError(f"{where}: malformed header (gain {gain[0]!r} of signal {number})")
     fs = DEFAULT_FS
     if len(fields) > 2:
         match = _FS_FIELD.fullmatch(fields[2])
@@ -486,7 +494,20 @@ rate; at 10 kHz, MIN_SAMPLES would be a few samples once resampled to the model'
 def record_list(spec: str) -> list[str]:
     """The records ``spec`` names (:func:`~simsearch.aami.parse_record_list`), or those of a directory (its WFDB
     records and EDF files, as paths) or of a PhysioNet ``RECORDS`` file (the records it lists, as paths beside
-    it): another database named as it is distributed."""
+    it): another database named as it is distributed. A record named twice (records are compared by name:
+    ``100`` and ``data/100``, or ``rec.hea`` and ``rec.edf`` in one directory) is refused, not counted twice."""
+    names = _named_records(spec)
+    first: dict[str, str] = {}
+    for name in names:
+        key = record_name(name)
+        if key in first:
+            twice = repr(name) if first[key] == name else f"as {first[key]!r} and {name!r}"
+            raise ParameterError(f"record {key} is named twice in {spec!r} ({twice})")
+        first[key] = name
+    return names
+
+
+def _named_records(spec: str) -> list[str]:
     key = spec.strip()
     path = _user_path(key) if key else None
     if path is not None and exists_as(path, "dir"):
@@ -639,11 +660,19 @@ def read_other_lead(record: Record) -> Record | None:
     return load_record(record.path, lead=lead, annotations=None, span_s=record.span_s)
 
 
+_WFDB_NAME = re.compile(r"[-\w]+", re.ASCII)
+"""The names wfdb reads a record by (its own pattern, in ASCII: other letters are dropped from the signal file's
+name, and the record is refused as "signal file missing")."""
+
+
 def _checked_header(path: Path):
     """(wfdb header, sampling rate, signal length or None) of a record whose header and
     signal files pass :func:`read_record_line` and :func:`check_signal_files`."""
     import wfdb  # lazy, as in load_record
 
+    if _WFDB_NAME.fullmatch(path.name) is None:
+        raise RecordFormatError(f"{path.name}: a WFDB record's name is ASCII letters, digits, '_' and '-' "
+                                "(wfdb reads no other: rename the record's files)")
     fs, n_signals, sig_len = read_record_line(path)
     try:
         header = wfdb.rdheader(str(path))
