@@ -133,3 +133,20 @@ def test_runs_are_matched_run_by_run_within_their_category():
     console.print(_runs_table(run_figures(runs)))
     text = console.export_text()
     assert "100.0 / 50.0 (1)" in text and "short run" in text
+
+
+def test_runs_are_not_read_across_ventricular_flutter():
+    """EC57 leaves ventricular flutter out: the waves detected in an episode are dropped, and the ventricular
+    beats either side of it are two short runs, not one long run of the reference's and another of the test's."""
+    from simsearch.evaluation.detection import in_episodes
+    from simsearch.evaluation.matching import match_runs, run_figures
+
+    reference = np.array([100, 460, 820, 5000, 5360, 5720])
+    test = np.sort(np.r_[reference, 2000, 2500, 3000])  # flutter waves, detected and called V
+    episode = np.array([[1500, 4000]])
+    assert in_episodes(test, episode).tolist() == [False] * 3 + [True] * 3 + [False] * 3
+    across = run_figures(match_runs(reference, np.full(6, "V"), test, np.full(9, "V"), FS))["V"]
+    assert across["long run"] == {"n": 1, "se": 100.0, "test": 1, "ppv": 100.0}
+    apart = run_figures(match_runs(reference, np.full(6, "V"), test, np.full(9, "V"), FS, left_out=episode))["V"]
+    assert apart["short run"] == {"n": 2, "se": 100.0, "test": 2, "ppv": 100.0}
+    assert apart["long run"] == {"n": 0, "se": None, "test": 0, "ppv": None}

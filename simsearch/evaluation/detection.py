@@ -37,10 +37,16 @@ def detection_counts(reference: np.ndarray, detected: np.ndarray, fs: float,
     """TP, FN, FP of ``detected`` against ``reference`` (150 ms window), and how many of the
     FP fall inside the ventricular flutter/fibrillation episodes ``vf`` (:func:`vf_episodes`)."""
     tp, fn, fp = match_peaks(reference, detected, fs)
-    in_vf = np.zeros(detected.shape[0], dtype=bool)
-    for start, end in vf:
-        in_vf |= (detected >= start) & (detected <= end)
-    return tp, fn, fp, fp - match_peaks(reference, detected[~in_vf], fs)[2]
+    return tp, fn, fp, fp - match_peaks(reference, detected[~in_episodes(detected, vf)], fs)[2]
+
+
+def in_episodes(samples: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """Whether each sample falls in one of the (start, end) ``episodes`` (both ends included)."""
+    samples = np.asarray(samples)
+    inside = np.zeros(samples.shape[0], dtype=bool)
+    for start, end in episodes:
+        inside |= (samples >= start) & (samples <= end)
+    return inside
 
 
 def evaluate_detection(

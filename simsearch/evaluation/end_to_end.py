@@ -14,6 +14,7 @@ from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
 from ..signal.records import Record, load_record
+from .detection import in_episodes, vf_episodes
 from .matching import (
     MATCH_TOLERANCE_S,
     RUN_COUNTS,
@@ -43,7 +44,8 @@ detector's errors cost the labels of the beats around them (their rhythm context
 def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
                   tolerance_s: float = MATCH_TOLERANCE_S, positions: str = "detected") -> Counts:
     """Detect the beats of one annotated record, label them by the index (the vote; the detections the check
-    doubts Q, as ``annotate`` labels them), match them to the reference.
+    doubts Q, as ``annotate`` labels them), match them to the reference. Episodes of ventricular flutter are left
+    out, beats and runs, as EC57 leaves them out (:func:`~simsearch.evaluation.detection.vf_episodes`).
 
     Parameters
     ----------
@@ -81,8 +83,10 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
     pred = doubted_unclassifiable(vote_winner(record_vote(index, distances, ids))[0], found)
     truth = class_index(to_aami(symbols))
     names = np.asarray(AAMI_CLASSES)
-    return (*match_labels(reference, truth, found.samples, pred, record.fs, tolerance_s),
-            match_runs(reference, names[truth], found.samples, names[pred], record.fs, tolerance_s))
+    vf = vf_episodes(record)  # EC57 leaves ventricular flutter out: waves no annotator calls beats
+    ref, det = ~in_episodes(reference, vf), ~in_episodes(found.samples, vf)
+    return (*match_labels(reference[ref], truth[ref], found.samples[det], pred[det], record.fs, tolerance_s),
+            match_runs(reference, names[truth], found.samples, names[pred], record.fs, tolerance_s, left_out=vf))
 
 
 def no_counts() -> Counts:

@@ -98,7 +98,7 @@ test runs, those the reference has."""
 
 
 def match_runs(reference: np.ndarray, reference_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
-               fs: float, tolerance_s: float = MATCH_TOLERANCE_S) -> np.ndarray:
+               fs: float, tolerance_s: float = MATCH_TOLERANCE_S, left_out: np.ndarray | None = None) -> np.ndarray:
     """Run-by-run comparison of two labeled beat lists, as EC57 scores run detection.
 
     Per ectopic class (:data:`~simsearch.label.ectopy.ECTOPIC_CLASSES`) and run category (couplet, short run
@@ -113,12 +113,25 @@ def match_runs(reference: np.ndarray, reference_labels: np.ndarray, test: np.nda
         Beat samples of each list, increasing.
     reference_labels, test_labels : array of str
         Their AAMI classes.
+    left_out : ndarray of int, shape (k, 2), optional
+        (start, end) samples of episodes left out, as EC57 leaves out ventricular flutter and fibrillation
+        (:func:`~simsearch.evaluation.detection.vf_episodes`): their beats are dropped, and no run is read
+        across one (the beats either side are compared as separate stretches).
 
     Returns
     -------
     ndarray of int, shape (2, 3, 4)
         Per class, per category: :data:`RUN_COUNTS`.
     """
+    if left_out is not None and len(left_out):
+        starts, ends = np.asarray(left_out, dtype=np.int64).T
+        total = 0
+        for after, before in zip(np.r_[np.iinfo(np.int64).min, ends], np.r_[starts, np.iinfo(np.int64).max]):
+            ref = (reference > after) & (reference < before)
+            tst = (test > after) & (test < before)
+            total = total + match_runs(reference[ref], reference_labels[ref], test[tst], test_labels[tst], fs,
+                                       tolerance_s)
+        return total
     tolerance = tolerance_s * fs
     out = np.zeros((len(ECTOPIC_CLASSES), len(RUN_CATEGORIES), len(RUN_COUNTS)), dtype=np.int64)
     for i, cls in enumerate(ECTOPIC_CLASSES):
