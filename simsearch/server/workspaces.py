@@ -21,7 +21,7 @@ import shutil
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +30,6 @@ import numpy as np
 from ..aami import AAMI_CLASSES
 from ..errors import AnnotationError, ParameterError, RecordNotFoundError, SampleOutOfRangeError, SimsearchError
 from ..label.annotate import (
-    LABEL_SOURCES,
     LOW_CONFIDENCE,
     Annotation,
     Prepared,
@@ -39,8 +38,8 @@ from ..label.annotate import (
     prepare,
     read_beats,
     suggested_rows,
+    summary as annotation_summary,
 )
-from ..label.ectopy import ectopy_summary
 from ..label.expert import EXPERT_TOLERANCE_S, expert_rows, match_samples, parse_label
 from ..label.export import atomic_write, check_extension, write_annotation
 from ..label.query import query_embedding
@@ -174,15 +173,14 @@ class Workspace:
         return {k: int(r) for k, r in zip(keys, rows)}
 
     def summary(self) -> dict:
-        live = self.ready()
-        labels, _, source, confidence = self.view()
-        low = confidence < LOW_CONFIDENCE
-        ann = live.annotation
-        return {"beats": len(labels), "by_class": {c: int((labels == c).sum()) for c in AAMI_CLASSES},
-                "by_label_source": {s: int((source == s).sum()) for s in LABEL_SOURCES},
-                "low_confidence": {"threshold": LOW_CONFIDENCE, "count": int(low.sum())},
-                "ectopy": ectopy_summary(labels, ann.samples, ann.fs, believed=source != "doubted", gaps=ann.gaps),
-                "encoder": ann.encoder}
+        """``annotate``'s summary of the view (:meth:`view`: expert labels given since the propagation
+        applied), without the low-confidence beats' samples (the page asks for them by stretch: :meth:`beats`)."""
+        ann = self.ready().annotation
+        labels, symbols, source, confidence = self.view()
+        counted = annotation_summary(replace(ann, labels=labels, symbols=symbols, label_source=source,
+                                             confidence=confidence))
+        del counted["low_confidence"]["samples"]
+        return {**counted, "encoder": ann.encoder}
 
     def beats(self, start_s: float, end_s: float, limit: int, flagged_only: bool = False) -> dict:
         """Per-beat columns of the beats between ``start_s`` and ``end_s`` (at most ``limit``)."""
