@@ -473,6 +473,8 @@ def serve(index_dir: Path,
     check_listen(host, port, token)  # refused before anything loads
     if data_dir is not None:
         data_dir_from(data_dir)
+    if workspace_dir is not None:
+        _check_output_dir(workspace_dir, "--workspace-dir")
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -861,6 +863,15 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _os_error_line(exc: OSError) -> str:
+    """The system's reason and the path it concerns, without Python's ``[Errno N]`` and a path cut to be read
+    (a name too long is the error itself)."""
+    paths = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    shown = [name if len(name) <= 100 else f"{name[:60]}...{name[-24:]} ({len(name)} characters)" for name in paths]
+    why = exc.strerror or type(exc).__name__
+    return f"{' -> '.join(shown)}: {why[:1].lower() + why[1:]}" if shown else why
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point; ``argv`` defaults to the command line.
 
@@ -891,8 +902,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(exc.format_message())
         except (typer.Abort, getattr(click, "Abort", typer.Abort)):  # Ctrl-C, or end of input at a prompt
             _fail("aborted")
-        except (SimsearchError, OSError) as exc:  # OSError: an unwritable --out or --plot, a full disk
+        except SimsearchError as exc:
             _fail(str(exc))
+        except OSError as exc:  # an unwritable --out or --plot, a full disk, a name too long
+            _fail(_os_error_line(exc))
         except MemoryError:
             _fail("out of memory")
         except Exception as exc:  # a bug, yet still one line: hostile input must never end in a traceback

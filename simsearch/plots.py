@@ -8,13 +8,13 @@ not disturb a caller that uses pyplot itself.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from .aami import AAMI_CLASSES
 from .errors import RecordNotFoundError, SampleOutOfRangeError, SignalQualityError
+from .files import staged
 from .label.annotate import LOW_CONFIDENCE, Annotation
 from .label.query import QueryResult
 from .signal.beats import MODEL_FS, WINDOW, WINDOW_BEFORE, normalize_windows, rescale_samples, segment, to_model_rate
@@ -160,13 +160,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
     """Write the PNG under a temporary name and move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with staged(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -214,6 +214,10 @@ def _cases():
         # outputs
         ((*query, "--plot", "{out}"), "is a directory", "plot-a-directory"),
         ((*query, "--plot", "{bad}/a_file/x.png"), "not a directory", "plot-under-a-file"),
+        ((*query, "--plot", "/proc/version"), "/proc/version: cannot be written there", "plot-where-no-file-is-made"),
+        (("build", "{out}/" + "x" * 300, "--records", "119", "--data-dir", "{data}"),
+         ": file name too long", "build-name-too-long"),
+        (("serve", "{idx}", "--workspace-dir", "{bad}/a_file"), "--workspace-dir", "serve-workspaces-in-a-file"),
         (("train", "--out", "{out}/encoder.txt"), ".keras", "train-out-not-keras"),
         (("train", "--out", "{out}/e.keras", "--records", "nope", "--data-dir", "{data}"), "record not found",
          "train-record-missing"),

@@ -4,7 +4,8 @@ Every ``import`` and ``from ... import`` inside the package is read with :mod:`a
 module level and inside functions alike (a lazy import is still a dependency), and
 checked against the layer order
 
-    {errors, aami, progress} < signal < model < store < label < evaluation < {plots, cli, server, __init__, __main__}
+    {errors, aami, progress, files} < signal < model < store < label < evaluation
+    < {plots, cli, server, __init__, __main__}
 
 Inside a layer any import is allowed as long as there is no cycle (e.g. in signal:
 records < filtering < detection < beats). Evaluation is imported by nothing but the
@@ -25,7 +26,7 @@ PACKAGE = Path(simsearch.__file__).resolve().parent
 NAME = PACKAGE.name
 
 LAYERS = [
-    {"errors", "aami", "progress"},
+    {"errors", "aami", "progress", "files"},
     {"signal"},
     {"model"},
     {"store"},

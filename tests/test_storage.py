@@ -589,3 +589,21 @@ def test_opening_and_querying_stored_beats_loads_no_tensorflow(small_index):
     proc = subprocess.run([sys.executable, "-c", code, str(small_index.path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
+    """:func:`simsearch.files.staged`: a failed write leaves the old file and no temporary one; a directory that
+    takes no file is named in the error, not the temporary name."""
+    from simsearch.files import atomic_write, staged
+
+    path = tmp_path / "report.json"
+    atomic_write(path, "old")
+    with pytest.raises(RuntimeError), staged(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed midway")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    atomic_write(path, "new")
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    with pytest.raises(OSError) as error, staged("/proc/version") as tmp:
+        tmp.write_text("x")
+    assert error.value.filename == "/proc/version" and "cannot be written there" in error.value.strerror

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import wfdb
 
 from ..errors import AnnotationError
+from ..files import atomic_write
 from .annotate import Annotation, summary
 from .expert import labels_file
 
@@ -131,15 +131,3 @@ def _csv_text(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     return buffer.getvalue()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name, flushed to disk, then moved into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..aami import AAMI_CLASSES
 from ..errors import AnnotationError, ParameterError, RecordNotFoundError, SampleOutOfRangeError, SimsearchError
+from ..files import atomic_write
 from ..label.annotate import (
     LOW_CONFIDENCE,
     Annotation,
@@ -41,7 +42,7 @@ from ..label.annotate import (
     summary as annotation_summary,
 )
 from ..label.expert import EXPERT_TOLERANCE_S, expert_rows, match_samples, parse_label
-from ..label.export import atomic_write, check_extension, write_annotation
+from ..label.export import check_extension, write_annotation
 from ..label.query import query_embedding
 from ..signal.beats import CONTEXT_COLUMNS
 from ..signal.records import Record
@@ -74,7 +75,7 @@ def now() -> str:
 
 
 def atomic_json(path: Path, document: dict) -> None:
-    """Write ``document`` to ``path`` atomically (see :func:`simsearch.label.export.atomic_write`)."""
+    """Write ``document`` to ``path`` atomically (see :func:`simsearch.files.atomic_write`)."""
     atomic_write(path, json.dumps(document, indent=1))
 
 
