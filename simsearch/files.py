@@ -23,14 +23,11 @@ def staged(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if exc.filename == str(tmp) or exc.filename == tmp:
+        if isinstance(exc, OSError) and str(exc.filename) == str(tmp):
             raise OSError(exc.errno, f"cannot be written there ({(exc.strerror or 'refused').lower()})",
                           str(path)) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
 
 
