@@ -21,7 +21,8 @@ also votes on the held-out patients resampled to other rates, with their annotat
 an nstdb noise record added at an SNR or with sinus pauses in a share of their sinus intervals (``128Hz``,
 ``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
 same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings;
-a synthetic rhythm's name (``brady_apc``: record 232's pattern, ``simsearch.model.rhythms.SCENARIOS``), alone or
+a synthetic rhythm's name (``brady_apc``: record 232's pattern, ``simsearch.model.rhythms.RHYTHMS``, the
+confounders ``sinus_arrhythmia`` and ``atrial_flutter`` among them: normal beats that come early), alone or
 after a set-up (``em12dB~brady_apc``), votes on each held-out patient's beats re-sequenced so, in both leads.
 ``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217;
 never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsearch.model.rhythms import SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
+from simsearch.model.rhythms import (
+    CONFOUNDERS,
+    SCENARIOS,
+    SEPARATOR,
+    is_simulated,
+    simulate_rhythm,
+    simulate_rhythms,
+    source_record,
+)
 from simsearch.signal.beats import CONTEXT_COLUMNS, P_WAVE, RR_COLUMNS, beat_context, beats_from_record
 from simsearch.signal.records import load_record
 
@@ -80,6 +88,27 @@ def test_atrial_fibrillation_stays_normal(beats_209):
     consistency = simulated.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
     sinus = simulate_rhythm(beats_209, "frequent_apc", seed=0).context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
     assert np.median(consistency) < 0.4 and np.median(sinus) > 0.7
+
+
+def test_confounders_are_normal_beats_that_come_early(beats_209):
+    """Sinus arrhythmia and flutter: no premature beat, yet intervals an early-beat detector mistakes."""
+    assert not set(CONFOUNDERS) & set(SCENARIOS)  # scored on request, not in the pooled synthetic figures
+    breathing = simulate_rhythm(beats_209, "sinus_arrhythmia", seed=0)
+    flutter = simulate_rhythm(beats_209, "atrial_flutter", seed=0)
+    for simulated in (breathing, flutter):
+        assert set(simulated.aami) == {"N"}
+        assert np.array_equal(simulated.samples, simulate_rhythm(beats_209, simulated.record.split(SEPARATOR)[1],
+                                                                 seed=0).samples)
+    rr = np.diff(breathing.samples) / breathing.fs
+    assert np.ptp(rr) / np.median(rr) > 0.12 and np.max(np.abs(np.diff(rr))) / np.median(rr) < 0.3  # swings, gently
+    rr = np.diff(flutter.samples) / flutter.fs
+    cycle = np.median(rr[rr < 1.2 * rr.min()]) / 2  # 2:1 conduction, drawn half the time
+    ratio = rr / cycle
+    assert set(np.round(ratio).astype(int)) >= {2, 4} and np.all(np.abs(ratio - np.round(ratio)) < 0.15)
+    # flutter waves, phase-locked to the QRS, read as a consistent atrial activity (as P waves): the gate stays shut
+    consistency = flutter.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+    assert np.median(consistency) > 0.7
+    assert not np.array_equal(flutter.windows[:, :P_WAVE.stop], beats_209.windows[:len(flutter), :P_WAVE.stop])
 
 
 def test_ventricular_rhythms_need_ventricular_beats(beats_119, beats_209):

@@ -31,7 +31,7 @@ from ..model.encoder import (
     weights_fingerprint,
 )
 from ..model.leads import DEFAULT_LEADS, SECOND_LEAD_WEIGHT, choose_leads, side_by_side
-from ..model.rhythms import SCENARIOS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
+from ..model.rhythms import RHYTHMS, SEPARATOR, is_simulated, simulate_rhythm, simulate_rhythms, source_record
 from ..model.training import TrainingConfig, save_encoder, train_encoder
 from ..progress import progress_bar
 from ..signal.beats import (
@@ -315,15 +315,15 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
     ``second_lead``, the other lead of each beat of the last four (:func:`~simsearch.signal.beats.beats_in_lead`).
     What a deployed index meets in other databases.
 
-    A synthetic rhythm of :data:`~simsearch.model.rhythms.SCENARIOS` after the set-up, ``"<setup>~<rhythm>"``
+    A synthetic rhythm of :data:`~simsearch.model.rhythms.RHYTHMS` after the set-up, ``"<setup>~<rhythm>"``
     (e.g. ``"em12dB~brady_apc"``), or alone (``"brady_apc"``: as recorded), re-sequences each record's beats so
     (:func:`~simsearch.model.rhythms.simulate_rhythm`, seed 0; both leads alike, named ``"<record>~<rhythm>"``):
     the rhythms DS1 lacks, recorded otherwise, such as record 232's pattern in noise."""
     setup, _, rhythm = setup.partition(SEPARATOR)
-    if not rhythm and setup in SCENARIOS:
+    if not rhythm and setup in RHYTHMS:
         setup, rhythm = "", setup
-    if rhythm and rhythm not in SCENARIOS:
-        raise SimsearchError(f"unknown rhythm {rhythm!r} in a recording set-up (one of {', '.join(SCENARIOS)})")
+    if rhythm and rhythm not in RHYTHMS:
+        raise SimsearchError(f"unknown rhythm {rhythm!r} in a recording set-up (one of {', '.join(RHYTHMS)})")
     if setup == "other-lead":
         if rhythm:
             raise SimsearchError("the other-lead set-up takes no rhythm (second_lead gives each rhythm's other lead)")
