@@ -210,6 +210,8 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
         with pytest.raises(Exception, match="unknown recording set-up|unknown rhythm|takes no rhythm"):
             recorded_otherwise(records, data_dir, unknown)
     rhythm = recorded_otherwise(records, data_dir, "brady_apc")  # record 232's pattern from each patient's beats
+    flutter = recorded_otherwise(records, data_dir, "atrial_flutter")  # a confounder: normal beats, scored on request
+    assert set(flutter.groups) == {f"{r}~atrial_flutter" for r in records} and not flutter.labels.any()
     noisy_rhythm, noisy_rhythm_other = (recorded_otherwise(records, data_dir, "em12dB~brady_apc", second_lead=lead,
                                                            noise_dir=noise_dir) for lead in (False, True))
     assert set(rhythm.groups) == {f"{r}~brady_apc" for r in records}
