@@ -204,8 +204,8 @@ def _fluttering(windows: np.ndarray, cycle_s: float, rng: np.random.Generator) -
     amplitude = rng.uniform(a_low, a_high) * np.ptp(windows[:, QRS], axis=1)
     phase = rng.uniform(0.0, 1.0) + np.clip(0.02 * rng.normal(size=n), -0.05, 0.05)
     t = (np.arange(width) - end) / MODEL_FS
-    sawtooth = ((t[None, :] / cycle_s + phase[:, None]) % 1.0) * 2.0 - 1.0  # slow fall, sharp rise (inverted F waves)
-    waves = -amplitude[:, None] * sawtooth
+    sawtooth = ((t[None, :] / cycle_s + phase[:, None]) % 1.0) * 2.0 - 1.0
+    waves = -amplitude[:, None] * sawtooth  # a slow fall and a sharp rise: the inverted F waves of typical flutter
     ramp = np.arange(end) / end
     line = windows[:, :1] + (windows[:, end:end + 1] - windows[:, :1]) * ramp[None, :]
     windows[:, :end] = line + waves[:, :end] * np.sin(np.pi * ramp)[None, :] ** 0.5
