@@ -197,18 +197,15 @@ def _fluttering(windows: np.ndarray, cycle_s: float, rng: np.random.Generator) -
     under the rest of the window outside the QRS. The waves keep one phase against the QRS (the AV node
     conducts a flutter wave after a fixed delay), so every beat shows the same atrial activity before it,
     as a P wave would."""
-    windows = np.array(windows, dtype=np.float32, copy=True)
+    windows = np.asarray(windows, dtype=np.float32)
     n, width = windows.shape
     *_, (a_low, a_high) = FLUTTER
-    end = P_WAVE.stop
     amplitude = rng.uniform(a_low, a_high) * np.ptp(windows[:, QRS], axis=1)
     phase = rng.uniform(0.0, 1.0) + np.clip(0.02 * rng.normal(size=n), -0.05, 0.05)
-    t = (np.arange(width) - end) / MODEL_FS
+    t = (np.arange(width) - P_WAVE.stop) / MODEL_FS
     sawtooth = ((t[None, :] / cycle_s + phase[:, None]) % 1.0) * 2.0 - 1.0
     waves = -amplitude[:, None] * sawtooth  # a slow fall and a sharp rise: the inverted F waves of typical flutter
-    ramp = np.arange(end) / end
-    line = windows[:, :1] + (windows[:, end:end + 1] - windows[:, :1]) * ramp[None, :]
-    windows[:, :end] = line + waves[:, :end] * np.sin(np.pi * ramp)[None, :] ** 0.5
+    windows = _waves_for_p_waves(windows, waves[:, :P_WAVE.stop])
     after = np.arange(QRS.stop, width)
     fade = np.minimum(1.0, (after - QRS.stop) / (0.05 * MODEL_FS))
     windows[:, QRS.stop:] += waves[:, QRS.stop:] * fade[None, :]
@@ -259,18 +256,25 @@ def _fibrillating(windows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Everything before the QRS (up to 56 ms before the R-peak) becomes a straight line
     between its ends plus one wave of random frequency, amplitude and phase per beat.
     """
-    windows = np.array(windows, dtype=np.float32, copy=True)
+    windows = np.asarray(windows, dtype=np.float32)
     n = windows.shape[0]
-    end = P_WAVE.stop
     (f_low, f_high), (a_low, a_high) = FIBRILLATORY_WAVES
-    t = np.arange(end) / MODEL_FS
+    t = np.arange(P_WAVE.stop) / MODEL_FS
     frequency = rng.uniform(f_low, f_high, n)
     amplitude = rng.uniform(a_low, a_high, n) * np.ptp(windows[:, QRS], axis=1)
     phase = rng.uniform(0.0, 2 * np.pi, n)
+    return _waves_for_p_waves(windows, amplitude[:, None] * np.sin(
+        2 * np.pi * frequency[:, None] * t[None, :] + phase[:, None]))
+
+
+def _waves_for_p_waves(windows: np.ndarray, waves: np.ndarray) -> np.ndarray:
+    """A copy of ``windows`` whose stretch before the QRS (up to :data:`P_WAVE`'s end) is a straight line
+    between its ends plus ``waves`` (n, that many samples), the waves fading into the QRS onset."""
+    windows = np.array(windows, dtype=np.float32, copy=True)
+    end = P_WAVE.stop
     ramp = np.arange(end) / end
     line = windows[:, :1] + (windows[:, end:end + 1] - windows[:, :1]) * ramp[None, :]
-    waves = amplitude[:, None] * np.sin(2 * np.pi * frequency[:, None] * t[None, :] + phase[:, None])
-    windows[:, :end] = line + waves * np.sin(np.pi * ramp)[None, :] ** 0.5  # the waves fade into the QRS onset
+    windows[:, :end] = line + waves * np.sin(np.pi * ramp)[None, :] ** 0.5
     return windows
 
 
