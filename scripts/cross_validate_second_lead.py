@@ -4,7 +4,7 @@
         [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
         [--fixed-weights 2,1,1,1,1,1,1,1,1.5/3,1,1,1,1,1,1,1,1.5]
         [--setups 128Hz,marks+40ms,em12dB,pauses2%,brady_apc,em12dB~brady_apc] [--paced-in-index]
-        [--noise-dir DIR] [--json]
+        [--noise-dir DIR] [--by-rhythm] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
 encoder trains on the other folds' beats in their default lead (MLII) and on their noisy
@@ -27,6 +27,8 @@ after a set-up (``em12dB~brady_apc``), votes on each held-out patient's beats re
 ``--paced-in-index`` also votes with each fold's index holding the four paced records (102, 104, 107, 217;
 never scored) beside its DS1 records, as an index of all 48 records does: what its paced beats (AAMI
 class Q) do to the votes on patients without a pacemaker.
+``--by-rhythm`` also prints, for the records as recorded, each reference rhythm's figures (the records' rhythm
+annotations: sinus, fibrillation, flutter, bigeminy...) and how many of its beats that are not S were called S.
 ``--fixed-weights`` also scores the fold encoders with their fixed context part weighed per input otherwise
 (each list as ``FIXED_INPUT_WEIGHTS`` gives them, times the context weight): the learned shape part and the
 inputs are the same, so the vectors are recombined (``simsearch.evaluation.selection.fixed_weighted``), exactly
@@ -54,7 +56,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import AAMI_CLASSES, DS1, PACED
 from simsearch.errors import ParameterError
-from simsearch.evaluation.classification import knn_search, nsv_score, record_codes, target_shortfall, vote_predict
+from simsearch.evaluation.classification import (
+    beat_rhythms,
+    grouped_confusion,
+    knn_search,
+    nsv_score,
+    record_codes,
+    target_shortfall,
+    vote_predict,
+)
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.evaluation.selection import (
     concatenate,
@@ -104,6 +114,8 @@ def main(argv=None) -> None:
     parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
                         help="also the fixed context part weighed per input by each of these lists (slash-"
                              "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")
+    parser.add_argument("--by-rhythm", action="store_true",
+                        help="also each reference rhythm's figures, the records as recorded")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
@@ -127,6 +139,8 @@ def main(argv=None) -> None:
     if len(second) != len(first) or not np.array_equal(second.labels, first.labels):
         raise SystemExit("error: the two leads gave different beats")  # both are cut at the reference annotations
     views = {"as recorded": (first, second)}
+    rhythms = beat_rhythms(first, DS1, args.data_dir) if args.by_rhythm else None
+    by_rhythm = {}  # setting -> rhythm -> confusion matrix, the records as recorded
     for setup in setups:
         views[setup] = (recorded_otherwise(DS1, args.data_dir, setup, noise_dir=args.noise_dir),
                         recorded_otherwise(DS1, args.data_dir, setup, second_lead=True, noise_dir=args.noise_dir))
@@ -186,13 +200,19 @@ def main(argv=None) -> None:
                                 predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,
                                                          neighbor_records=neighbor_records, record_balance=balance,
                                                          query_records=held_first.groups, patient_strength=strength)
-                                matrices[setup, w, alpha, balance, strength, index, name] += confusion_matrix(
-                                    held_first.labels, predicted)
+                                setting = (setup, w, alpha, balance, strength, index, name)
+                                matrices[setting] += confusion_matrix(held_first.labels, predicted)
+                                if rhythms is not None and setup == "as recorded":
+                                    for rhythm, matrix in grouped_confusion(held_first.labels, predicted,
+                                                                            rhythms[held]).items():
+                                        rows = by_rhythm.setdefault(setting, {})
+                                        rows[rhythm] = rows.get(rhythm, 0) + np.asarray(matrix)
         print(f"fold {number}/{args.folds} ({', '.join(fold)}) done, {time.time() - start:.0f} s", file=sys.stderr,
               flush=True)
 
     report = {"seed": args.seed, "folds": args.folds, "beats": len(first), "settings": []}
-    for (setup, w, alpha, balance, strength, index, name), matrix in matrices.items():
+    for setting, matrix in matrices.items():
+        setup, w, alpha, balance, strength, index, name = setting
         metrics = class_metrics(matrix)
         truth, neighbors = (np.concatenate(part) for part in zip(*shown[setup, w, index, name]))
         precision = precision_at_k(truth, neighbors, DEFAULT_K)
@@ -202,6 +222,9 @@ def main(argv=None) -> None:
                                        c: None if precision[c] is None else round(precision[c], 3) for c in "NSV"},
                                    "shortfall": target_shortfall(metrics), "called_q": metrics["called_q"], **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
+        if setting in by_rhythm:  # the largest rhythm first
+            rows = sorted(by_rhythm[setting].items(), key=lambda item: -item[1].sum())
+            report["settings"][-1]["per_rhythm"] = {rhythm: rhythm_row(m) for rhythm, m in rows}
     if args.json:
         print(json.dumps(report))
         return
@@ -217,6 +240,16 @@ def main(argv=None) -> None:
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
               + f"  Q {row['called_q']}  P@10 "
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None))
+        for rhythm, figures in row.get("per_rhythm", {}).items():
+            print(f"      {rhythm:>8} {figures['beats']:>6} beats: " + "  ".join(
+                f"{c} {figures[c]['se']}/{figures[c]['ppv']}" for c in "NSV") + f"  false S {figures['false_s']}")
+
+
+def rhythm_row(matrix: np.ndarray) -> dict:
+    """One rhythm's beats, N/S/V Se and +P, and its beats called S that are not."""
+    metrics, s = class_metrics(matrix), AAMI_CLASSES.index("S")
+    return {"beats": int(matrix.sum()), "false_s": int(matrix[:, s].sum() - matrix[s, s]),
+            **{c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}}
 
 
 if __name__ == "__main__":

@@ -647,22 +647,28 @@ def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
     return table
 
 
-def _per_record_table(report: dict) -> Table:
-    """One row per test record, every system's N/S/V Se/+P side by side (whole percents),
-    so that no record hides in the pooled figures."""
+def _grouped_table(report: dict, key: str, title: str, first_column: str) -> Table:
+    """One row per group of test beats (``key``: ``per_record``, ``per_rhythm``), every system's N/S/V Se/+P
+    side by side (whole percents), so that no record or rhythm hides in the pooled figures; the last column
+    counts the product's S calls of beats that are not S (where a group has no SVEB, its S +P is 0 whatever
+    their number)."""
     systems = report["systems"]
-    table = Table(title="per record: Se/+P % (- where the record has no such beat, or none was called it)")
-    table.add_column("record")
+    table = Table(title=f"{title}: Se/+P % (- where there is no such beat, or none was called it)")
+    table.add_column(first_column)
     for what in ("beats", "n N", "n S", "n V"):
         table.add_column(what, justify="right")
     for r in systems:
         for c in ("N", "S", "V"):
             table.add_column(f"{r['system']} {c}", justify="right")
-    for name, first in systems[0]["per_record"].items():
+    table.add_column("false S", justify="right")
+    s = AAMI_CLASSES.index("S")
+    for name, first in systems[0][key].items():
         cells = [str(first["beats"]), *(str(first["classes"][c]["n"]) for c in ("N", "S", "V"))]
         for r in systems:
-            figures = r["per_record"][name]["classes"]
+            figures = r[key][name]["classes"]
             cells += [f"{_fmt(figures[c]['se'], 0)}/{_fmt(figures[c]['ppv'], 0)}" for c in ("N", "S", "V")]
+        matrix = systems[-1][f"{key}_confusion"][name]
+        cells.append(str(sum(row[s] for row in matrix) - matrix[s][s]))
         table.add_row(name, *cells)
     return table
 
@@ -683,7 +689,10 @@ def _print_classification(report: dict, as_json: bool) -> None:
         n_left_out = sum(map(sum, report["systems"][0]["per_record_confusion"][left_out]))
         out.print(_ec57_table(f"the same without record {left_out} (its {n_left_out} beats left out)",
                               {r["system"]: r[without] for r in report["systems"]}))
-    out.print(_per_record_table(report))
+    out.print(_grouped_table(report, "per_record", "per record", "record"))
+    if "per_rhythm" in report["systems"][0]:
+        out.print(_grouped_table(report, "per_rhythm", "per reference rhythm (the records' rhythm annotations)",
+                                 "rhythm"))
     encoder_row = report["systems"][-1]
     matrix = Table(title=f"confusion ({encoder_row['system']}): rows reference, columns predicted")
     matrix.add_column("")

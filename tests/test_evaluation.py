@@ -12,7 +12,7 @@ import pytest
 from helpers import write_at_rate
 
 from simsearch.aami import class_index, to_aami
-from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors
+from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors, record_figures
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.label.vote import DISTANCE_SOFTENING, patient_adapted, prior_weights, vote_scores, vote_winner
 from simsearch.model.encoder import Encoder
@@ -181,12 +181,20 @@ def test_classification_protocol_on_a_few_records(data_dir, capsys):
         others = np.array(per_record["100"]) + np.array(per_record["233"])
         assert without["confusion"] == others.tolist() and without["classes"] == class_metrics(others)["classes"]
         assert without["precision_at_10"]["S"] != system["precision_at_10"]["S"]
+        # per reference rhythm: the same beats, grouped by the annotations' rhythm notes, largest first
+        per_rhythm = system["per_rhythm_confusion"]
+        np.testing.assert_array_equal(np.sum(list(per_rhythm.values()), axis=0), system["confusion"])
+        assert list(per_rhythm)[0] == "N" and {"SBR", "B"} <= set(per_rhythm)
+        assert system["per_rhythm"]["B"] == record_figures(per_rhythm["B"])
     assert report["systems"][0]["per_record"]["232"]["classes"]["S"]["n"] == 1382
+    # 233's ventricular bigeminy: every other beat a VEB
+    assert report["systems"][0]["per_rhythm"]["B"]["classes"]["V"]["n"] > 0
     from simsearch.cli import _print_classification
 
     _print_classification({**report, "plot": "confusion.png"}, as_json=False)
     text = capsys.readouterr().out
     for shown in ("P@10 S", "P@10 NSV", "without record 232 (its 1780 beats left out)", "per record: Se/+P",
+                  "per reference rhythm", "│ SBR │ 1780 │ 398 │ 1382 │ 0 │",
                   "│ 232 │ 1780 │ 398 │ 1382 │ 0 │"):
         assert shown in " ".join(text.split()), shown
     encoder_row = report["systems"][-1]

@@ -15,7 +15,16 @@ from simsearch.errors import (
     RecordNotFoundError,
     SignalQualityError,
 )
-from simsearch.signal.records import DATA_ENV, MAX_FS, MIN_FS, check_record, load_record, resolve_record_path
+from simsearch.signal.records import (
+    DATA_ENV,
+    MAX_FS,
+    MIN_FS,
+    check_record,
+    load_record,
+    read_rhythms,
+    resolve_record_path,
+    rhythm_at,
+)
 
 
 def test_loads_by_name_and_by_path(data_dir):
@@ -233,6 +242,25 @@ def test_an_empty_annotation_file_is_a_record_without_annotations(record_copy, d
     path.with_suffix(".atr").write_bytes(data)
     record = load_record(path)
     assert record.has_annotations and record.ann_samples.size == samples == record.ann_symbols.size
+
+
+def test_reference_rhythms(data_dir, record_copy):
+    """The rhythm notes of the ``+`` annotations, in force from each change to the next."""
+    changes, names = read_rhythms("203", data_dir)
+    assert changes.size == names.size > 10 and np.all(np.diff(changes) >= 0)
+    assert {"AFIB", "AFL", "VT"} <= set(names)
+    beats = load_record("203", data_dir)
+    beats = beats.ann_samples[np.isin(beats.ann_symbols, ["N", "V"])]
+    at = rhythm_at(changes, names, beats)
+    assert at.shape == beats.shape and set(at) == set(names)  # every rhythm holds some beat
+    assert rhythm_at(changes, names, [0, changes[1], changes[1] - 1]).tolist() == ["", names[1], names[0]]
+    assert rhythm_at(changes[:0], names[:0], [5]).tolist() == [""]
+    without = record_copy("100", with_annotations=False)
+    assert read_rhythms(without)[0].size == 0  # no annotation file: no rhythm
+    atr = record_copy("101").with_suffix(".atr")
+    atr.write_bytes(atr.read_bytes()[:-1001])
+    with pytest.raises(RecordFormatError, match="truncated"):
+        read_rhythms(atr.with_suffix(""))
 
 
 @pytest.mark.parametrize("cut", [1, 2, 1001])

@@ -29,6 +29,7 @@ from ..model.datasets import BeatSet, load_beats
 from ..model.encoder import RR_INPUTS, Encoder, encoder_inputs
 from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
 from ..progress import progress_bar
+from ..signal.records import read_rhythms, record_name, rhythm_at
 from .leakage import check_disjoint
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 
@@ -38,6 +39,10 @@ mostly this one patient's, so the report also gives them without it."""
 
 RECORD_CLASSES = ("N", "S", "V", "F")
 """The classes of the per-record figures (Q beats are reported apart, as in EC57)."""
+
+UNANNOTATED_RHYTHM = "unannotated"
+"""The per-rhythm figures' name for beats no rhythm annotation covers (a record without any, or before its
+first)."""
 
 RAW_RR_WEIGHT = 3.0
 """Weight of the RR inputs against the unit-norm raw beat in the raw+RR baseline, set
@@ -155,7 +160,7 @@ def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarr
 
 
 def record_figures(matrix) -> dict:
-    """One record's compact figures: its beats (Q included) and, per scored class, n, Se and +P.
+    """One record's (or one rhythm's) compact figures: its beats (Q included) and, per scored class, n, Se and +P.
 
     Parameters
     ----------
@@ -171,6 +176,27 @@ def record_figures(matrix) -> dict:
     metrics = class_metrics(np.asarray(matrix))
     return {"beats": int(np.sum(matrix)),
             "classes": {c: {key: metrics["classes"][c][key] for key in ("n", "se", "ppv")} for c in RECORD_CLASSES}}
+
+
+def beat_rhythms(beats: BeatSet, records: Sequence[str], data_dir) -> np.ndarray:
+    """The reference rhythm of each beat of ``beats`` (stacked from ``records``, names or paths), from each
+    record's rhythm annotations (:func:`~simsearch.signal.records.read_rhythms`), or
+    :data:`UNANNOTATED_RHYTHM`."""
+    out = np.full(len(beats), UNANNOTATED_RHYTHM, dtype=object)
+    for record in records:
+        rows = np.flatnonzero(beats.groups == record_name(record))
+        if rows.size and beats.samples is not None:
+            found = rhythm_at(*read_rhythms(record, data_dir), beats.samples[rows])
+            out[rows] = np.where(found == "", UNANNOTATED_RHYTHM, found)
+    return out
+
+
+def grouped_confusion(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, order=None) -> dict[str, list]:
+    """One confusion matrix (a list of lists) per group of beats, in ``order`` (default: as the groups first
+    appear)."""
+    groups = np.asarray(groups)
+    return {str(g): confusion_matrix(labels[groups == g], pred[groups == g]).tolist()
+            for g in (dict.fromkeys(groups) if order is None else order)}
 
 
 def _second_leads(train_records, test_records, train: BeatSet, test: BeatSet, data_dir, advance
@@ -216,7 +242,9 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         records holds them, else on one), EC57 figures, the confusion
         matrix, precision@1/@10 (per class and the
         N/S/V macro), each test record's confusion matrix (``per_record_confusion``) and
-        compact figures (``per_record``, see :func:`record_figures`), and, when record
+        compact figures (``per_record``, see :func:`record_figures`), the same per reference rhythm
+        where the test records have rhythm annotations (``per_rhythm_confusion``, ``per_rhythm``; by the
+        rhythm's beats, :data:`UNANNOTATED_RHYTHM` last: :func:`beat_rhythms`), and, when record
         :data:`SVEB_RECORD` is among several test records, the same pooled figures
         without it (``without_232``).
 
@@ -231,6 +259,10 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         train = BeatSet.stack(load_beats(train_records, data_dir, advance))
         test = BeatSet.stack(load_beats(test_records, data_dir, advance))
         second, skipped = _second_leads(train_records, test_records, train, test, data_dir, advance)
+    rhythms = beat_rhythms(test, test_records, data_dir)
+    names, counts = np.unique(rhythms.astype(str), return_counts=True)
+    rhythm_order = [str(r) for _, _, r in sorted(zip(names == UNANNOTATED_RHYTHM, -counts, names))]  # largest first
+    annotated = rhythm_order != [UNANNOTATED_RHYTHM]
     results = []
     systems = systems_for(encoder, both_leads=second is not None)
     embedded: dict = {}
@@ -253,11 +285,14 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
             pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=record_codes(train.groups)[nn],
                                 query_records=test.groups)
-            per_record = {str(r): confusion_matrix(test.labels[test.groups == r], pred[test.groups == r]).tolist()
-                          for r in dict.fromkeys(test.groups)}
+            per_record = grouped_confusion(test.labels, pred, test.groups)
             row = {"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
                    **score(test.labels, pred, neighbors), "per_record_confusion": per_record,
                    "per_record": {r: record_figures(m) for r, m in per_record.items()}}
+            if annotated:
+                per_rhythm = grouped_confusion(test.labels, pred, rhythms, rhythm_order)
+                row.update(per_rhythm_confusion=per_rhythm,
+                           per_rhythm={r: record_figures(m) for r, m in per_rhythm.items()})
             if SVEB_RECORD in per_record and len(per_record) > 1:
                 keep = test.groups != SVEB_RECORD
                 row[f"without_{SVEB_RECORD}"] = score(test.labels[keep], pred[keep], neighbors[keep])

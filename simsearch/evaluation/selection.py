@@ -462,8 +462,9 @@ CV_KEYS = ("truth", "classes", "distances", "counts", "groups", "neighbor_record
 
 
 def concatenate(a: BeatSet, b: BeatSet) -> BeatSet:
+    samples = None if a.samples is None or b.samples is None else np.concatenate([a.samples, b.samples])
     return BeatSet(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("windows", "context", "labels",
-                                                                             "groups")))
+                                                                             "groups")), samples)
 
 
 def cv_scores(cv: dict, k: int, alpha: float, boosted: tuple[str, ...], subset: str = "real",

@@ -21,12 +21,14 @@ quarter of its VEB, from patients the training batches never see."""
 
 @dataclass
 class BeatSet:
-    """Beats of many records stacked: windows, context, class positions, record names."""
+    """Beats of many records stacked: windows, context, class positions, record names, and where stacked from
+    :class:`~simsearch.signal.beats.Beats`, each beat's sample in its record (``None`` otherwise)."""
 
     windows: np.ndarray
     context: np.ndarray
     labels: np.ndarray
     groups: np.ndarray
+    samples: np.ndarray | None = None
 
     @classmethod
     def stack(cls, beats: Sequence[Beats]) -> BeatSet:
@@ -38,13 +40,15 @@ class BeatSet:
             np.concatenate([b.context for b in labeled]),
             np.concatenate([class_index(b.aami) for b in labeled]),
             np.concatenate([np.full(len(b), b.record) for b in labeled]),
+            np.concatenate([b.samples for b in labeled]),
         )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, rows: np.ndarray) -> BeatSet:
-        return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows])
+        return BeatSet(self.windows[rows], self.context[rows], self.labels[rows], self.groups[rows],
+                       None if self.samples is None else self.samples[rows])
 
 
 def load_beats(records: Sequence[str], data_dir, progress: Callable[[str], None] | None = None, *,

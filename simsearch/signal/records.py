@@ -459,10 +459,17 @@ def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray
     Raises :class:`RecordFormatError` for a truncated or corrupt file, and
     :class:`~simsearch.errors.AnnotationError` for symbols no MIT-BIH table defines.
     """
+    samples, symbols, _ = _annotation_file(path, extension)
+    check_symbols(symbols, path.with_name(f"{path.name}.{extension}").name)
+    return samples, symbols
+
+
+def _annotation_file(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(samples, symbols, notes) of ``<path>.<extension>``, its symbols unchecked; ``notes`` holds each
+    annotation's text (``aux_note``, ``""`` where none). :func:`read_annotations`' errors but the symbols'."""
     import wfdb  # lazy, as in load_record
 
-    name = path.name
-    file = path.with_name(f"{name}.{extension}")
+    file = path.with_name(f"{path.name}.{extension}")
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -471,7 +478,7 @@ def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray
     if len(data) % 2 or (data and not data.endswith(b"\0\0")):  # MIT format: 16-bit words, ending in a zero word
         raise RecordFormatError(f"{file.name}: annotation file is truncated (no end-of-file mark)")
     if len(data) <= 2:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=object)
     try:
         ann = wfdb.rdann(str(path), extension)
     except Exception as exc:  # wfdb fails with IndexError, ValueError... on corrupt files
@@ -480,8 +487,48 @@ def read_annotations(path: Path, extension: str) -> tuple[np.ndarray, np.ndarray
     samples = np.asarray(ann.sample, dtype=np.int64)
     if samples.shape != symbols.shape or (samples.size and samples.min() < 0):
         raise RecordFormatError(f"{file.name}: annotation file cannot be read (corrupt sample numbers)")
-    check_symbols(symbols, file.name)
-    return samples, symbols
+    notes = ann.aux_note if ann.aux_note is not None and len(ann.aux_note) == samples.size else [""] * samples.size
+    return samples, symbols, np.asarray([str(note or "") for note in notes], dtype=object)
+
+
+RHYTHM_MARK = "("
+"""What opens a rhythm annotation's text: MIT-BIH marks each change of rhythm with a ``+`` annotation whose text
+names the rhythm that begins, ``(N`` (sinus), ``(AFIB``, ``(AFL``, ``(SVTA``, ``(B`` (ventricular bigeminy)...,
+as the PhysioNet databases annotated like it do (the Supraventricular Arrhythmia, INCART, Long-Term AF ones)."""
+
+
+def read_rhythms(record: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                 annotations: str = "atr") -> tuple[np.ndarray, np.ndarray]:
+    """(samples, names) of the reference's changes of rhythm (:data:`RHYTHM_MARK`), sorted: from each
+    sample on, the rhythm so named (``AFIB``, the mark left off) holds until the next. Empty where the
+    record has no such annotation file (an EDF file's annotations hold beats only) or no rhythm in it.
+
+    Raises
+    ------
+    RecordNotFoundError
+        No such record.
+    RecordFormatError
+        A truncated or corrupt annotation file.
+    """
+    path = resolve_record_path(record, data_dir)
+    if edf.is_edf(path) or not exists_as(path.with_name(f"{path.name}.{annotations}"), "file"):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype="<U1")
+    samples, _, notes = _annotation_file(path, annotations)
+    names = np.char.strip(np.asarray([note.replace("\0", "") for note in notes], dtype=str))
+    marked = np.char.startswith(names, RHYTHM_MARK) & (np.char.str_len(names) > len(RHYTHM_MARK))
+    order = np.argsort(samples[marked], kind="stable")
+    return samples[marked][order], np.char.lstrip(names[marked][order], RHYTHM_MARK)
+
+
+def rhythm_at(changes: np.ndarray, names: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """The rhythm in force at each of ``samples`` (:func:`read_rhythms`' ``changes`` and ``names``): the
+    name of the last change at or before it, ``""`` before the first."""
+    samples = np.asarray(samples, dtype=np.int64)
+    names = np.asarray(names, dtype=str)
+    at = np.searchsorted(np.asarray(changes, dtype=np.int64), samples, side="right") - 1
+    if names.size == 0:
+        return np.full(samples.shape, "", dtype="<U1")
+    return np.where(at >= 0, names[np.clip(at, 0, None)], "")
 
 
 MIN_SAMPLES = 64
