@@ -67,8 +67,11 @@ CONFOUNDERS = ("sinus_arrhythmia", "atrial_flutter")
 request (``--setups``), not among :data:`SCENARIOS` (whose pooled figures the notebook's choices were
 made with): respiratory sinus arrhythmia (the cycle swinging 8-20 % with each breath, every 3-6 s)
 and atrial flutter with variable conduction (a flutter cycle of 0.2-0.26 s conducted 2:1, 3:1 or 4:1,
-flutter waves in place of the P waves). DS1 has neither (203's flutter lasts seconds); a database of
-older patients has much flutter, one of younger ones much sinus arrhythmia.
+flutter waves in place of the P waves). DS1 has no sinus arrhythmia of this depth, and the flutter of one patient
+(203: five minutes, 536 beats, among fibrillation, noise and multiform VEBs) reads as fibrillation: median P-wave
+consistency 0.24, irregularity 0.127; ``scripts/cross_validate_second_lead.py --weights 1.5 --by-rhythm``, seed 0,
+calls 2 of its beats S. Flutter as regular as the synthetic one is not in DS1; a database of older patients has
+much flutter, one of younger ones much sinus arrhythmia.
 
 What they show (``scripts/cross_validate_second_lead.py --weights 1.5 --setups sinus_arrhythmia,atrial_flutter``,
 the packaged settings, training seeds 0 / 1): normal beats found 85.8 / 85.1 % in sinus arrhythmia,
