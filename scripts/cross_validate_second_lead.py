@@ -62,6 +62,7 @@ from simsearch.evaluation.classification import (
     knn_search,
     nsv_score,
     record_codes,
+    record_figures,
     target_shortfall,
     vote_predict,
 )
@@ -224,7 +225,7 @@ def main(argv=None) -> None:
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
         if setting in by_rhythm:  # the largest rhythm first
             rows = sorted(by_rhythm[setting].items(), key=lambda item: -item[1].sum())
-            report["settings"][-1]["per_rhythm"] = {rhythm: rhythm_row(m) for rhythm, m in rows}
+            report["settings"][-1]["per_rhythm"] = {rhythm: record_figures(m) for rhythm, m in rows}
     if args.json:
         print(json.dumps(report))
         return
@@ -242,14 +243,8 @@ def main(argv=None) -> None:
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None))
         for rhythm, figures in row.get("per_rhythm", {}).items():
             print(f"      {rhythm:>8} {figures['beats']:>6} beats: " + "  ".join(
-                f"{c} {figures[c]['se']}/{figures[c]['ppv']}" for c in "NSV") + f"  false S {figures['false_s']}")
-
-
-def rhythm_row(matrix: np.ndarray) -> dict:
-    """One rhythm's beats, N/S/V Se and +P, and its beats called S that are not."""
-    metrics, s = class_metrics(matrix), AAMI_CLASSES.index("S")
-    return {"beats": int(matrix.sum()), "false_s": int(matrix[:, s].sum() - matrix[s, s]),
-            **{c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}}
+                f"{c} {figures['classes'][c]['se']}/{figures['classes'][c]['ppv']}" for c in "NSV")
+                  + f"  false S {figures['false_s']}")
 
 
 if __name__ == "__main__":

@@ -650,8 +650,8 @@ def _ec57_table(title: str, rows: dict, first_column: str = "system") -> Table:
 def _grouped_table(report: dict, key: str, title: str, first_column: str) -> Table:
     """One row per group of test beats (``key``: ``per_record``, ``per_rhythm``), every system's N/S/V Se/+P
     side by side (whole percents), so that no record or rhythm hides in the pooled figures; the last column
-    counts the product's S calls of beats that are not S (where a group has no SVEB, its S +P is 0 whatever
-    their number)."""
+    counts the product's S calls of beats that are not S (``false_s``,
+    :func:`~simsearch.evaluation.classification.record_figures`)."""
     systems = report["systems"]
     table = Table(title=f"{title}: Se/+P % (- where there is no such beat, or none was called it)")
     table.add_column(first_column)
@@ -661,14 +661,12 @@ def _grouped_table(report: dict, key: str, title: str, first_column: str) -> Tab
         for c in ("N", "S", "V"):
             table.add_column(f"{r['system']} {c}", justify="right")
     table.add_column("false S", justify="right")
-    s = AAMI_CLASSES.index("S")
     for name, first in systems[0][key].items():
         cells = [str(first["beats"]), *(str(first["classes"][c]["n"]) for c in ("N", "S", "V"))]
         for r in systems:
             figures = r[key][name]["classes"]
             cells += [f"{_fmt(figures[c]['se'], 0)}/{_fmt(figures[c]['ppv'], 0)}" for c in ("N", "S", "V")]
-        matrix = systems[-1][f"{key}_confusion"][name]
-        cells.append(str(sum(row[s] for row in matrix) - matrix[s][s]))
+        cells.append(str(systems[-1][key][name]["false_s"]))
         table.add_row(name, *cells)
     return table
 

@@ -160,7 +160,8 @@ def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarr
 
 
 def record_figures(matrix) -> dict:
-    """One record's (or one rhythm's) compact figures: its beats (Q included) and, per scored class, n, Se and +P.
+    """One record's (or one rhythm's) compact figures: its beats (Q included), its beats called S that are not
+    (where a record or rhythm has no SVEB, its S +P is 0 whatever their number) and, per scored class, n, Se and +P.
 
     Parameters
     ----------
@@ -170,11 +171,12 @@ def record_figures(matrix) -> dict:
     Returns
     -------
     dict
-        ``beats`` and ``classes``: ``{class: {"n", "se", "ppv"}}`` for N, S, V and F, in
+        ``beats``, ``false_s`` and ``classes``: ``{class: {"n", "se", "ppv"}}`` for N, S, V and F, in
         percent, ``None`` where undefined (no beat of the class, or none called it).
     """
-    metrics = class_metrics(np.asarray(matrix))
-    return {"beats": int(np.sum(matrix)),
+    matrix = np.asarray(matrix)
+    metrics, s = class_metrics(matrix), AAMI_CLASSES.index("S")
+    return {"beats": int(np.sum(matrix)), "false_s": int(matrix[:, s].sum() - matrix[s, s]),
             "classes": {c: {key: metrics["classes"][c][key] for key in ("n", "se", "ppv")} for c in RECORD_CLASSES}}
 
 
