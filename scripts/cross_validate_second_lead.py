@@ -60,6 +60,7 @@ from simsearch.evaluation.classification import (
     beat_rhythms,
     grouped_confusion,
     knn_search,
+    largest_first,
     nsv_score,
     record_codes,
     record_figures,
@@ -223,9 +224,9 @@ def main(argv=None) -> None:
                                        c: None if precision[c] is None else round(precision[c], 3) for c in "NSV"},
                                    "shortfall": target_shortfall(metrics), "called_q": metrics["called_q"], **{
             c: {"se": metrics["classes"][c]["se"], "ppv": metrics["classes"][c]["ppv"]} for c in "NSV"}})
-        if setting in by_rhythm:  # the largest rhythm first
-            rows = sorted(by_rhythm[setting].items(), key=lambda item: -item[1].sum())
-            report["settings"][-1]["per_rhythm"] = {rhythm: record_figures(m) for rhythm, m in rows}
+        if setting in by_rhythm:
+            report["settings"][-1]["per_rhythm"] = {rhythm: record_figures(by_rhythm[setting][rhythm])
+                                                    for rhythm in largest_first(rhythms)}
     if args.json:
         print(json.dumps(report))
         return

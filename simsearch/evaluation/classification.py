@@ -193,6 +193,13 @@ def beat_rhythms(beats: BeatSet, records: Sequence[str], data_dir) -> np.ndarray
     return out
 
 
+def largest_first(rhythms: np.ndarray) -> list[str]:
+    """The rhythms of :func:`beat_rhythms`, by their number of beats, the most first and
+    :data:`UNANNOTATED_RHYTHM` last: the rows of a table per rhythm."""
+    names, beats = np.unique(np.asarray(rhythms).astype(str), return_counts=True)
+    return [str(r) for _, _, r in sorted(zip(names == UNANNOTATED_RHYTHM, -beats, names))]
+
+
 def grouped_confusion(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, order=None) -> dict[str, list]:
     """One confusion matrix (a list of lists) per group of beats, in ``order`` (default: as the groups first
     appear)."""
@@ -262,8 +269,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         test = BeatSet.stack(load_beats(test_records, data_dir, advance))
         second, skipped = _second_leads(train_records, test_records, train, test, data_dir, advance)
     rhythms = beat_rhythms(test, test_records, data_dir)
-    names, counts = np.unique(rhythms.astype(str), return_counts=True)
-    rhythm_order = [str(r) for _, _, r in sorted(zip(names == UNANNOTATED_RHYTHM, -counts, names))]  # largest first
+    rhythm_order = largest_first(rhythms)
     annotated = rhythm_order != [UNANNOTATED_RHYTHM]
     results = []
     systems = systems_for(encoder, both_leads=second is not None)
