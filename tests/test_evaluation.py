@@ -241,6 +241,29 @@ def test_beat_by_beat_matching_counts_missed_and_extra_beats():
     assert m["classes"]["V"]["se"] == 100.0 and m["classes"]["S"]["se"] == 0.0
 
 
+def test_matched_beats_split_into_groups_add_up_to_the_whole():
+    """Per rhythm: a pair counts in its reference beat's group, an extra detection in its own; a detection
+    paired across a group's border stays paired (the beats are paired once, not group by group)."""
+    from simsearch.evaluation.classification import record_figures
+    from simsearch.evaluation.matching import match_labels, pair_peaks, paired_counts
+
+    fs = 360.0
+    reference = np.array([1000, 2000, 3000, 4000, 5000])
+    ref_classes = class_index(list("NNSNV"))
+    test = np.array([1010, 2030, 3500, 3990, 5000])  # 3000 missed, 3500 extra (called S)
+    test_classes = class_index(list("NSSNV"))
+    ref_groups = np.array(["a", "a", "b", "b", "c"])  # a changes to b at 2010: 2000's detection (2030) is in b
+    test_groups = np.array(["a", "b", "b", "b", "c"])
+    rows = pair_peaks(reference, test, fs)
+    groups = {g: paired_counts(ref_classes, test_classes, *rows, ref_groups == g, test_groups == g) for g in "abc"}
+    for whole, parts in zip(match_labels(reference, ref_classes, test, test_classes, fs), zip(*groups.values())):
+        np.testing.assert_array_equal(whole, np.sum(parts, axis=0))
+    a, b = record_figures(*groups["a"]), record_figures(*groups["b"])
+    assert a["beats"] == 2 and a["false_s"] == 1 and a["classes"]["N"]["se"] == 50.0  # 2000, called S, is a's
+    assert b["beats"] == 2 and b["false_s"] == 1  # the extra detection, called S
+    assert b["classes"]["S"] == {"n": 1, "se": 0.0, "ppv": 0.0} and b["classes"]["N"]["se"] == 100.0
+
+
 # ---------------------------------------------------------------- leak guards (records compared by name)
 
 def test_check_disjoint_compares_records_by_name(data_dir):
@@ -314,6 +337,9 @@ def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_rec
     for i, c in enumerate(AAMI_CLASSES[:4]):
         assert report["classes"][c]["tp"] == confusion[i, i]
     assert report["classes"]["N"]["se"] > 95  # 100 is almost all normal beats, found and called N
+    own = report["per_record"]["100"]
+    assert own["beats"] == len(reference) and own["classes"]["N"]["se"] == report["classes"]["N"]["se"]
+    assert report["per_rhythm"] == {"N": own}  # 100 is in sinus rhythm throughout
 
 
 def test_end_to_end_counts_with_the_detectors_errors_taken_away(small_index, data_dir, noise_dir, tmp_path):
@@ -350,14 +376,15 @@ def test_adaptive_expert_labels_lift_the_rare_class_and_are_not_scored(small_ind
     assert list(budgets) == ["global", "0", "10"]
     assert [budgets[b]["expert_labels"] for b in budgets] == [0, 0, 20]  # ten per record
 
-    def scored(per_record):
-        return sum(c["n"] for c in per_record["classes"].values()) + per_record["q_beats"]["n"]
-
     from simsearch.signal.beats import reference_beats
 
     n_232 = len(reference_beats(load_record("232", data_dir))[0])
-    assert scored(budgets["0"]["per_record"]["232"]) == n_232
-    assert scored(budgets["10"]["per_record"]["232"]) == n_232 - 10  # the expert's beats are not scored
+    assert budgets["0"]["per_record"]["232"]["beats"] == n_232
+    assert budgets["10"]["per_record"]["232"]["beats"] == n_232 - 10  # the expert's beats are not scored
+    for budget in budgets.values():  # per reference rhythm: 232's sinus bradycardia, 100's sinus rhythm
+        assert list(budget["per_rhythm"]) == ["N", "SBR"]
+        assert sum(r["beats"] for r in budget["per_rhythm"].values()) == np.sum(budget["confusion"])
+        assert budget["per_rhythm"]["SBR"]["classes"]["S"]["n"] == budget["per_record"]["232"]["classes"]["S"]["n"]
     before, after = (budgets[b]["per_record"]["232"]["classes"]["S"]["se"] for b in ("0", "10"))
     print(f"232 S Se: {before} with no expert label, {after} with 10")
     assert after >= before + 5 and after > 95
@@ -395,6 +422,13 @@ def test_another_database_is_scored_with_an_index_of_other_records(data_dir, tmp
         assert report["index_records"] == ["100", "209"]
         assert report["qrs"]["tp"] + report["qrs"]["fn"] == beats and report["qrs"]["se"] > 99
         assert report["runs"]["V"]["couplet"]["n"] == 0  # 119's ventricular beats come alone
+        assert list(report["per_record"]) == ["119"] and {"N", "B", "T"} <= set(report["per_rhythm"])
+    proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--task", "adaptive", "--data-dir",
+                           str(data_dir), "--records", str(other), "--index-records", "100,209", "--budgets", "0,5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for words in ("per record", "per reference rhythm", "5 labels V", "false S: the beats 5 labels called S"):
+        assert words in proc.stdout, words
     for args, words in ((["--records", str(data_dir / "209"), "--index-records", "100,209"], "overlap the index's"),
                         (["--task", "noise", "--index-records", "all"], "--index-records is for"),
                         (["--records", str(tmp_path)], "no record")):  # a directory without one

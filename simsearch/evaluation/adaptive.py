@@ -16,9 +16,16 @@ from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from ..label.vote import VOTE_K, record_vote
 from ..model.leads import graph_vectors
 from ..progress import progress_bar
-from ..signal.records import record_name
+from ..signal.records import read_rhythms, record_name
 from ..store.index import BeatIndex
-from .classification import knn_search
+from .classification import (
+    UNANNOTATED_RHYTHM,
+    grouped_confusion,
+    knn_search,
+    largest_first,
+    named_rhythms,
+    record_figures,
+)
 from .metrics import class_metrics, confusion_matrix
 from .selection import refixed
 
@@ -68,13 +75,17 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
         ``budgets`` maps ``"global"`` (the index's vote, leaned toward each record's own class mix as
         :func:`~simsearch.label.vote.record_vote` leans it, without spreading) and
         each budget to its pooled EC57 figures, their ``confusion`` matrix (reference
-        rows, AAMI class order), ``expert_labels`` (how many were given) and
-        ``per_record`` figures; ``records`` are the records' names.
+        rows, AAMI class order), ``expert_labels`` (how many were given), each record's compact
+        figures (``per_record``, :func:`~simsearch.evaluation.classification.record_figures`) and the same per
+        reference rhythm where the records have rhythm annotations (``per_rhythm``, the most beats first);
+        ``records`` are the records' names.
     """
     start = time.perf_counter()
     prepared = prepare_records(index, records, data_dir, k, progress)
     report = score_expert(prepared, budgets, rounds=rounds, alpha=alpha, expert_weight=expert_weight, seed=seed,
-                          clusters_per_label=clusters_per_label)
+                          clusters_per_label=clusters_per_label,
+                          rhythms=[named_rhythms(*read_rhythms(record.path), record.beats.samples)
+                                   for record, _ in prepared])
     return {"records": [record_name(r) for r in records], "k": k, **report,
             "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -135,15 +146,18 @@ def refixed_records(prepared: Sequence[tuple[Prepared, np.ndarray]], index: Beat
 
 def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Sequence[int], *, rounds: int = ROUNDS,
                  alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT, seed: int = SUGGEST_SEED,
-                 clusters_per_label: int = CLUSTERS_PER_LABEL) -> dict:
+                 clusters_per_label: int = CLUSTERS_PER_LABEL, rhythms: Sequence[np.ndarray] | None = None) -> dict:
     """The figures of :func:`evaluate_adaptive` (its settings, ``budgets``) for records prepared by
-    :func:`prepare_records`."""
+    :func:`prepare_records`; given ``rhythms`` (each record's beats' reference rhythms,
+    :func:`~simsearch.evaluation.classification.named_rhythms`), its figures per rhythm too."""
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]
-    pooled = {key: np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64) for key in keys}
+    empty = np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64)
+    pooled = {key: empty for key in keys}
     per_record: dict[str, dict] = {key: {} for key in keys}
+    per_rhythm: dict[str, dict] = {key: {} for key in keys}
     labeled = {key: 0 for key in keys}
-    for record, truth in prepared:
+    for at, (record, truth) in enumerate(prepared):
         none = np.empty(0, np.int64)
         runs = {"global": (record.global_scores.argmax(axis=1), none)}
         unlabeled = assemble(record, none, none, np.empty(0, dtype="<U1"), alpha=alpha, expert_weight=expert_weight)
@@ -155,15 +169,21 @@ def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Seque
             scored = np.ones(truth.shape[0], dtype=bool)
             scored[rows] = False
             matrix = confusion_matrix(truth[scored], predicted[scored])
-            pooled[key] += matrix
+            pooled[key] = pooled[key] + matrix
             labeled[key] += int(rows.size)
-            per_record[key][record.record] = class_metrics(matrix)
-    return {
-        "rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K, "seed": seed,
-        "clusters_per_label": clusters_per_label,
-        "budgets": {key: {"expert_labels": labeled[key], **class_metrics(pooled[key]),
-                          "confusion": pooled[key].tolist(), "per_record": per_record[key]} for key in keys},
-    }
+            per_record[key][record.record] = record_figures(matrix)
+            if rhythms is not None:
+                for rhythm, counts in grouped_confusion(truth[scored], predicted[scored], rhythms[at][scored]).items():
+                    per_rhythm[key][rhythm] = per_rhythm[key].get(rhythm, empty) + np.asarray(counts)
+    budget_figures = {key: {"expert_labels": labeled[key], **class_metrics(pooled[key]),
+                            "confusion": pooled[key].tolist(), "per_record": per_record[key]} for key in keys}
+    order = largest_first(list(per_rhythm["global"]), [int(m.sum()) for m in per_rhythm["global"].values()])
+    if order and order != [UNANNOTATED_RHYTHM]:
+        for key in keys:
+            budget_figures[key]["per_rhythm"] = {rhythm: record_figures(per_rhythm[key].get(rhythm, empty))
+                                                 for rhythm in order}
+    return {"rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K, "seed": seed,
+            "clusters_per_label": clusters_per_label, "budgets": budget_figures}
 
 
 def simulate_expert(prepared: Prepared, truth: np.ndarray, budget: int, *, rounds: int = ROUNDS,

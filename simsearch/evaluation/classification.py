@@ -31,6 +31,7 @@ from ..model.leads import SECOND_LEAD_WEIGHT, side_by_side
 from ..progress import progress_bar
 from ..signal.records import read_rhythms, record_name, rhythm_at
 from .leakage import check_disjoint
+from .matching import matched_metrics
 from .metrics import class_metrics, confusion_matrix, precision_at_k
 
 SVEB_RECORD = "232"
@@ -159,7 +160,7 @@ def score(true_idx: np.ndarray, pred_idx: np.ndarray, neighbor_classes: np.ndarr
             "precision_at_10": precision_at_k(true_idx, neighbor_classes, min(10, neighbor_classes.shape[1]))}
 
 
-def record_figures(matrix) -> dict:
+def record_figures(matrix, missed=None, extra=None) -> dict:
     """One record's (or one rhythm's) compact figures: its beats (Q included), its beats called S that are not
     (where a record or rhythm has no SVEB, its S +P is 0 whatever their number) and, per scored class, n, Se and +P.
 
@@ -167,6 +168,11 @@ def record_figures(matrix) -> dict:
     ----------
     matrix : array-like (5, 5)
         The record's confusion matrix (rows reference, columns predicted, AAMI order).
+    missed, extra : array-like (5,), optional
+        Where the beats were detected (end to end): the reference beats no detection found, per class, counted
+        against their class's Se and among the beats, and the detections of no reference beat, per class they
+        were given, against its +P (:func:`~simsearch.evaluation.matching.matched_metrics`); those called S
+        are among the beats called S that are not.
 
     Returns
     -------
@@ -174,10 +180,19 @@ def record_figures(matrix) -> dict:
         ``beats``, ``false_s`` and ``classes``: ``{class: {"n", "se", "ppv"}}`` for N, S, V and F, in
         percent, ``None`` where undefined (no beat of the class, or none called it).
     """
-    matrix = np.asarray(matrix)
-    metrics, s = class_metrics(matrix), AAMI_CLASSES.index("S")
-    return {"beats": int(np.sum(matrix)), "false_s": int(matrix[:, s].sum() - matrix[s, s]),
-            "classes": {c: {key: metrics["classes"][c][key] for key in ("n", "se", "ppv")} for c in RECORD_CLASSES}}
+    matrix, s = np.asarray(matrix), AAMI_CLASSES.index("S")
+    missed, extra = (np.zeros(len(AAMI_CLASSES), np.int64) if c is None else np.asarray(c) for c in (missed, extra))
+    metrics = matched_metrics(matrix, missed, extra)
+    return {"beats": int(matrix.sum() + missed.sum()), "false_s": int(matrix[:, s].sum() - matrix[s, s] + extra[s]),
+            "classes": {c: {"n": metrics["classes"][c]["tp"] + metrics["classes"][c]["fn"],
+                            **{key: metrics["classes"][c][key] for key in ("se", "ppv")}} for c in RECORD_CLASSES}}
+
+
+def named_rhythms(changes: np.ndarray, names: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """:func:`~simsearch.signal.records.rhythm_at`, with :data:`UNANNOTATED_RHYTHM` where no rhythm annotation
+    covers a sample."""
+    found = rhythm_at(changes, names, samples)
+    return np.where(found == "", UNANNOTATED_RHYTHM, found).astype(object)
 
 
 def beat_rhythms(beats: BeatSet, records: Sequence[str], data_dir) -> np.ndarray:
@@ -188,16 +203,17 @@ def beat_rhythms(beats: BeatSet, records: Sequence[str], data_dir) -> np.ndarray
     for record in records:
         rows = np.flatnonzero(beats.groups == record_name(record))
         if rows.size and beats.samples is not None:
-            found = rhythm_at(*read_rhythms(record, data_dir), beats.samples[rows])
-            out[rows] = np.where(found == "", UNANNOTATED_RHYTHM, found)
+            out[rows] = named_rhythms(*read_rhythms(record, data_dir), beats.samples[rows])
     return out
 
 
-def largest_first(rhythms: np.ndarray) -> list[str]:
-    """The rhythms of :func:`beat_rhythms`, by their number of beats, the most first and
+def largest_first(rhythms, beats=None) -> list[str]:
+    """The distinct rhythms of ``rhythms`` (of :func:`beat_rhythms`, one per beat; or one per group of beats,
+    ``beats`` holding each group's number) by their number of beats, the most first and
     :data:`UNANNOTATED_RHYTHM` last: the rows of a table per rhythm."""
-    names, beats = np.unique(np.asarray(rhythms).astype(str), return_counts=True)
-    return [str(r) for _, _, r in sorted(zip(names == UNANNOTATED_RHYTHM, -beats, names))]
+    names, inverse = np.unique(np.asarray(rhythms).astype(str), return_inverse=True)
+    totals = np.bincount(inverse.ravel(), weights=beats, minlength=names.size)
+    return [str(r) for _, _, r in sorted(zip(names == UNANNOTATED_RHYTHM, -totals, names))]
 
 
 def grouped_confusion(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, order=None) -> dict[str, list]:

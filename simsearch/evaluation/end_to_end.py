@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,7 +13,8 @@ from ..label.ectopy import ECTOPIC_CLASSES, RUN_CATEGORIES
 from ..label.vote import VOTE_K, record_vote, vote_winner
 from ..progress import progress_bar
 from ..signal.beats import beats_from_record, reference_beats
-from ..signal.records import Record, load_record
+from ..signal.records import Record, load_record, read_rhythms
+from .classification import UNANNOTATED_RHYTHM, largest_first, named_rhythms, record_figures
 from .detection import in_episodes, vf_episodes
 from .matching import (
     MATCH_TOLERANCE_S,
@@ -22,6 +23,7 @@ from .matching import (
     match_runs,
     matched_metrics,
     pair_peaks,
+    paired_counts,
     run_figures,
 )
 from .metrics import percent
@@ -41,11 +43,28 @@ detector's errors cost the labels of the beats around them (their rhythm context
 ``scripts/cross_validate_end_to_end.py``."""
 
 
-def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
-                  tolerance_s: float = MATCH_TOLERANCE_S, positions: str = "detected") -> Counts:
-    """Detect the beats of one annotated record, label them by the index (the vote; the detections the check
-    doubts Q, as ``annotate`` labels them), match them to the reference. Episodes of ventricular flutter are left
-    out, beats and runs, as EC57 leaves them out (:func:`~simsearch.evaluation.detection.vf_episodes`).
+@dataclass(frozen=True)
+class LabeledRecord:
+    """One record's reference beats beside the beats found and labeled in it: what :func:`matched_counts` and
+    :func:`rhythm_counts` compare. Samples at the record's rate ``fs``; classes as AAMI class positions;
+    ``left_out``, the (start, end) samples of its episodes of ventricular flutter."""
+
+    fs: float
+    reference: np.ndarray
+    truth: np.ndarray
+    found: np.ndarray
+    predicted: np.ndarray
+    left_out: np.ndarray
+
+    def kept(self) -> tuple[np.ndarray, np.ndarray]:
+        """Which reference beats and which found beats are scored: those outside :attr:`left_out`."""
+        return ~in_episodes(self.reference, self.left_out), ~in_episodes(self.found, self.left_out)
+
+
+def label_record(index, record: Record, *, exclude: Sequence[str] = (), tolerance_s: float = MATCH_TOLERANCE_S,
+                 positions: str = "detected") -> LabeledRecord:
+    """Detect the beats of one annotated record and label them by the index (the vote; the detections the
+    check doubts Q, as ``annotate`` labels them), beside its reference beats.
 
     Parameters
     ----------
@@ -57,15 +76,11 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
         Records whose beats may not vote, besides ``record.name`` itself (e.g. the clean
         record a noisy copy was made from).
     tolerance_s : float
-        A detection within this of a reference beat is that beat (EC57: 150 ms).
+        A detection within this of a reference beat is that beat (EC57: 150 ms); with ``positions`` ``"true
+        detections"``, what a true detection is.
     positions : str
         One of :data:`BEAT_POSITIONS`: the detector's beats (the default), or the reference's, or the
         detector's true ones only.
-
-    Returns
-    -------
-    Counts
-        To be summed over records and scored by :func:`end_to_end_figures`.
     """
     if positions not in BEAT_POSITIONS:
         raise ValueError(f"positions must be one of {', '.join(BEAT_POSITIONS)}, not {positions!r}")
@@ -80,13 +95,50 @@ def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
             found = beats_from_record(bare, r_peaks=found.samples[true_rows], centres=found.centres[true_rows])
     distances, ids = index.search(index.embed(record, found), VOTE_K,
                                   exclude_records=list(dict.fromkeys([record.name, *exclude])))
-    pred = doubted_unclassifiable(vote_winner(record_vote(index, distances, ids))[0], found)
-    truth = class_index(to_aami(symbols))
+    predicted = doubted_unclassifiable(vote_winner(record_vote(index, distances, ids))[0], found)
+    # EC57 leaves ventricular flutter out: waves no annotator calls beats
+    return LabeledRecord(record.fs, reference, class_index(to_aami(symbols)), found.samples, predicted,
+                         vf_episodes(record))
+
+
+def matched_counts(labeled: LabeledRecord, tolerance_s: float = MATCH_TOLERANCE_S) -> Counts:
+    """The beats of :func:`label_record` matched to the reference, beat by beat and run by run, episodes of
+    ventricular flutter left out, beats and runs, as EC57 leaves them out
+    (:func:`~simsearch.evaluation.detection.vf_episodes`): to be summed over records and scored by
+    :func:`end_to_end_figures`."""
+    ref, det = labeled.kept()
     names = np.asarray(AAMI_CLASSES)
-    vf = vf_episodes(record)  # EC57 leaves ventricular flutter out: waves no annotator calls beats
-    ref, det = ~in_episodes(reference, vf), ~in_episodes(found.samples, vf)
-    return (*match_labels(reference[ref], truth[ref], found.samples[det], pred[det], record.fs, tolerance_s),
-            match_runs(reference, names[truth], found.samples, names[pred], record.fs, tolerance_s, left_out=vf))
+    return (*match_labels(labeled.reference[ref], labeled.truth[ref], labeled.found[det], labeled.predicted[det],
+                          labeled.fs, tolerance_s),
+            match_runs(labeled.reference, names[labeled.truth], labeled.found, names[labeled.predicted], labeled.fs,
+                       tolerance_s, left_out=labeled.left_out))
+
+
+def rhythm_counts(labeled: LabeledRecord, rhythms: tuple[np.ndarray, np.ndarray],
+                  tolerance_s: float = MATCH_TOLERANCE_S) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`matched_counts`' beat counts (no runs) split by the reference rhythm in force at each beat.
+
+    ``rhythms`` is :func:`~simsearch.signal.records.read_rhythms`' (changes, names) for the record. A matched
+    beat and a missed one count in their reference beat's rhythm, a false detection in the rhythm at its time
+    (:func:`~simsearch.evaluation.matching.paired_counts`: the beats are paired once, so the rhythms' counts add
+    up to the record's); beats before any rhythm annotation in
+    :data:`~simsearch.evaluation.classification.UNANNOTATED_RHYTHM`.
+    """
+    ref, det = labeled.kept()
+    reference, found = labeled.reference[ref], labeled.found[det]
+    rows = pair_peaks(reference, found, labeled.fs, tolerance_s)
+    reference_rhythms, found_rhythms = (named_rhythms(*rhythms, samples) for samples in (reference, found))
+    return {str(rhythm): paired_counts(labeled.truth[ref], labeled.predicted[det], *rows,
+                                       reference_rhythms == rhythm, found_rhythms == rhythm)
+            for rhythm in np.unique(np.concatenate([reference_rhythms, found_rhythms]))}
+
+
+def record_counts(index, record: Record, *, exclude: Sequence[str] = (),
+                  tolerance_s: float = MATCH_TOLERANCE_S, positions: str = "detected") -> Counts:
+    """:func:`label_record` (its parameters), then :func:`matched_counts`: the counts of one annotated
+    record, to be summed over records and scored by :func:`end_to_end_figures`."""
+    return matched_counts(label_record(index, record, exclude=exclude, tolerance_s=tolerance_s, positions=positions),
+                          tolerance_s)
 
 
 def no_counts() -> Counts:
@@ -142,11 +194,24 @@ def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s:
         :func:`end_to_end_figures` pooled over records: EC57 figures, the confusion
         matrix of matched beats, ``missed_reference_beats`` (counted against their
         class's Se), ``extra_beats`` (against the +P of the class they were given) and
-        the QRS figures.
+        the QRS figures; each record's compact figures (``per_record``,
+        :func:`~simsearch.evaluation.classification.record_figures`, missed beats and false detections
+        counted as in the pooled figures), and the same per reference rhythm (``per_rhythm``,
+        :func:`rhythm_counts`, the most beats first) where the records have rhythm annotations.
     """
-    totals = no_counts()
+    totals, per_record, per_rhythm = no_counts(), {}, {}
     with progress_bar("end-to-end", len(records), enabled=progress) as advance:
         for name in records:
-            totals = add_counts(totals, record_counts(index, load_record(name, data_dir), tolerance_s=tolerance_s))
+            record = load_record(name, data_dir)
+            labeled = label_record(index, record, tolerance_s=tolerance_s)
+            counts = matched_counts(labeled, tolerance_s)
+            totals = add_counts(totals, counts)
+            per_record[record.name] = record_figures(*counts[:3])
+            for rhythm, beat_counts in rhythm_counts(labeled, read_rhythms(name, data_dir), tolerance_s).items():
+                per_rhythm[rhythm] = add_counts(per_rhythm.get(rhythm, no_counts()[:3]), beat_counts)
             advance(name)
-    return end_to_end_figures(totals)
+    report = {**end_to_end_figures(totals), "per_record": per_record}
+    order = largest_first(list(per_rhythm), [int(c[0].sum() + c[1].sum()) for c in per_rhythm.values()])
+    if order != [UNANNOTATED_RHYTHM]:
+        report["per_rhythm"] = {rhythm: record_figures(*per_rhythm[rhythm]) for rhythm in order}
+    return report

@@ -67,12 +67,31 @@ def match_labels(reference: np.ndarray, reference_classes: np.ndarray, test: np.
     Returns the confusion matrix of matched beats, the reference beats missed per
     class, and the test beats with no reference beat per (given) class.
     """
+    return paired_counts(reference_classes, test_classes, *pair_peaks(reference, test, fs, tolerance_s))
+
+
+def paired_counts(reference_classes: np.ndarray, test_classes: np.ndarray, reference_rows: np.ndarray,
+                  test_rows: np.ndarray, reference_in: np.ndarray | None = None, test_in: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_labels`' counts of beats already paired (:func:`pair_peaks`' rows), or of one group of them.
+
+    Given ``reference_in`` and ``test_in`` (whether each reference beat and each test beat is in the group: a
+    stretch of one rhythm, say), a pair counts where its reference beat is in the group, a missed reference
+    beat where it is, and a test beat with no reference beat where it is. The beats are paired once, over the
+    whole record, so the groups' counts add up to the record's, and a group's border changes no pairing.
+    """
     n = len(AAMI_CLASSES)
-    ref_rows, test_rows = pair_peaks(reference, test, fs, tolerance_s)
+    reference_classes, test_classes = np.asarray(reference_classes), np.asarray(test_classes)
+    reference_in = np.ones(reference_classes.shape, bool) if reference_in is None else np.asarray(reference_in, bool)
+    test_in = np.ones(test_classes.shape, bool) if test_in is None else np.asarray(test_in, bool)
+    pairs = reference_in[reference_rows]
     matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (reference_classes[ref_rows], test_classes[test_rows]), 1)
-    missed = np.bincount(np.delete(reference_classes, ref_rows), minlength=n)
-    extra = np.bincount(np.delete(test_classes, test_rows), minlength=n)
+    np.add.at(matrix, (reference_classes[reference_rows[pairs]], test_classes[test_rows[pairs]]), 1)
+    unpaired_reference, unpaired_test = reference_in.copy(), test_in.copy()
+    unpaired_reference[reference_rows] = False
+    unpaired_test[test_rows] = False
+    missed = np.bincount(reference_classes[unpaired_reference], minlength=n)
+    extra = np.bincount(test_classes[unpaired_test], minlength=n)
     return matrix, missed, extra
 
 
