@@ -3,7 +3,7 @@
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
         [--suggest-seeds 1234,1,2,3,4] [--set FIELD=VALUE ...] [--clusters-per-label 2,4] [--noise-dir DIR]
-        [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5] [--json]
+        [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5] [--by-rhythm] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
 encoder is trained on the other folds (and their noisy copies, from ``--noise-dir``, nstdb beside
@@ -22,6 +22,10 @@ short of issue 9's targets with an expert (SVEB 95 / 95, VEB 98 / 98).
 otherwise (each list as ``FIXED_INPUT_WEIGHTS`` gives them, times the context weight): the records' and the
 index's vectors are recombined, the vote taken again and each record's graph rebuilt
 (``simsearch.evaluation.adaptive.refixed_records``), what encoders built with those weights would give.
+
+``--by-rhythm`` adds each budget's figures per reference rhythm of the held-out patients (as ``evaluate --task
+adaptive`` reports them), the suggestion seeds' counts pooled: Se / +P of the pooled counts, and the beats called
+S that are not, per seed.
 """
 
 from __future__ import annotations
@@ -38,14 +42,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simsearch.aami import DS1
 from simsearch.errors import ParameterError
-from simsearch.evaluation.adaptive import EXPERT_TARGETS, ROUNDS, prepare_records, refixed_records, score_expert
-from simsearch.evaluation.classification import target_shortfall
+from simsearch.evaluation.adaptive import (
+    EXPERT_TARGETS,
+    ROUNDS,
+    prepare_records,
+    prepared_rhythms,
+    refixed_records,
+    score_expert,
+)
+from simsearch.evaluation.classification import largest_first, record_figures, target_shortfall
 from simsearch.evaluation.metrics import class_metrics
 from simsearch.evaluation.selection import add_fold_arguments, fixed_weight_lists, fold_indexes, training_config
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
 from simsearch.signal.noise import nstdb_dir
+
+
+def seed_mean(figures: dict, seeds: int) -> dict:
+    """:func:`record_figures` of counts summed over ``seeds`` suggestion seeds: its counts (beats, each class's,
+    false S) per seed, its Se and +P those of the summed counts."""
+    return {"beats": round(figures["beats"] / seeds, 1), "false_s": round(figures["false_s"] / seeds, 1),
+            "classes": {c: {**row, "n": round(row["n"] / seeds, 1)} for c, row in figures["classes"].items()}}
 
 
 def main() -> None:
@@ -62,6 +80,8 @@ def main() -> None:
     parser.add_argument("--fixed-weights", default="", metavar="W,W,.../W,W,...",
                         help="also the fixed context part weighed per input by each of these lists (slash-"
                              "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")
+    parser.add_argument("--by-rhythm", action="store_true",
+                        help="also each budget's figures per reference rhythm (the suggestion seeds pooled)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -70,6 +90,7 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+    by_rhythm: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
     noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     config = training_config(args.set, seed=args.seed)
     try:
@@ -80,15 +101,20 @@ def main() -> None:
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
+        rhythms = prepared_rhythms(prepared) if args.by_rhythm else None
         for name, scale in fixed.items():
             records = prepared if scale is None else refixed_records(prepared, index, scale)
             for clusters in cluster_counts:
                 for seed in seeds:
                     report = score_expert(records, budgets, rounds=args.rounds, alpha=args.alpha,
-                                          expert_weight=args.expert_weight, seed=seed, clusters_per_label=clusters)
+                                          expert_weight=args.expert_weight, seed=seed, clusters_per_label=clusters,
+                                          rhythms=rhythms)
                     slot = pooled.setdefault((name, clusters, seed), {})
                     for key, figures in report["budgets"].items():
                         slot[key] = slot.get(key, 0) + np.array(figures["confusion"])
+                        for rhythm, matrix in figures.get("per_rhythm_confusion", {}).items():
+                            rows = by_rhythm.setdefault((name, clusters), {}).setdefault(key, {})
+                            rows[rhythm] = rows.get(rhythm, 0) + np.array(matrix)
     result = {"leads": index.leads, "alpha": args.alpha, "expert_weight": args.expert_weight, "rounds": args.rounds,
               "suggest_seeds": seeds, "seconds": round(time.perf_counter() - start), "settings": []}
     for name, clusters in ((name, clusters) for name in fixed for clusters in cluster_counts):
@@ -99,6 +125,12 @@ def main() -> None:
         result["settings"].append({"fixed_weights": name, "clusters_per_label": clusters, "budgets": budgets_mean,
                                    "shortfall": {key: target_shortfall({"classes": figures}, EXPERT_TARGETS)
                                                  for key, figures in budgets_mean.items()}})
+        if (name, clusters) in by_rhythm:
+            rhythm_rows = by_rhythm[name, clusters]
+            order = largest_first(list(rhythm_rows["global"]), [int(m.sum()) for m in rhythm_rows["global"].values()])
+            result["settings"][-1]["per_rhythm"] = {key: {rhythm: seed_mean(record_figures(rows[rhythm]), len(seeds))
+                                                          for rhythm in order if rhythm in rows}
+                                                    for key, rows in rhythm_rows.items()}
     if args.json:
         print(json.dumps(result))
         return
@@ -111,6 +143,10 @@ def main() -> None:
         for key, figures in setting["budgets"].items():
             print(f"{key:>13s} | " + " | ".join(f"{figures[c]['se']} / {figures[c]['ppv']}" for c in "NSVF")
                   + f" | {setting['shortfall'][key]}")
+            for rhythm, row in setting.get("per_rhythm", {}).get(key, {}).items():
+                print(f"{rhythm:>20s} {row['beats']:>7g} beats | " + " | ".join(
+                    f"{c} {row['classes'][c]['se']} / {row['classes'][c]['ppv']}" for c in "NSV")
+                      + f" | false S {row['false_s']}")
 
 
 if __name__ == "__main__":

@@ -83,9 +83,7 @@ def evaluate_adaptive(index: BeatIndex, records: Sequence[str], budgets: Sequenc
     start = time.perf_counter()
     prepared = prepare_records(index, records, data_dir, k, progress)
     report = score_expert(prepared, budgets, rounds=rounds, alpha=alpha, expert_weight=expert_weight, seed=seed,
-                          clusters_per_label=clusters_per_label,
-                          rhythms=[named_rhythms(*read_rhythms(record.path), record.beats.samples)
-                                   for record, _ in prepared])
+                          clusters_per_label=clusters_per_label, rhythms=prepared_rhythms(prepared))
     return {"records": [record_name(r) for r in records], "k": k, **report,
             "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -100,6 +98,12 @@ def prepare_records(index: BeatIndex, records: Sequence[str], data_dir: str | os
             out.append((prepare(index, loaded, found, k), class_index(reference)))
             advance(f"{loaded.name}: {len(found)} beats")
     return out
+
+
+def prepared_rhythms(prepared: Sequence[tuple[Prepared, np.ndarray]]) -> list[np.ndarray]:
+    """The reference rhythm of each beat of each record prepared by :func:`prepare_records`
+    (:func:`~simsearch.evaluation.classification.named_rhythms`): what :func:`score_expert` splits its figures by."""
+    return [named_rhythms(*read_rhythms(record.path), record.beats.samples) for record, _ in prepared]
 
 
 def refixed_records(prepared: Sequence[tuple[Prepared, np.ndarray]], index: BeatIndex, new_scale: np.ndarray
@@ -148,8 +152,8 @@ def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Seque
                  alpha: float = SPREAD_ALPHA, expert_weight: float = EXPERT_WEIGHT, seed: int = SUGGEST_SEED,
                  clusters_per_label: int = CLUSTERS_PER_LABEL, rhythms: Sequence[np.ndarray] | None = None) -> dict:
     """The figures of :func:`evaluate_adaptive` (its settings, ``budgets``) for records prepared by
-    :func:`prepare_records`; given ``rhythms`` (each record's beats' reference rhythms,
-    :func:`~simsearch.evaluation.classification.named_rhythms`), its figures per rhythm too."""
+    :func:`prepare_records`; given ``rhythms`` (each record's beats' reference rhythms, :func:`prepared_rhythms`),
+    its figures per rhythm too: each budget's ``per_rhythm_confusion`` and ``per_rhythm``."""
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]
     empty = np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64)
@@ -180,8 +184,9 @@ def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Seque
     order = largest_first(list(per_rhythm["global"]), [int(m.sum()) for m in per_rhythm["global"].values()])
     if order and order != [UNANNOTATED_RHYTHM]:
         for key in keys:
-            budget_figures[key]["per_rhythm"] = {rhythm: record_figures(per_rhythm[key].get(rhythm, empty))
-                                                 for rhythm in order}
+            matrices = {rhythm: per_rhythm[key].get(rhythm, empty) for rhythm in order}
+            budget_figures[key].update(per_rhythm_confusion={rhythm: m.tolist() for rhythm, m in matrices.items()},
+                                       per_rhythm={rhythm: record_figures(m) for rhythm, m in matrices.items()})
     return {"rounds": rounds, "alpha": alpha, "expert_weight": expert_weight, "graph_k": GRAPH_K, "seed": seed,
             "clusters_per_label": clusters_per_label, "budgets": budget_figures}
 
