@@ -713,13 +713,14 @@ def _print_classification(report: dict, as_json: bool) -> None:
     for c, counts in zip(p["classes"], encoder_row["confusion"]):
         matrix.add_row(c, *map(str, counts))
     out.print(matrix)
-    per_class = Table(title="precision@1 / @10 per class")
+    per_class = Table(title="precision@1 / @10 per class of the neighbors shown, the vote's class first "
+                            "(@10 of the nearest ten in brackets)")
     per_class.add_column("system")
     for c in ("N", "S", "V", "F"):
         per_class.add_column(c, justify="right")
     for r in report["systems"]:
-        per_class.add_row(r["system"], *(f"{_fmt(r['precision_at_1'][c], 3)} / {_fmt(r['precision_at_10'][c], 3)}"
-                                         for c in ("N", "S", "V", "F")))
+        per_class.add_row(r["system"], *(f"{_fmt(r['precision_at_1'][c], 3)} / {_fmt(r['precision_at_10'][c], 3)} "
+                                         f"({_fmt(r['precision_at_10_nearest'][c], 3)})" for c in ("N", "S", "V", "F")))
     out.print(per_class)
     q = encoder_row["q_beats"]
     out.print(f"Q beats (reported apart, not scored): {q['n']}, called "

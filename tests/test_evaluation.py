@@ -74,6 +74,16 @@ def test_one_crowding_record_does_not_outvote_the_others():
     assert two[1, 0] == pytest.approx(1.0)
 
 
+def test_the_neighbors_shown_put_the_votes_class_first():
+    from simsearch.label.vote import vote_first
+
+    neighbors = np.array([[0, 0, 1, 0, 1, -1], [2, 0, 2, 0, 0, 0]])  # nearest first; -1: no neighbor
+    order = vote_first(neighbors, np.array([1, 0]))
+    np.testing.assert_array_equal(np.take_along_axis(neighbors, order, axis=1), [[1, 1, 0, 0, 0, -1],
+                                                                                 [0, 0, 0, 0, 2, 2]])
+    np.testing.assert_array_equal(order, [[2, 4, 0, 1, 3, 5], [1, 3, 4, 5, 0, 2]])  # each group in its order
+
+
 def test_a_record_vote_follows_the_patients_own_class_mix():
     counts = np.array([9000, 200, 700, 80, 0])  # a DS1-like index: no Q
     close = np.array([0.5, 0.5, 0.0, 0.0, 0.0])  # a tie between N and S

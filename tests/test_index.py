@@ -64,7 +64,11 @@ def test_veb_of_208_finds_v_neighbors_in_other_patients(small_index, data_dir):
         result = query_beat(small_index, "208", int(sample), k=10, exclude_record=True)
         assert all(n.record != "208" for n in result.neighbors)
         assert len(result.neighbors) == 10
-        assert all(a.distance <= b.distance for a, b in zip(result.neighbors, result.neighbors[1:]))
+        of_vote = [n.aami == result.vote.label for n in result.neighbors]  # the vote's class first, ...
+        assert of_vote == sorted(of_vote, reverse=True)
+        for group in (True, False):  # ... each group nearest first
+            distances = [n.distance for n, v in zip(result.neighbors, of_vote) if v == group]
+            assert distances == sorted(distances)
         votes.append(np.mean([n.aami == "V" for n in result.neighbors]))
         assert sum(result.vote.scores.values()) == pytest.approx(1.0, abs=1e-3)
     assert np.mean(votes) > 0.5

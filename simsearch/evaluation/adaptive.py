@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
-from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats, suggested_rows
+from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats, shown_neighbors, suggested_rows
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA, knn_graph
 from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from ..label.vote import VOTE_K, record_vote
@@ -141,9 +141,10 @@ def refixed_records(prepared: Sequence[tuple[Prepared, np.ndarray]], index: Beat
     for record, truth in prepared:
         embeddings = reweighed(record.embeddings)
         distances, rows = knn_search(base, embeddings, max(VOTE_K, record.neighbor_ids.shape[1]))
-        top = record.neighbor_ids.shape[1]
-        out.append((replace(record, embeddings=embeddings, global_scores=record_vote(index, distances, ids[rows]),
-                            neighbor_ids=ids[rows[:, :top]], neighbor_distances=np.round(distances[:, :top], 4),
+        scores = record_vote(index, distances, ids[rows])
+        shown_ids, shown_distances = shown_neighbors(index, distances, ids[rows], scores, record.neighbor_ids.shape[1])
+        out.append((replace(record, embeddings=embeddings, global_scores=scores, neighbor_ids=shown_ids,
+                            neighbor_distances=shown_distances,
                             graph=knn_graph(graph_vectors(embeddings, encoder, new_scale))), truth))
     return out
 

@@ -23,6 +23,7 @@ from ..label.vote import (
     VOTE_K,
     class_vote,
     patient_adapted,
+    vote_first,
     vote_winner,
 )
 from ..model.datasets import BeatSet, load_beats
@@ -265,8 +266,9 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
         system (the baselines, the encoder on one lead when every record has two, and the
         product, ``simsearch encoder``, last: on both leads side by side, as an index of such
         records holds them, else on one), EC57 figures, the confusion
-        matrix, precision@1/@10 (per class and the
-        N/S/V macro), each test record's confusion matrix (``per_record_confusion``) and
+        matrix, precision@1/@10 (per class and the N/S/V macro) of the neighbors a query shows (its vote's class
+        first: :func:`~simsearch.label.vote.vote_first`) and, as a baseline, precision@10 of the nearest ten
+        (``precision_at_10_nearest``), each test record's confusion matrix (``per_record_confusion``) and
         compact figures (``per_record``, see :func:`record_figures`), the same per reference rhythm
         where the test records have rhythm annotations (``per_rhythm_confusion``, ``per_rhythm``; by the
         rhythm's beats, :data:`UNANNOTATED_RHYTHM` last: :func:`beat_rhythms`), and, when record
@@ -305,13 +307,19 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
                 base = side_by_side(base, vectors(system, second[0]))
                 queries = side_by_side(queries, vectors(system, second[1]))
             distances, nn = knn_search(base, queries, max(k, 10))  # precision@10 needs 10 neighbors
-            neighbors = train.labels[nn]
+            neighbors, neighbor_records = train.labels[nn], record_codes(train.groups)[nn]
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
-            pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=record_codes(train.groups)[nn],
+            pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=neighbor_records,
                                 query_records=test.groups)
+            # the neighbors a query of the beat shows: its own vote's class first (a single beat's vote)
+            single = vote_winner(class_vote(neighbors[:, :k], distances[:, :k], counts, alpha,
+                                            neighbor_records=neighbor_records[:, :k]))[0]
+            shown = np.take_along_axis(neighbors, vote_first(neighbors, single), axis=1)
             per_record = grouped_confusion(test.labels, pred, test.groups)
             row = {"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
-                   **score(test.labels, pred, neighbors), "per_record_confusion": per_record,
+                   **score(test.labels, pred, shown),
+                   "precision_at_10_nearest": precision_at_k(test.labels, neighbors, min(10, neighbors.shape[1])),
+                   "per_record_confusion": per_record,
                    "per_record": {r: record_figures(m) for r, m in per_record.items()}}
             if annotated:
                 per_rhythm = grouped_confusion(test.labels, pred, rhythms, rhythm_order)
@@ -319,7 +327,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
                            per_rhythm={r: record_figures(m) for r, m in per_rhythm.items()})
             if SVEB_RECORD in per_record and len(per_record) > 1:
                 keep = test.groups != SVEB_RECORD
-                row[f"without_{SVEB_RECORD}"] = score(test.labels[keep], pred[keep], neighbors[keep])
+                row[f"without_{SVEB_RECORD}"] = score(test.labels[keep], pred[keep], shown[keep])
             results.append(row)
             advance(system.name)
     return {"protocol": {"train_records": list(train_records), "test_records": list(test_records),

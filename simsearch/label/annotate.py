@@ -39,7 +39,7 @@ from .ectopy import ectopy_summary
 from .expert import expert_rows
 from .spreading import EXPERT_WEIGHT, SPREAD_ALPHA, knn_graph, propagate
 from .suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED, suggest_rows
-from .vote import VOTE_K, record_vote
+from .vote import VOTE_K, record_vote, vote_first, vote_winner
 
 BEAT_SOURCES = ("detect", "reference")
 """Where beat positions come from: the QRS detector, or an existing annotation file's
@@ -161,7 +161,8 @@ class Annotation:
     ``samples`` and ``n_samples`` are at the record's own rate ``fs`` (what a viewer
     shows); ``beats`` holds the beats without labels. ``scores`` are the final per-class scores (rows sum to 1),
     ``global_scores`` the index's vote before spreading; ``neighbors`` spells the
-    first :data:`TOP_NEIGHBORS` global neighbors as ``record:sample:class``.
+    :data:`TOP_NEIGHBORS` global neighbors shown (:func:`shown_neighbors`: the vote's class first) as
+    ``record:sample:class``.
     """
 
     record: str
@@ -254,11 +255,19 @@ def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: St
             raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
         scores = record_vote(index, distances, ids)
         info["detail"] = f"k={max(k, VOTE_K)}, {len(beats)} beats"
-    top = min(TOP_NEIGHBORS, k)
+    ids, distances = shown_neighbors(index, distances, ids, scores, min(TOP_NEIGHBORS, k))
     with log.stage("graph"):
         graph = knn_graph(graph_vectors(embeddings, index.encoder))
     return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
-                    ids[:, :top], np.round(distances[:, :top], 4), graph, index.fingerprint, record.gaps)
+                    ids, distances, graph, index.fingerprint, record.gaps)
+
+
+def shown_neighbors(index: BeatIndex, distances: np.ndarray, ids: np.ndarray, scores: np.ndarray, top: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, distances rounded to 4 decimals) of the ``top`` neighbors each beat shows, of its ``index.search``
+    results and its vote ``scores``: the vote's class first (:func:`~simsearch.label.vote.vote_first`)."""
+    shown = vote_first(index.classes_of(ids), vote_winner(scores)[0])[:, :top]
+    return np.take_along_axis(ids, shown, axis=1), np.round(np.take_along_axis(distances, shown, axis=1), 4)
 
 
 def assemble(prepared: Prepared, rows: np.ndarray, classes: np.ndarray, symbols: np.ndarray, *,

@@ -19,7 +19,7 @@ from ..errors import ParameterError, SampleOutOfRangeError
 from ..signal.beats import Beats, beats_from_record, check_sample, nearest_beat
 from ..signal.records import Record, check_sampling_rate, check_signal, lead_extent, load_record, record_name
 from ..store.index import BeatIndex
-from .vote import VOTE_K, index_vote, vote_winner
+from .vote import VOTE_K, index_vote, vote_first, vote_winner
 
 DEFAULT_K = 10
 """Neighbors shown by default (the vote always uses at least :data:`~simsearch.label.vote.VOTE_K`)."""
@@ -104,7 +104,8 @@ def query_beat(index: BeatIndex, record: str | os.PathLike, sample: int, k: int 
     -------
     QueryResult
         The query beat (``query``: record, sample at the record's rate, time, lead,
-        symbol, class, whether it is doubted), its ``neighbors`` nearest first, the ``vote`` and the query's
+        symbol, class, whether it is doubted), its ``neighbors`` (those of the vote's class first, then the
+        others, each nearest first: :func:`~simsearch.label.vote.vote_first`), the ``vote`` and the query's
         ``embedding``. The query beat itself (the same heartbeat, in any lead) is never
         among the neighbors.
 
@@ -231,14 +232,15 @@ def _answer(index: BeatIndex, vector: np.ndarray, info: dict, k: int, exclude_re
     distances, ids = index.search(vector, max(k, VOTE_K), exclude_records=exclude_records, exclude_ids=exclude_ids,
                                   classes=classes)
     scores = index_vote(index, distances, ids)[0]
-    distances, ids = distances[0, :k], ids[0, :k]
+    winner, confidence = vote_winner(scores[None, :])
+    shown = vote_first(index.classes_of(ids), winner)[0, :k]  # the vote's evidence first
+    distances, ids = distances[0, shown], ids[0, shown]
     found = ids >= 0
     rows = index.catalog.beats(ids=ids[found])
     neighbors = [Neighbor(id=int(rows["id"][i]), record=rows["record"][i], sample=int(rows["sample"][i]),
                           time=float(rows["time"][i]), lead=rows["lead"][i], symbol=rows["symbol"][i],
                           aami=rows["aami"][i], distance=round(float(d), 4), label_source=rows["label_source"][i])
                  for i, d in enumerate(distances[found])]
-    winner, confidence = vote_winner(scores[None, :])
     vote = Vote(label=AAMI_CLASSES[int(winner[0])] if scores.sum() > 0 else "",
                 confidence=round(float(confidence[0]), 4),
                 scores={c: round(float(s), 4) for c, s in zip(AAMI_CLASSES, scores)})
