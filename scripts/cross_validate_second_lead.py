@@ -64,6 +64,7 @@ from simsearch.evaluation.classification import (
     nsv_score,
     record_codes,
     record_figures,
+    shown_classes,
     target_shortfall,
     vote_predict,
 )
@@ -78,15 +79,7 @@ from simsearch.evaluation.selection import (
     training_setting,
 )
 from simsearch.label.query import DEFAULT_K
-from simsearch.label.vote import (
-    PATIENT_PRIOR_STRENGTH,
-    PRIOR_ALPHA,
-    RECORD_BALANCE,
-    VOTE_K,
-    class_vote,
-    vote_first,
-    vote_winner,
-)
+from simsearch.label.vote import PATIENT_PRIOR_STRENGTH, PRIOR_ALPHA, RECORD_BALANCE, VOTE_K
 from simsearch.model.datasets import BeatSet, in_other_lead, load_beats, noisy_beats, patient_folds
 from simsearch.model.encoder import Encoder
 from simsearch.model.leads import side_by_side
@@ -204,12 +197,9 @@ def main(argv=None) -> None:
                         distances, rows = knn_search(side_by_side(index_1, index_2, w),
                                                      side_by_side(held_1, held_2, w), VOTE_K)
                         neighbor_records = record_codes(index_records)[rows]
-                        single = vote_winner(class_vote(index_labels[rows], distances, counts,
-                                                        neighbor_records=neighbor_records))[0]
                         shown.setdefault((setup, w, index, name), []).append(
                             (held_first.labels, index_labels[rows[:, :DEFAULT_K]],
-                             np.take_along_axis(index_labels[rows], vote_first(index_labels[rows], single),
-                                                axis=1)[:, :DEFAULT_K]))
+                             shown_classes(index_labels[rows], distances, counts, neighbor_records)[:, :DEFAULT_K]))
                         for alpha in alphas:
                             for balance, strength in ((b, s) for b in balances for s in strengths):
                                 predicted = vote_predict(index_labels[rows], distances, counts, VOTE_K, alpha,

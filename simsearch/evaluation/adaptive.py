@@ -158,7 +158,7 @@ def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Seque
     budgets = [int(b) for b in budgets]
     keys = ["global"] + [str(b) for b in budgets]
     empty = np.zeros((len(AAMI_CLASSES), len(AAMI_CLASSES)), dtype=np.int64)
-    pooled = {key: empty for key in keys}
+    pooled = {key: empty.copy() for key in keys}
     per_record: dict[str, dict] = {key: {} for key in keys}
     per_rhythm: dict[str, dict] = {key: {} for key in keys}
     labeled = {key: 0 for key in keys}
@@ -174,7 +174,7 @@ def score_expert(prepared: Sequence[tuple[Prepared, np.ndarray]], budgets: Seque
             scored = np.ones(truth.shape[0], dtype=bool)
             scored[rows] = False
             matrix = confusion_matrix(truth[scored], predicted[scored])
-            pooled[key] = pooled[key] + matrix
+            pooled[key] += matrix
             labeled[key] += int(rows.size)
             per_record[key][record.record] = record_figures(matrix)
             if rhythms is not None:

@@ -112,6 +112,16 @@ def vote_predict(neighbor_classes: np.ndarray, distances: np.ndarray, class_coun
     return vote_winner(scores)[0]
 
 
+def shown_classes(neighbor_classes: np.ndarray, distances: np.ndarray, class_counts: np.ndarray,
+                  neighbor_records: np.ndarray, k: int = VOTE_K, alpha: float = PRIOR_ALPHA) -> np.ndarray:
+    """The classes of each query's neighbors (nearest first) in the order a query of the beat shows them: its own
+    vote's class first (a single beat's vote over the first ``k``, no class mix of its record, as ``query`` takes
+    it; :func:`~simsearch.label.vote.vote_first`)."""
+    single = vote_winner(class_vote(neighbor_classes[:, :k], distances[:, :k], class_counts, alpha,
+                                    neighbor_records=neighbor_records[:, :k]))[0]
+    return np.take_along_axis(neighbor_classes, vote_first(neighbor_classes, single), axis=1)
+
+
 def knn_predict(base: np.ndarray, base_labels: np.ndarray, base_records: np.ndarray, queries: np.ndarray, k: int,
                 alpha: float = PRIOR_ALPHA) -> tuple[np.ndarray, np.ndarray]:
     """Exact kNN + the index's vote: (predicted class positions, neighbor classes).
@@ -311,10 +321,7 @@ def evaluate_classification(data_dir, encoder: Encoder, *, train_records: Sequen
             counts = np.bincount(train.labels, minlength=len(AAMI_CLASSES))
             pred = vote_predict(neighbors, distances, counts, k, alpha, neighbor_records=neighbor_records,
                                 query_records=test.groups)
-            # the neighbors a query of the beat shows: its own vote's class first (a single beat's vote)
-            single = vote_winner(class_vote(neighbors[:, :k], distances[:, :k], counts, alpha,
-                                            neighbor_records=neighbor_records[:, :k]))[0]
-            shown = np.take_along_axis(neighbors, vote_first(neighbors, single), axis=1)
+            shown = shown_classes(neighbors, distances, counts, neighbor_records, k, alpha)
             per_record = grouped_confusion(test.labels, pred, test.groups)
             row = {"system": system.name, "seconds": round(time.perf_counter() - t0, 1),
                    **score(test.labels, pred, shown),

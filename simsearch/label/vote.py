@@ -98,12 +98,11 @@ def vote_first(neighbor_classes: np.ndarray, winners: np.ndarray) -> np.ndarray:
     wrong class's beats show it. Measured on DS1 (``python scripts/cross_validate_second_lead.py --weights 1.5
     --setups brady_apc,frequent_apc,sinus_arrhythmia --seed 0``, 4 min, its "shown" figures: a single beat's
     vote as ``query`` takes it, no class mix of its record; 2026-11-24), precision@10 N / S / V of the held-out
-    patients 0.989 / 0.807 / 0.953 against 0.989 /
-    0.724 / 0.860 nearest first; the record-232 pattern's SVEBs 0.628 against 0.464, frequent premature atrial
-    beats' 0.655 against 0.520; sinus arrhythmia's normal beats 0.880 against 0.912 (those the vote calls S show
-    S beats first). Ordered by each neighbor's weight in the vote instead (its class's prior weight times its
-    closeness; a harness beside the package on the same folds): S 0.870 but N 0.960 and V 0.803; with its
-    record's share balanced too, S 0.730, N 0.966, V 0.810.
+    patients 0.989 / 0.807 / 0.953 against 0.989 / 0.724 / 0.860 nearest first; the record-232 pattern's SVEBs
+    0.628 against 0.464, frequent premature atrial beats' 0.655 against 0.520; sinus arrhythmia's normal beats
+    0.880 against 0.912 (those the vote calls S show S beats first). Ordered by each neighbor's weight in the vote
+    instead (its class's prior weight times its closeness; a harness beside the package on the same folds): S
+    0.870 but N 0.960 and V 0.803; with its record's share balanced too, S 0.730, N 0.966, V 0.810.
     """
     neighbor_classes = np.atleast_2d(neighbor_classes)
     return np.argsort(neighbor_classes != np.asarray(winners).reshape(-1, 1), axis=1, kind="stable")
