@@ -3,7 +3,8 @@
     python scripts/cross_validate_adaptive.py --data-dir ../shared/data/mitdb --work-dir cv-adaptive [--seed 0]
         [--budgets 0,5,10,20] [--alpha 0.99] [--expert-weight 20] [--rounds 3] [--leads auto|one|both]
         [--suggest-seeds 1234,1,2,3,4] [--set FIELD=VALUE ...] [--clusters-per-label 2,4] [--noise-dir DIR]
-        [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5] [--by-rhythm] [--json]
+        [--fixed-weights 3,1,1,1,1,1,1,1,1.5/3,1,1,0.75,1,1,1,1,1.5] [--by-rhythm]
+        [--setups apc_fibrillation,apc_flutter] [--json]
 
 DS1's records are dealt into the folds of scripts/cross_validate.py; for each fold an
 encoder is trained on the other folds (and their noisy copies, from ``--noise-dir``, nstdb beside
@@ -26,6 +27,11 @@ index's vectors are recombined, the vote taken again and each record's graph reb
 ``--by-rhythm`` adds each budget's figures per reference rhythm of the held-out patients (as ``evaluate --task
 adaptive`` reports them), the suggestion seeds' counts pooled: Se / +P of the pooled counts, and the beats called
 S that are not, per seed.
+
+``--setups`` also scores the expert on synthetic records of the held-out patients (each a rhythm of
+``simsearch.model.rhythms.RHYTHMS``, both leads re-sequenced alike), each apart from the real records and per
+reference rhythm: the paroxysms ``apc_fibrillation`` and ``apc_flutter`` are DS2's records 202 and 222 as DS1 lacks
+them, premature atrial beats in sinus rhythm and an episode of fibrillation or flutter.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from simsearch.evaluation.adaptive import (
     EXPERT_TARGETS,
     ROUNDS,
     prepare_records,
+    prepare_simulated,
     prepared_rhythms,
     refixed_records,
     score_expert,
@@ -56,6 +63,7 @@ from simsearch.evaluation.selection import add_fold_arguments, fixed_weight_list
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from simsearch.model.leads import DEFAULT_LEADS, LEAD_CHOICES
+from simsearch.model.rhythms import RHYTHMS
 from simsearch.signal.noise import nstdb_dir
 
 
@@ -82,15 +90,20 @@ def main() -> None:
                              "separated; as FIXED_INPUT_WEIGHTS gives them), recombined without training again")
     parser.add_argument("--by-rhythm", action="store_true",
                         help="also each budget's figures per reference rhythm (the suggestion seeds pooled)")
+    parser.add_argument("--setups", default="", metavar="RHYTHM,...",
+                        help=f"also synthetic records of these rhythms, scored apart ({', '.join(RHYTHMS)})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",") if b]
     seeds = [int(s) for s in args.suggest_seeds.split(",") if s]
     cluster_counts = [int(c) for c in args.clusters_per_label.split(",") if c]
+    setups = [s for s in args.setups.split(",") if s]
+    if set(setups) - set(RHYTHMS):
+        parser.error(f"--setups: not a rhythm: {', '.join(sorted(set(setups) - set(RHYTHMS)))}")
 
     start = time.perf_counter()
-    pooled: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
-    by_rhythm: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
+    pooled: dict[tuple[str, str, int, int], dict[str, np.ndarray]] = {}
+    by_rhythm: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     noise_dir = nstdb_dir(args.noise_dir, args.data_dir)
     config = training_config(args.set, seed=args.seed)
     try:
@@ -101,32 +114,37 @@ def main() -> None:
                          progress=not args.json, leads=args.leads, noise_dir=noise_dir)
     for fold, index in folds:
         prepared = prepare_records(index, fold, args.data_dir, progress=not args.json)
-        rhythms = prepared_rhythms(prepared) if args.by_rhythm else None
-        for name, scale in fixed.items():
-            records = prepared if scale is None else refixed_records(prepared, index, scale)
-            for clusters in cluster_counts:
-                for seed in seeds:
-                    report = score_expert(records, budgets, rounds=args.rounds, alpha=args.alpha,
-                                          expert_weight=args.expert_weight, seed=seed, clusters_per_label=clusters,
-                                          rhythms=rhythms)
-                    slot = pooled.setdefault((name, clusters, seed), {})
-                    for key, figures in report["budgets"].items():
-                        slot[key] = slot.get(key, 0) + np.array(figures["confusion"])
-                        for rhythm, matrix in figures.get("per_rhythm_confusion", {}).items():
-                            rows = by_rhythm.setdefault((name, clusters), {}).setdefault(key, {})
-                            rows[rhythm] = rows.get(rhythm, 0) + np.array(matrix)
+        scored = {"as recorded": (prepared, prepared_rhythms(prepared) if args.by_rhythm else None)}
+        for setup in setups:  # a synthetic record's rhythms are known: always by rhythm
+            scored[setup] = prepare_simulated(index, fold, args.data_dir, setup, progress=not args.json)
+        for setup, (records_scored, rhythms) in scored.items():
+            for name, scale in fixed.items():
+                records = records_scored if scale is None else refixed_records(records_scored, index, scale)
+                for clusters in cluster_counts:
+                    for seed in seeds:
+                        report = score_expert(records, budgets, rounds=args.rounds, alpha=args.alpha,
+                                              expert_weight=args.expert_weight, seed=seed,
+                                              clusters_per_label=clusters, rhythms=rhythms)
+                        slot = pooled.setdefault((setup, name, clusters, seed), {})
+                        for key, figures in report["budgets"].items():
+                            slot[key] = slot.get(key, 0) + np.array(figures["confusion"])
+                            for rhythm, matrix in figures.get("per_rhythm_confusion", {}).items():
+                                rows = by_rhythm.setdefault((setup, name, clusters), {}).setdefault(key, {})
+                                rows[rhythm] = rows.get(rhythm, 0) + np.array(matrix)
     result = {"leads": index.leads, "alpha": args.alpha, "expert_weight": args.expert_weight, "rounds": args.rounds,
               "suggest_seeds": seeds, "seconds": round(time.perf_counter() - start), "settings": []}
-    for name, clusters in ((name, clusters) for name in fixed for clusters in cluster_counts):
-        per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[name, clusters, seed].items()}
-                    for seed in seeds]
+    for setting in ((setup, name, clusters) for setup in ["as recorded", *setups] for name in fixed
+                    for clusters in cluster_counts):
+        setup, name, clusters = setting
+        per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[(*setting, seed)].items()} for seed in seeds]
         budgets_mean = {key: {c: {m: round(float(np.mean([run[key]["classes"][c][m] or 0.0 for run in per_seed])), 2)
                                   for m in ("se", "ppv")} for c in "NSVF"} for key in per_seed[0]}
-        result["settings"].append({"fixed_weights": name, "clusters_per_label": clusters, "budgets": budgets_mean,
+        result["settings"].append({"setup": setup, "fixed_weights": name, "clusters_per_label": clusters,
+                                   "budgets": budgets_mean,
                                    "shortfall": {key: target_shortfall({"classes": figures}, EXPERT_TARGETS)
                                                  for key, figures in budgets_mean.items()}})
-        if (name, clusters) in by_rhythm:
-            rhythm_rows = by_rhythm[name, clusters]
+        if setting in by_rhythm:
+            rhythm_rows = by_rhythm[setting]
             order = largest_first(list(rhythm_rows["global"]), [int(m.sum()) for m in rhythm_rows["global"].values()])
             result["settings"][-1]["per_rhythm"] = {key: {rhythm: seed_mean(record_figures(rows[rhythm]), len(seeds))
                                                           for rhythm in order if rhythm in rows}
@@ -137,7 +155,7 @@ def main() -> None:
     print(f"simulated expert, DS1 folds pooled (alpha {args.alpha}, expert weight {args.expert_weight}, "
           f"{args.rounds} rounds; mean over suggestion seeds {', '.join(map(str, seeds))}; {result['seconds']} s)")
     for setting in result["settings"]:
-        print(f"{setting['clusters_per_label']} clusters per label"
+        print((f"{setting['setup']}: " if setups else "") + f"{setting['clusters_per_label']} clusters per label"
               + (f", fixed part {setting['fixed_weights']}" if len(fixed) > 1 else ""))
         print("labels/record | " + " | ".join(f"{c} Se / +P" for c in "NSVF") + " | shortfall")
         for key, figures in setting["budgets"].items():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import write_at_rate
 
-from simsearch.aami import class_index, to_aami
+from simsearch.aami import AAMI_CLASSES, class_index, to_aami
 from simsearch.evaluation.classification import evaluate_classification, raw_rr_vectors, raw_vectors, record_figures
 from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
 from simsearch.label.vote import DISTANCE_SOFTENING, patient_adapted, prior_weights, vote_scores, vote_winner
@@ -166,6 +166,26 @@ def test_stored_vectors_reweighed_are_what_an_encoder_with_those_weights_embeds(
     assert not np.allclose(moved.embeddings, before.embeddings, atol=1e-3)
     with pytest.raises(ValueError, match="holds beats of the records"):
         refixed_records(prepare_records(small_index, ["100"], data_dir), small_index, other)
+
+
+def test_the_simulated_expert_scores_synthetic_paroxysms_per_rhythm(small_index, data_dir):
+    """``scripts/cross_validate_adaptive.py --setups``: synthetic records of patients the index does not hold,
+    prepared as real ones are (their labels kept apart from the beats), scored per reference rhythm."""
+    from simsearch.evaluation.adaptive import prepare_simulated, score_expert
+
+    prepared, rhythms = prepare_simulated(small_index, ["232", "106"], data_dir, "apc_fibrillation")
+    assert [record.record for record, _ in prepared] == ["232~apc_fibrillation", "106~apc_fibrillation"]
+    for (record, truth), rhythm in zip(prepared, rhythms, strict=True):
+        assert len(record.beats) == truth.size == rhythm.size == 600
+        assert set(record.beats.aami) == {""} and set(record.beats.symbols) == {""}
+        assert record.embeddings.shape == (600, small_index.encoder.dim) and record.graph.shape == (600, 600)
+        assert not (truth[rhythm == "AFIB"] == AAMI_CLASSES.index("S")).any()
+    report = score_expert(prepared, [5], rhythms=rhythms)
+    for budget in report["budgets"].values():
+        assert list(budget["per_rhythm"]) == ["AFIB", "N"]
+        assert budget["per_rhythm"]["AFIB"]["classes"]["S"]["n"] == 0
+        assert sum(r["beats"] for r in budget["per_rhythm"].values()) == 1200 - budget["expert_labels"]
+    assert report["budgets"]["5"]["expert_labels"] == 10
 
 
 def test_classification_protocol_on_a_few_records(data_dir, capsys):
@@ -325,7 +345,6 @@ def test_query_by_path_never_returns_the_query_beat(small_index, data_dir):
 def test_end_to_end_counts_agree_with_detector_and_reference_and_exclude_the_record(small_index, data_dir):
     """100 is in the index and is named by path: its own beats never vote for it; every
     reference beat is matched or missed, every detection matched or extra, as the detector scores."""
-    from simsearch.aami import AAMI_CLASSES
     from simsearch.evaluation.end_to_end import evaluate_end_to_end
     from simsearch.evaluation.matching import match_peaks
     from simsearch.signal.beats import detect_beats, reference_beats

@@ -7,9 +7,12 @@ import pytest
 
 from simsearch.model.rhythms import (
     CONFOUNDERS,
+    EPISODES,
     SCENARIOS,
     SEPARATOR,
+    episode_beats,
     is_simulated,
+    reference_rhythms,
     simulate_rhythm,
     simulate_rhythms,
     source_record,
@@ -113,6 +116,33 @@ def test_confounders_are_normal_beats_that_come_early(beats_209):
     qrs_shapes, atrial_shapes = ({w[part].tobytes() for w in normal} for part in (untouched, slice(None, P_WAVE.stop)))
     assert all(w[untouched].tobytes() in qrs_shapes for w in flutter.windows)  # the patient's own QRS complexes
     assert not any(w[:P_WAVE.stop].tobytes() in atrial_shapes for w in flutter.windows)  # under flutter waves
+
+
+def test_a_paroxysm_is_sinus_rhythm_with_premature_beats_around_an_episode(beats_209, data_dir):
+    """DS2's 202 and 222 as DS1 lacks them: premature atrial beats in sinus rhythm, and in the middle half an
+    episode of fibrillation or flutter with none; both leads re-sequenced alike."""
+    from simsearch.model.datasets import in_other_lead
+
+    other_lead, = in_other_lead(["209"], [beats_209], data_dir)
+    for scenario, code in EPISODES.items():
+        simulated = simulate_rhythm(beats_209, scenario, n_beats=200, seed=0)
+        assert len(simulated) == 400 and episode_beats(scenario, 400) == slice(100, 300)
+        rhythms = reference_rhythms(simulated)
+        assert list(rhythms[:100]) == ["N"] * 100 and set(rhythms[100:300]) == {code} and set(rhythms[300:]) == {"N"}
+        episode = rhythms == code
+        assert set(simulated.aami[episode]) == {"N"}
+        share = np.mean(simulated.aami[~episode] == "S")
+        assert 0.02 < share < 0.3  # scattered premature beats, in both stretches of sinus rhythm
+        assert (simulated.aami[:100] == "S").any() and (simulated.aami[300:] == "S").any()
+        consistency = simulated.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+        if code == "AFIB":  # no P waves in the episode
+            assert np.median(consistency[episode]) < 0.4 < 0.7 < np.median(consistency[~episode])
+        rr = np.diff(simulated.samples) / simulated.fs
+        assert np.std(rr[120:280]) > np.std(rr[:80]) if code == "AFIB" else np.median(rr[120:280]) < 0.8
+        again = simulate_rhythm(other_lead, scenario, n_beats=200, seed=0)  # the other lead: same beats, same times
+        assert np.array_equal(again.samples, simulated.samples) and np.array_equal(again.aami, simulated.aami)
+        assert not np.array_equal(again.windows, simulated.windows)
+    assert set(reference_rhythms(simulate_rhythm(beats_209, "brady_apc", seed=0))) == {"SBR"}
 
 
 def test_ventricular_rhythms_need_ventricular_beats(beats_119, beats_209):

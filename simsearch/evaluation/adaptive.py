@@ -10,11 +10,22 @@ from dataclasses import replace
 import numpy as np
 
 from ..aami import AAMI_CLASSES, AAMI_TO_SYMBOL, class_index
-from ..label.annotate import Annotation, Prepared, assemble, prepare, read_beats, shown_neighbors, suggested_rows
+from ..label.annotate import (
+    Annotation,
+    Prepared,
+    assemble,
+    prepare,
+    read_beats,
+    shown_neighbors,
+    suggested_rows,
+    vote_and_graph,
+)
 from ..label.spreading import EXPERT_WEIGHT, GRAPH_K, SPREAD_ALPHA, knn_graph
 from ..label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
 from ..label.vote import VOTE_K, record_vote
-from ..model.leads import graph_vectors
+from ..model.datasets import in_other_lead, load_beats
+from ..model.leads import graph_vectors, side_by_side
+from ..model.rhythms import reference_rhythms, simulate_rhythm
 from ..progress import progress_bar
 from ..signal.records import read_rhythms, record_name
 from ..store.index import BeatIndex
@@ -104,6 +115,41 @@ def prepared_rhythms(prepared: Sequence[tuple[Prepared, np.ndarray]]) -> list[np
     """The reference rhythm of each beat of each record prepared by :func:`prepare_records`
     (:func:`~simsearch.evaluation.classification.named_rhythms`): what :func:`score_expert` splits its figures by."""
     return [named_rhythms(*read_rhythms(record.path), record.beats.samples) for record, _ in prepared]
+
+
+def prepare_simulated(index: BeatIndex, records: Sequence[str], data_dir: str | os.PathLike | None, rhythm: str,
+                      k: int = 10, progress: bool = False
+                      ) -> tuple[list[tuple[Prepared, np.ndarray]], list[np.ndarray]]:
+    """The synthetic ``rhythm`` records (:func:`~simsearch.model.rhythms.simulate_rhythm`, seed 0) of the beats of
+    ``records`` prepared as :func:`prepare_records` prepares real ones, and each one's reference rhythms
+    (:func:`~simsearch.model.rhythms.reference_rhythms`): what the simulated expert of a cross-validation is
+    scored on besides the real records (``scripts/cross_validate_adaptive.py --setups``).
+
+    Both leads are re-sequenced alike where the index holds both. Records whose beats the rhythm cannot be
+    made from are left out.
+    """
+    first = load_beats(records, data_dir)
+    second = in_other_lead(records, first, data_dir) if index.second_lead_weight else [None] * len(first)
+    out, rhythms = [], []
+    with progress_bar(f"synthetic {rhythm}", len(records), enabled=progress) as advance:
+        for one, other in zip(first, second, strict=True):
+            simulated = simulate_rhythm(one, rhythm)
+            advance(one.record)
+            if simulated is None:
+                continue
+            embeddings = index.encoder.embed(simulated.windows, simulated.context)
+            if other is not None:
+                again = simulate_rhythm(other, rhythm)  # the same rows and intervals: one seed, one record name
+                embeddings = side_by_side(embeddings, index.encoder.embed(again.windows, again.context),
+                                          index.second_lead_weight)
+            scores, ids, distances, graph = vote_and_graph(index, simulated.record, embeddings, k)
+            unlabeled = replace(simulated, symbols=np.full(len(simulated), "", dtype="<U1"),
+                                aami=np.full(len(simulated), "", dtype="<U1"))
+            out.append((Prepared(simulated.record, "", simulated.fs, simulated.lead, int(simulated.samples[-1]) + 1,
+                                 unlabeled, embeddings, scores, ids, distances, graph, index.fingerprint),
+                        class_index(simulated.aami)))
+            rhythms.append(reference_rhythms(simulated))
+    return out, rhythms
 
 
 def refixed_records(prepared: Sequence[tuple[Prepared, np.ndarray]], index: BeatIndex, new_scale: np.ndarray

@@ -236,30 +236,39 @@ def check_beat_source(beats: str) -> str:
 
 
 def prepare(index: BeatIndex, record: Record, beats: Beats, k: int = 10, log: StageLog | None = None) -> Prepared:
-    """Embed the beats, take the index's global vote (other patients only), build the graph.
-
-    As in :func:`~simsearch.label.query.query_beat`, at least
-    :data:`~simsearch.label.vote.VOTE_K` neighbors vote, whatever smaller ``k`` is asked for.
-    The search is one batch for the whole record (exact: see :meth:`BeatIndex.search`);
-    ``log`` times the stages.
-    """
+    """Embed the beats, take the index's global vote (other patients only), build the graph
+    (:func:`vote_and_graph`); ``log`` times the stages."""
     log = log or StageLog()
     with log.stage("embed") as info:
         embeddings = index.embed(record, beats)
         info["detail"] = f"{len(beats)} beats"
         if index.leads == "both":  # a record with one lead is compared by it alone
             info["detail"] += ", both leads" if embeddings.shape[1] > index.encoder.dim else ", its one lead"
+    scores, ids, distances, graph = vote_and_graph(index, record.name, embeddings, k, log)
+    return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
+                    ids, distances, graph, index.fingerprint, record.gaps)
+
+
+def vote_and_graph(index: BeatIndex, record: str, embeddings: np.ndarray, k: int = 10, log: StageLog | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+    """(vote scores, shown neighbor ids, their distances, the record's own kNN graph) of the beats of ``record``
+    embedded as ``embeddings``: what :func:`prepare` adds to them.
+
+    As in :func:`~simsearch.label.query.query_beat`, at least
+    :data:`~simsearch.label.vote.VOTE_K` neighbors vote, whatever smaller ``k`` is asked for.
+    The search is one batch for the whole record (exact: see :meth:`BeatIndex.search`), its own beats left out.
+    """
+    log = log or StageLog()
     with log.stage("search+vote") as info:
-        distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record.name])
+        distances, ids = index.search(embeddings, max(k, VOTE_K), exclude_records=[record])
         if not (ids >= 0).any():
             raise AnnotationError(f"the index {index.path} has no labeled beats from other records to vote with")
         scores = record_vote(index, distances, ids)
-        info["detail"] = f"k={max(k, VOTE_K)}, {len(beats)} beats"
+        info["detail"] = f"k={max(k, VOTE_K)}, {embeddings.shape[0]} beats"
     ids, distances = shown_neighbors(index, distances, ids, scores, min(TOP_NEIGHBORS, k))
     with log.stage("graph"):
         graph = knn_graph(graph_vectors(embeddings, index.encoder))
-    return Prepared(record.name, record.path, record.fs, record.lead, record.n_samples, beats, embeddings, scores,
-                    ids, distances, graph, index.fingerprint, record.gaps)
+    return scores, ids, distances, graph
 
 
 def shown_neighbors(index: BeatIndex, distances: np.ndarray, ids: np.ndarray, scores: np.ndarray, top: int

@@ -78,7 +78,19 @@ the packaged settings, training seeds 0 / 1): normal beats found 85.8 / 85.1 % i
 50.2 / 49.8 % in flutter; half of flutter's beats are called S (two or three tight groups of intervals
 read as regular, and flutter waves phase-locked to the QRS as consistent P waves, so the P-wave gate
 stays shut). What was tried against it: ``docs/measurements.md``, "Normal beats that come early"."""
-RHYTHMS = SCENARIOS + CONFOUNDERS
+EPISODES = {"apc_fibrillation": "AFIB", "apc_flutter": "AFL"}
+"""Paroxysms, scored on request (``--setups``): sinus rhythm with scattered premature atrial beats
+(:data:`EPISODE_APC_SHARE` of the sinus beats, single and in short runs) broken by one episode of atrial
+fibrillation or of atrial flutter (:data:`CONFOUNDERS`' flutter), the middle half of a record twice
+:func:`simulate_rhythm`'s ``n_beats`` long; each with the MIT-BIH rhythm code its episode is annotated with
+(:func:`reference_rhythms`). DS2's records 202 and 222 are such patients, DS1 has none: there an SVEB the expert
+confirms in sinus rhythm spreads over the episode's beats (``simsearch evaluate --task adaptive``, thirty-second
+session: 202's fibrillation with 5 labels, 222's flutter with 20 and 50), which DS1's cross-validation could not
+see. These records let it (``scripts/cross_validate_adaptive.py --setups``)."""
+EPISODE_APC_SHARE = (0.05, 0.2)
+"""Share of premature atrial beats outside a paroxysm's episode, drawn per record: scattered, as in 202 and 222
+(a frequent-APC patient is :data:`SCENARIOS`' ``frequent_apc``)."""
+RHYTHMS = SCENARIOS + CONFOUNDERS + tuple(EPISODES)
 """Every rhythm :func:`simulate_rhythm` makes."""
 
 SINUS, APC, VEB = "N", "A", "V"
@@ -96,8 +108,8 @@ def is_simulated(name: str) -> bool:
 def _kinds(scenario: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """The beat sequence: sinus, premature atrial and ventricular beats."""
     kinds = np.full(n, SINUS, dtype="<U1")
-    if scenario in ("frequent_apc", "brady_apc"):
-        share = rng.uniform(0.3, 0.7) if scenario == "frequent_apc" else rng.uniform(0.55, 0.8)
+    if scenario in ("frequent_apc", "brady_apc", *EPISODES):
+        share = rng.uniform(*{"frequent_apc": (0.3, 0.7), "brady_apc": (0.55, 0.8)}.get(scenario, EPISODE_APC_SHARE))
         stay = rng.uniform(0.0, 0.5)  # chance that a premature beat is followed by another one
         start = min(1.0, share * (1 - stay) / (1 - share))
         if start >= 1.0:  # a larger share needs longer runs
@@ -131,8 +143,7 @@ def _intervals(scenario: str, kinds: np.ndarray, rng: np.random.Generator) -> np
     """RR interval (s) before each beat, from a drifting sinus cycle."""
     n = kinds.size
     if scenario == "atrial_fibrillation":
-        mean, spread = rng.uniform(0.45, 0.9), rng.uniform(0.15, 0.3)
-        return np.clip(mean * np.exp(rng.normal(0.0, spread, n)), 0.3, 2.0)
+        return _fibrillation_intervals(n, rng)
     base = rng.uniform(1.4, 2.0) if scenario == "brady_apc" else rng.uniform(0.6, 1.1)
     drift = np.cumsum(rng.normal(0.0, 0.004, n))  # slow change of the sinus rate
     cycle = base * np.exp(drift - drift.mean()) * (1 + np.clip(0.03 * rng.normal(size=n), -0.06, 0.06))
@@ -155,6 +166,12 @@ def _intervals(scenario: str, kinds: np.ndarray, rng: np.random.Generator) -> np
     if scenario == "sinus_arrhythmia":
         rr = _breathing(rr, rng)
     return rr
+
+
+def _fibrillation_intervals(n: int, rng: np.random.Generator) -> np.ndarray:
+    """RR intervals (s) of atrial fibrillation: log-normal around a per-record mean, irregularly irregular."""
+    mean, spread = rng.uniform(0.45, 0.9), rng.uniform(0.15, 0.3)
+    return np.clip(mean * np.exp(rng.normal(0.0, spread, n)), 0.3, 2.0)
 
 
 SINUS_ARRHYTHMIA = ((0.08, 0.2), (3.0, 6.0))
@@ -285,7 +302,8 @@ def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS,
     """A synthetic record of ``scenario`` from the beat shapes of ``beats`` (one labeled real record).
 
     Returns None when the patient lacks what the scenario needs (normal beats; ventricular
-    beats for the ventricular scenarios). Symbols are ``N``, ``A`` and ``V``.
+    beats for the ventricular scenarios). Symbols are ``N``, ``A`` and ``V``. A paroxysm (:data:`EPISODES`) has
+    ``2 * n_beats`` beats, its episode the middle ``n_beats`` (:func:`episode_beats`).
     """
     if scenario not in RHYTHMS:
         raise ValueError(f"unknown rhythm {scenario!r}; one of {', '.join(RHYTHMS)}")
@@ -293,13 +311,20 @@ def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS,
     if pools["N"].size < MIN_SHAPES or (scenario in NEEDS_VEB and pools["V"].size < MIN_SHAPES):
         return None
     rng = np.random.default_rng([seed, zlib.crc32(f"{beats.record}{SEPARATOR}{scenario}".encode())])
-    kinds = _kinds(scenario, n_beats, rng)
+    total = 2 * n_beats if scenario in EPISODES else n_beats
+    episode = episode_beats(scenario, total)
+    kinds = _kinds(scenario, total, rng)
+    kinds[episode] = SINUS  # fibrillation and flutter hold no premature atrial beat
     if scenario == "atrial_flutter":
         rr, flutter_cycle = _flutter_conduction(n_beats, rng)
     else:
         rr = _intervals(scenario, kinds, rng)
+    if scenario == "apc_fibrillation":
+        rr[episode] = _fibrillation_intervals(episode.stop - episode.start, rng)
+    elif scenario == "apc_flutter":
+        rr[episode], flutter_cycle = _flutter_conduction(episode.stop - episode.start, rng)
     apc_pool = pools["S"] if pools["S"].size >= MIN_SHAPES else pools["N"]
-    rows = np.empty(n_beats, dtype=np.int64)
+    rows = np.empty(total, dtype=np.int64)
     for kind, pool in ((SINUS, pools["N"]), (APC, apc_pool), (VEB, pools["V"])):
         where = np.flatnonzero(kinds == kind)
         if where.size:
@@ -310,9 +335,34 @@ def simulate_rhythm(beats: Beats, scenario: str, n_beats: int = SIMULATED_BEATS,
         windows = _fibrillating(windows, rng)
     elif scenario == "atrial_flutter":
         windows = _fluttering(windows, flutter_cycle, rng)
+    elif scenario == "apc_fibrillation":
+        windows[episode] = _fibrillating(windows[episode], rng)
+    elif scenario == "apc_flutter":
+        windows[episode] = _fluttering(windows[episode], flutter_cycle, rng)
     aami = np.where(kinds == APC, "S", np.where(kinds == VEB, "V", "N")).astype("<U1")
     return Beats(f"{beats.record}{SEPARATOR}{scenario}", beats.lead, beats.fs, samples, windows,
                  beat_context(samples, windows, beats.fs), kinds.copy(), aami)
+
+
+def episode_beats(scenario: str, n: int) -> slice:
+    """The beats of a paroxysm's episode (:data:`EPISODES`) in its synthetic record of ``n`` beats: the middle
+    half; empty for other rhythms."""
+    return slice(n // 4, n // 4 + n // 2) if scenario in EPISODES else slice(0, 0)
+
+
+RHYTHM_CODES = {"atrial_fibrillation": "AFIB", "atrial_flutter": "AFL", "brady_apc": "SBR", "atrial_bigeminy": "AB",
+                "ventricular_bigeminy": "B"}
+"""The MIT-BIH rhythm code each synthetic rhythm would be annotated with (``N``, sinus rhythm, where not named;
+a paroxysm's episode takes its own, :data:`EPISODES`)."""
+
+
+def reference_rhythms(simulated: Beats) -> np.ndarray:
+    """The reference rhythm (MIT-BIH code, :data:`RHYTHM_CODES`) of each beat of a synthetic record: what its
+    figures per rhythm are split by, as a real record's are by its rhythm annotations."""
+    scenario = str(simulated.record).split(SEPARATOR, 1)[1]
+    out = np.full(len(simulated), RHYTHM_CODES.get(scenario, "N"), dtype=object)
+    out[episode_beats(scenario, len(simulated))] = EPISODES.get(scenario, "N")
+    return out
 
 
 def simulate_rhythms(records: Sequence[Beats], scenarios: Sequence[str] = SCENARIOS,
