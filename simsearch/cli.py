@@ -730,7 +730,8 @@ def _print_classification(report: dict, as_json: bool) -> None:
 
 def _print_noise(report: dict, as_json: bool) -> None:
     """One table per noisy set (nstdb, then the test records with noise added): a row per SNR
-    after the clean one, QRS and N/S/V Se/+P."""
+    after the clean one, QRS and N/S/V Se/+P; then the set's per-record and per-rhythm tables, S and V Se/+P per
+    SNR, so that no record hides in the pooled figures."""
     if as_json:
         print(json.dumps(report))
         return
@@ -751,6 +752,11 @@ def _print_noise(report: dict, as_json: bool) -> None:
                           *(_fmt(r["classes"][c][k]) for c in ("N", "S", "V") for k in ("se", "ppv")),
                           _fmt(r["accuracy"]))
         out.print(table)
+        for grouped in _grouped_tables([(f"{row} dB" if row != "clean" else row, r)
+                                        for row, r in report[key]["rows"].items()], ("S", "V")):
+            grouped.title = (f"nstdb {sources}" if key == "nstdb" else f"test records with {report['noise_record']} "
+                             "noise") + f", {grouped.title}"
+            out.print(grouped)
 
 
 def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None, noise_records: Sequence[str]) -> Path | None:

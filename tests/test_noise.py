@@ -96,6 +96,11 @@ def test_noise_task_scores_nstdb_and_added_noise(noise_index, data_dir, noise_di
         assert clean["qrs"]["se"] > 99 and clean["qrs"]["ppv"] > 98
         assert worst["qrs"]["ppv"] < clean["qrs"]["ppv"] - 10  # electrode motion mimics beats
         assert worst["classes"]["N"]["se"] < clean["classes"]["N"]["se"]
+        for row in table["rows"].values():  # per record (by the clean record's name) and per rhythm, adding up
+            assert list(row["per_record"]) == (["118", "119"] if table is nstdb else ["100"])
+            assert sum(r["beats"] for r in row["per_record"].values()) == \
+                sum(r["beats"] for r in row["per_rhythm"].values())
+        assert clean["per_record"] != worst["per_record"]
     print(f"QRS Se/+P clean {added['rows']['clean']['qrs']}, -6 dB {added['rows']['-6']['qrs']}")
 
 
@@ -118,6 +123,8 @@ def test_cli_noise_task_json_and_table(data_dir, monkeypatch, capsys):
     cli._print_noise(report, as_json=False)
     text = capsys.readouterr().out
     assert "nstdb 118, 119" in text and "1 test records with em noise" in text and "QRS +P" in text
+    assert "nstdb 118, 119, per record" in text and "test records with em noise, per record" in text
+    assert "per reference rhythm" in text
 
 
 def test_cli_noise_task_bad_input_is_one_line(data_dir, noise_dir, tmp_path, capsys):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -194,24 +194,45 @@ def evaluate_end_to_end(index, records: Sequence[str], data_dir, *, tolerance_s:
         :func:`end_to_end_figures` pooled over records: EC57 figures, the confusion
         matrix of matched beats, ``missed_reference_beats`` (counted against their
         class's Se), ``extra_beats`` (against the +P of the class they were given) and
-        the QRS figures; each record's compact figures (``per_record``,
-        :func:`~simsearch.evaluation.classification.record_figures`, missed beats and false detections
-        counted as in the pooled figures), and the same per reference rhythm (``per_rhythm``,
-        :func:`rhythm_counts`, the most beats first) where the records have rhythm annotations.
+        the QRS figures; each record's and each reference rhythm's compact figures (:meth:`Tally.figures`).
     """
-    totals, per_record, per_rhythm = no_counts(), {}, {}
+    tally = Tally()
     with progress_bar("end-to-end", len(records), enabled=progress) as advance:
         for name in records:
             record = load_record(name, data_dir)
-            labeled = label_record(index, record, tolerance_s=tolerance_s)
-            counts = matched_counts(labeled, tolerance_s)
-            totals = add_counts(totals, counts)
-            per_record[record.name] = record_figures(*counts[:3])
-            for rhythm, beat_counts in rhythm_counts(labeled, read_rhythms(name, data_dir), tolerance_s).items():
-                per_rhythm[rhythm] = add_counts(per_rhythm.get(rhythm, no_counts()[:3]), beat_counts)
+            tally.add(record.name, label_record(index, record, tolerance_s=tolerance_s), read_rhythms(name, data_dir),
+                      tolerance_s)
             advance(name)
-    report = {**end_to_end_figures(totals), "per_record": per_record}
-    order = largest_first(list(per_rhythm), [int(c[0].sum() + c[1].sum()) for c in per_rhythm.values()])
-    if order != [UNANNOTATED_RHYTHM]:
-        report["per_rhythm"] = {rhythm: record_figures(*per_rhythm[rhythm]) for rhythm in order}
-    return report
+    return tally.figures()
+
+
+@dataclass
+class Tally:
+    """The counts of labeled records summed three ways: over all of them, per record and per reference rhythm;
+    what a report's EC57 figures, its per-record table and its per-rhythm table come from (:meth:`figures`)."""
+
+    totals: Counts = field(default_factory=no_counts)
+    per_record: dict[str, tuple] = field(default_factory=dict)
+    per_rhythm: dict[str, tuple] = field(default_factory=dict)
+
+    def add(self, name: str, labeled: LabeledRecord, rhythms: tuple[np.ndarray, np.ndarray],
+            tolerance_s: float = MATCH_TOLERANCE_S) -> None:
+        """Add a record's beats (:func:`label_record`) as the row ``name``, split by its ``rhythms``
+        (:func:`~simsearch.signal.records.read_rhythms`' changes and names)."""
+        counts = matched_counts(labeled, tolerance_s)
+        self.totals = add_counts(self.totals, counts)
+        self.per_record[name] = counts[:3]
+        for rhythm, beat_counts in rhythm_counts(labeled, rhythms, tolerance_s).items():
+            self.per_rhythm[rhythm] = add_counts(self.per_rhythm.get(rhythm, no_counts()[:3]), beat_counts)
+
+    def figures(self) -> dict:
+        """:func:`end_to_end_figures` of the totals, each record's compact figures (``per_record``,
+        :func:`~simsearch.evaluation.classification.record_figures`, missed beats and false detections counted as
+        in the pooled figures), and the same per reference rhythm (``per_rhythm``, the most beats first) where the
+        records have rhythm annotations."""
+        report = {**end_to_end_figures(self.totals),
+                  "per_record": {name: record_figures(*counts) for name, counts in self.per_record.items()}}
+        order = largest_first(list(self.per_rhythm), [int(c[0].sum() + c[1].sum()) for c in self.per_rhythm.values()])
+        if order != [UNANNOTATED_RHYTHM]:
+            report["per_rhythm"] = {rhythm: record_figures(*self.per_rhythm[rhythm]) for rhythm in order}
+        return report

@@ -42,10 +42,11 @@ from ..signal.records import (
     data_dir_from,
     load_record,
     read_other_lead,
+    read_rhythms,
     record_name,
     write_record,
 )
-from .end_to_end import add_counts, end_to_end_figures, no_counts, record_counts
+from .end_to_end import Tally, label_record
 from .leakage import check_disjoint
 
 NSTDB_SNRS_DB: tuple[int, ...] = (24, 18, 12, 6, 0, -6)
@@ -169,7 +170,9 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
         when ``records`` are given): ``records`` (``nstdb`` also its ``sources``) and
         ``rows``: per row (``clean``, then each SNR as a string)
         :func:`~simsearch.evaluation.end_to_end.end_to_end_figures` pooled over the
-        records, i.e. EC57 class figures and ``qrs`` Se/+P.
+        records, i.e. EC57 class figures and ``qrs`` Se/+P, with each record's figures (``per_record``, by the
+        clean record's name: 118 for 118e12) and each reference rhythm's (``per_rhythm``,
+        :meth:`~simsearch.evaluation.end_to_end.Tally.figures`).
 
     Raises
     ------
@@ -186,31 +189,33 @@ def evaluate_noise(index, data_dir, noise_dir, *, records: Sequence[str] = (),
     report: dict = {"snrs": snrs, "noise_record": NOISE_RECORD}
     steps = len(NSTDB_SOURCES) * len(rows) + len(records) * len(rows)
     with progress_bar("noise", steps, enabled=progress) as advance:
-        totals = {row: no_counts() for row in rows}
+        tallies = {row: Tally() for row in rows}
         for source in NSTDB_SOURCES:
-            totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, load_record(source, data_dir)))
+            rhythms = read_rhythms(source, data_dir)
+            tallies[CLEAN].add(source, label_record(index, load_record(source, data_dir)), rhythms)
             advance(source)
             for snr in snrs:
                 name = nstdb_name(source, snr)
                 # the noisy copy is its source's patient: neither may vote for it
-                totals[str(snr)] = add_counts(totals[str(snr)], record_counts(
-                    index, load_record(name, noise_dir), exclude=[source]))
+                tallies[str(snr)].add(source, label_record(index, load_record(name, noise_dir), exclude=[source]),
+                                      rhythms)
                 advance(name)
         report["nstdb"] = {"sources": list(NSTDB_SOURCES),
                            "records": [nstdb_name(s, snr) for s in NSTDB_SOURCES for snr in snrs],
-                           "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
+                           "rows": {row: tally.figures() for row, tally in tallies.items()}}
         if not records:
             return report
         noise = noise_leads(NOISE_RECORD, noise_dir)
-        totals = {row: no_counts() for row in rows}
+        tallies = {row: Tally() for row in rows}
         with tempfile.TemporaryDirectory(prefix="simsearch-noise-") as scratch:
             for i, name in enumerate(records):
                 clean = load_record(name, data_dir)
-                totals[CLEAN] = add_counts(totals[CLEAN], record_counts(index, clean))
+                rhythms = read_rhythms(name, data_dir)
+                tallies[CLEAN].add(clean.name, label_record(index, clean), rhythms)
                 advance(clean.name)
                 for snr, noisy in noisy_copies(clean, noise, snrs, seed + i, Path(scratch)):
-                    totals[str(snr)] = add_counts(totals[str(snr)], record_counts(index, noisy))
+                    tallies[str(snr)].add(clean.name, label_record(index, noisy), rhythms)
                     advance(f"{clean.name} {snr} dB")
         report["added"] = {"records": [record_name(r) for r in records],
-                           "rows": {row: end_to_end_figures(totals[row]) for row in rows}}
+                           "rows": {row: tally.figures() for row, tally in tallies.items()}}
     return report
