@@ -736,10 +736,11 @@ def _print_noise(report: dict, as_json: bool) -> None:
         print(json.dumps(report))
         return
     sources = ", ".join(report["nstdb"]["sources"])
-    sets = {"nstdb": f"nstdb {sources} (em noise added by nst in alternate 2-min stretches from minute 5)",
-            "added": f"{len(report.get('added', {}).get('records', []))} test records with {report['noise_record']} "
-                     f"noise added over the whole record"}
-    for key, title in sets.items():
+    added = f"test records with {report['noise_record']} noise"
+    sets = {"nstdb": (f"nstdb {sources}", f"nstdb {sources} (em noise added by nst in alternate 2-min stretches "
+                                          "from minute 5)"),
+            "added": (added, f"{len(report.get('added', {}).get('records', []))} {added} added over the whole record")}
+    for key, (name, title) in sets.items():
         if key not in report:
             continue
         table = Table(title=f"{title}: detected beats, labeled by an index of DS1 without {sources}, matched to "
@@ -754,8 +755,7 @@ def _print_noise(report: dict, as_json: bool) -> None:
         out.print(table)
         for grouped in _grouped_tables([(f"{row} dB" if row != "clean" else row, r)
                                         for row, r in report[key]["rows"].items()], ("S", "V")):
-            grouped.title = (f"nstdb {sources}" if key == "nstdb" else f"test records with {report['noise_record']} "
-                             "noise") + f", {grouped.title}"
+            grouped.title = f"{name}, {grouped.title}"
             out.print(grouped)
 
 
