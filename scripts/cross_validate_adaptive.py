@@ -74,6 +74,20 @@ def seed_mean(figures: dict, seeds: int) -> dict:
             "classes": {c: {**row, "n": round(row["n"] / seeds, 1)} for c, row in figures["classes"].items()}}
 
 
+def seeds_mean(values: list) -> float | None:
+    """The mean of one figure over suggestion seeds, a seed where it is undefined counted as 0 (a class the records
+    hold that no beat was called misses its targets); ``None`` where it is undefined for every seed (a class the
+    records do not hold, and no beat was called it)."""
+    if all(value is None for value in values):
+        return None
+    return round(float(np.mean([value or 0.0 for value in values])), 2)
+
+
+def se_ppv(row: dict) -> str:
+    """A class's "Se / +P" cell, "-" where it is undefined (no such beat, or none called it)."""
+    return " / ".join("-" if row[key] is None else str(row[key]) for key in ("se", "ppv"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_fold_arguments(parser)
@@ -139,7 +153,7 @@ def main() -> None:
         per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[(*setting, seed)].items()} for seed in seeds]
         held = [c for c, beats in zip(AAMI_CLASSES, pooled[(*setting, seeds[0])]["global"].sum(axis=1)) if beats]
         targets = {(c, m): target for (c, m), target in EXPERT_TARGETS.items() if c in held}  # no VEB: no VEB target
-        budgets_mean = {key: {c: {m: round(float(np.mean([run[key]["classes"][c][m] or 0.0 for run in per_seed])), 2)
+        budgets_mean = {key: {c: {m: seeds_mean([run[key]["classes"][c][m] for run in per_seed])
                                   for m in ("se", "ppv")} for c in "NSVF"} for key in per_seed[0]}
         result["settings"].append({"setup": setup, "fixed_weights": name, "clusters_per_label": clusters,
                                    "budgets": budgets_mean,
@@ -161,11 +175,11 @@ def main() -> None:
               + (f", fixed part {setting['fixed_weights']}" if len(fixed) > 1 else ""))
         print("labels/record | " + " | ".join(f"{c} Se / +P" for c in "NSVF") + " | shortfall")
         for key, figures in setting["budgets"].items():
-            print(f"{key:>13s} | " + " | ".join(f"{figures[c]['se']} / {figures[c]['ppv']}" for c in "NSVF")
+            print(f"{key:>13s} | " + " | ".join(se_ppv(figures[c]) for c in "NSVF")
                   + f" | {setting['shortfall'][key]}")
             for rhythm, row in setting.get("per_rhythm", {}).get(key, {}).items():
                 print(f"{rhythm:>20s} {row['beats']:>7g} beats | " + " | ".join(
-                    f"{c} {row['classes'][c]['se']} / {row['classes'][c]['ppv']}" for c in "NSV")
+                    f"{c} {se_ppv(row['classes'][c])}" for c in "NSV")
                       + f" | false S {row['false_s']}")
 
 
