@@ -37,6 +37,7 @@ from ..errors import (
     SimsearchError,
 )
 from ..label.query import MAX_K
+from ..signal.records import MAX_FS, MIN_FS
 from .paths import OutsideError
 from .state import ServerState
 from .uploads import UploadTooLargeError, receive_record
@@ -122,7 +123,9 @@ PathNumber = Annotated[int, InPath(ge=0, le=SAMPLE_MAX)]
 
 class SignalQuery(BaseModel):
     signal: list[float] = Field(description="One lead in mV, a few seconds or more", max_length=MAX_SIGNAL_SAMPLES)
-    fs: float = Field(gt=0, description="Sampling rate in Hz")
+    # checked against the range where the query is answered (check_sampling_rate), so that every refusal of a rate
+    # names it the same way, whichever route a signal comes by
+    fs: float = Field(gt=0, description=f"Sampling rate in Hz, {MIN_FS:g} to {MAX_FS:g}")
     sample: int | None = Field(None, ge=0, le=SAMPLE_MAX,
                                description="The beat nearest this sample (within 150 ms); default the beat with "
                                            "the largest QRS")
