@@ -74,7 +74,7 @@ def seed_mean(figures: dict, seeds: int) -> dict:
             "classes": {c: {**row, "n": round(row["n"] / seeds, 1)} for c, row in figures["classes"].items()}}
 
 
-def seeds_mean(values: list) -> float | None:
+def mean_figure(values: list) -> float | None:
     """The mean of one figure over suggestion seeds, a seed where it is undefined counted as 0 (a class the records
     hold that no beat was called misses its targets); ``None`` where it is undefined for every seed (a class the
     records do not hold, and no beat was called it)."""
@@ -153,7 +153,7 @@ def main() -> None:
         per_seed = [{key: class_metrics(matrix) for key, matrix in pooled[(*setting, seed)].items()} for seed in seeds]
         held = [c for c, beats in zip(AAMI_CLASSES, pooled[(*setting, seeds[0])]["global"].sum(axis=1)) if beats]
         targets = {(c, m): target for (c, m), target in EXPERT_TARGETS.items() if c in held}  # no VEB: no VEB target
-        budgets_mean = {key: {c: {m: seeds_mean([run[key]["classes"][c][m] for run in per_seed])
+        budgets_mean = {key: {c: {m: mean_figure([run[key]["classes"][c][m] for run in per_seed])
                                   for m in ("se", "ppv")} for c in "NSVF"} for key in per_seed[0]}
         result["settings"].append({"setup": setup, "fixed_weights": name, "clusters_per_label": clusters,
                                    "budgets": budgets_mean,
