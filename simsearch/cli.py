@@ -656,10 +656,12 @@ def _grouped_table(columns: list[tuple[str, dict]], title: str, first_column: st
                    classes: tuple[str, ...] = ("N", "S", "V")) -> Table:
     """One row per group of test beats (a record, a rhythm), and per column (a system, an expert budget: its
     name and its figures per group) the Se/+P of ``classes`` (whole percents), so that no record or rhythm
-    hides in the pooled figures; the last column counts the last one's S calls of beats that are not S
-    (``false_s``, :func:`~simsearch.evaluation.classification.record_figures`)."""
+    hides in the pooled figures; the last column counts each one's S calls of beats that are not S, in their
+    order (``false_s``, :func:`~simsearch.evaluation.classification.record_figures`): where the false SVEBs go
+    as the expert answers, or from one system to the next."""
+    names = [name for name, _ in columns]
     table = Table(title=f"{title}: Se/+P % (- where there is no such beat, or none was called it)",
-                  caption=f"false S: the beats {columns[-1][0]} called S that are not S")
+                  caption=f"false S: the beats {' / '.join(names)} called S that are not S")
     table.add_column(first_column)
     for what in ("beats", "n N", "n S", "n V"):
         table.add_column(what, justify="right")
@@ -672,7 +674,7 @@ def _grouped_table(columns: list[tuple[str, dict]], title: str, first_column: st
         for _, figures in columns:
             cells += [f"{_fmt(figures[group]['classes'][c]['se'], 0)}/{_fmt(figures[group]['classes'][c]['ppv'], 0)}"
                       for c in classes]
-        cells.append(str(columns[-1][1][group]["false_s"]))
+        cells.append("/".join(str(figures[group]["false_s"]) for _, figures in columns))
         table.add_row(group, *cells)
     return table
 

@@ -456,7 +456,8 @@ def test_another_database_is_scored_with_an_index_of_other_records(data_dir, tmp
                            str(data_dir), "--records", str(other), "--index-records", "100,209", "--budgets", "0,5"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for words in ("per record", "per reference rhythm", "5 labels V", "false S: the beats 5 labels called S"):
+    for words in ("per record", "per reference rhythm", "5 labels V",
+                  "false S: the beats 0 labels / 5 labels called S"):
         assert words in proc.stdout, words
     for args, words in ((["--records", str(data_dir / "209"), "--index-records", "100,209"], "overlap the index's"),
                         (["--task", "noise", "--index-records", "all"], "--index-records is for"),
