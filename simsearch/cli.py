@@ -668,14 +668,15 @@ def _grouped_table(columns: list[tuple[str, dict]], title: str, first_column: st
     for name, _ in columns:
         for c in classes:
             table.add_column(f"{name} {c}", justify="right")
-    table.add_column("false S", justify="right")
+    false_s = {group: "/".join(str(figures[group]["false_s"]) for _, figures in columns) for group in columns[0][1]}
+    # never cut short: the other columns wrap their headers instead
+    table.add_column("false S", justify="right", no_wrap=True, min_width=max(map(len, false_s.values()), default=0))
     for group, first in columns[0][1].items():
         cells = [str(first["beats"]), *(str(first["classes"][c]["n"]) for c in ("N", "S", "V"))]
         for _, figures in columns:
             cells += [f"{_fmt(figures[group]['classes'][c]['se'], 0)}/{_fmt(figures[group]['classes'][c]['ppv'], 0)}"
                       for c in classes]
-        cells.append("/".join(str(figures[group]["false_s"]) for _, figures in columns))
-        table.add_row(group, *cells)
+        table.add_row(group, *cells, false_s[group])
     return table
 
 
