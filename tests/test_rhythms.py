@@ -8,6 +8,8 @@ import pytest
 from simsearch.model.rhythms import (
     CONFOUNDERS,
     EPISODES,
+    FLUTTER,
+    FLUTTER_CONDUCTION_S,
     SCENARIOS,
     SEPARATOR,
     episode_beats,
@@ -105,12 +107,28 @@ def test_confounders_are_normal_beats_that_come_early(beats_209):
     rr = np.diff(breathing.samples) / breathing.fs
     assert np.ptp(rr) / np.median(rr) > 0.12 and np.max(np.abs(np.diff(rr))) / np.median(rr) < 0.3  # swings, gently
     rr = np.diff(flutter.samples) / flutter.fs
+    (cycle_low, cycle_high), *_ = FLUTTER
+    (_, slowing_high), jitter = FLUTTER_CONDUCTION_S
     cycle = np.median(rr[rr < 1.2 * rr.min()]) / 2  # 2:1 conduction, drawn half the time
-    ratio = rr / cycle
-    assert set(np.round(ratio).astype(int)) >= {2, 4} and np.all(np.abs(ratio - np.round(ratio)) < 0.15)
-    # flutter waves, phase-locked to the QRS, read as a consistent atrial activity (as P waves): the gate stays shut
+    assert cycle_low - slowing_high < cycle < cycle_high + slowing_high
+    ratio = np.round(rr / cycle).astype(int)
+    assert set(ratio) >= {2, 4}
+    # whole flutter cycles, plus the change of the FR interval: longer after a short interval (the AV node
+    # had less time to recover), so a 2:1 interval after a 4:1 one is more than two cycles long
+    change = rr - ratio * cycle
+    assert np.all(np.abs(change) < slowing_high + 6 * jitter)
+    after_long = (ratio[1:] == 2) & (ratio[:-1] == 4)
+    assert after_long.any() and np.median(change[1:][after_long]) > np.median(change[1:][ratio[1:] == ratio[:-1]])
+    # the flutter waves stand alike before beats of one conduction ratio and elsewhere before another's: less
+    # consistent than sinus P waves, more than fibrillation's waves
+    atrial = flutter.windows[1:, :P_WAVE.stop] - flutter.windows[1:, :P_WAVE.stop].mean(axis=1, keepdims=True)
+    atrial /= np.linalg.norm(atrial, axis=1, keepdims=True)
+    alike = atrial @ atrial.T
+    same = ratio[:, None] == ratio[None, :]
+    assert np.median(alike[same]) > np.median(alike[~same]) + 0.3
     consistency = flutter.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
-    assert np.median(consistency) > 0.7
+    sinus = simulate_rhythm(beats_209, "frequent_apc", seed=0).context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
+    assert np.median(consistency) < np.median(sinus) - 0.1
     normal = beats_209.windows[beats_209.aami == "N"]
     untouched = slice(P_WAVE.stop, QRS.stop)  # from the end of the P wave to the end of the QRS
     qrs_shapes, atrial_shapes = ({w[part].tobytes() for w in normal} for part in (untouched, slice(None, P_WAVE.stop)))
