@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from .aami import AAMI_CLASSES, ALL_RECORDS, DS1, DS2, SYMBOL_TO_AAMI
@@ -601,11 +602,11 @@ def evaluate(data_dir: DataDir = None, encoder: EncoderPath = None,
     first = "expert labels per record" if task_name == "adaptive" else "system"
     held = "both leads" if report["leads"] == "both" else "one lead"
     out.print(_ec57_table(f"{task_name}: {len(test)} records, {_index_name(train)} ({held})", rows, first))
-    # per budget, S and V only (the classes the expert is asked for; N stays near 99 %): tables that fit 160 columns
+    # per budget, S and V only (the classes the expert is asked for; N stays near 99 %): narrower tables
     columns = [(f"{name} labels", r) for name, r in rows.items() if name != "global"] \
         if task_name == "adaptive" else list(rows.items())
     for table in _grouped_tables(columns, ("S", "V") if task_name == "adaptive" else ("N", "S", "V")):
-        out.print(table)
+        _print_whole(table)
     if "qrs" in report:
         q = report["qrs"]
         out.print(f"QRS detection: Se {_fmt(q['se'])} %, +P {_fmt(q['ppv'])} % ({q['tp']} found, {q['fn']} missed, "
@@ -680,6 +681,21 @@ def _grouped_table(columns: list[tuple[str, dict]], title: str, first_column: st
     return table
 
 
+def _print_whole(table: Table) -> None:
+    """Print ``table`` with no cell cut short. Piped (a log, a file), it is as wide as it needs, past the 160
+    columns the rest of the output keeps: a per-record table of seven SNRs or five budgets needs about 200, and
+    at 160 rich cut its cells to "100…". A terminal keeps its own width."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    kept = out.width
+    out.width = max(kept, Measurement.get(out, out.options.update_width(100_000), table).maximum)
+    try:
+        out.print(table)
+    finally:
+        out.width = kept
+
+
 def _grouped_tables(columns: list[tuple[str, dict]], classes: tuple[str, ...] = ("N", "S", "V")) -> list[Table]:
     """The per-record table, and the per-rhythm one where the test records have rhythm annotations, of columns
     (name, figures) each holding ``per_record`` and, maybe, ``per_rhythm``."""
@@ -707,7 +723,7 @@ def _print_classification(report: dict, as_json: bool) -> None:
         out.print(_ec57_table(f"the same without record {left_out} (its {n_left_out} beats left out)",
                               {r["system"]: r[without] for r in report["systems"]}))
     for table in _grouped_tables([(r["system"], r) for r in report["systems"]]):
-        out.print(table)
+        _print_whole(table)
     encoder_row = report["systems"][-1]
     matrix = Table(title=f"confusion ({encoder_row['system']}): rows reference, columns predicted")
     matrix.add_column("")
@@ -759,7 +775,7 @@ def _print_noise(report: dict, as_json: bool) -> None:
         for grouped in _grouped_tables([(f"{row} dB" if row != "clean" else row, r)
                                         for row, r in report[key]["rows"].items()], ("S", "V")):
             grouped.title = f"{name}, {grouped.title}"
-            out.print(grouped)
+            _print_whole(grouped)
 
 
 def _training_noise_dir(noise_dir: Path | None, data_dir: Path | None, noise_records: Sequence[str]) -> Path | None:
