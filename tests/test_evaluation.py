@@ -453,12 +453,14 @@ def test_another_database_is_scored_with_an_index_of_other_records(data_dir, tmp
         assert report["runs"]["V"]["couplet"]["n"] == 0  # 119's ventricular beats come alone
         assert list(report["per_record"]) == ["119"] and {"N", "B", "T"} <= set(report["per_rhythm"])
     proc = subprocess.run([sys.executable, "-m", "simsearch", "evaluate", "--task", "adaptive", "--data-dir",
-                           str(data_dir), "--records", str(other), "--index-records", "100,209", "--budgets", "0,5"],
-                          capture_output=True, text=True, timeout=300)
+                           str(data_dir), "--records", str(other), "--index-records", "100,209", "--budgets",
+                           "0,5,10,20,50"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for words in ("per record", "per reference rhythm", "5 labels V",
-                  "false S: the beats 0 labels / 5 labels called S"):
+    # piped, the tables are as wide as they need: no header wrapped, no cell cut short
+    for words in ("per record", "per reference rhythm", "50 labels V",
+                  "false S: the beats 0 labels / 5 labels / 10 labels / 20 labels / 50 labels called S"):
         assert words in proc.stdout, words
+    assert "…" not in proc.stdout
     for args, words in ((["--records", str(data_dir / "209"), "--index-records", "100,209"], "overlap the index's"),
                         (["--task", "noise", "--index-records", "all"], "--index-records is for"),
                         (["--records", str(tmp_path)], "no record")):  # a directory without one
