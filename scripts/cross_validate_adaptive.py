@@ -58,7 +58,7 @@ from simsearch.evaluation.adaptive import (
     score_expert,
 )
 from simsearch.evaluation.classification import largest_first, record_figures, target_shortfall
-from simsearch.evaluation.metrics import class_metrics
+from simsearch.evaluation.metrics import class_metrics, se_ppv_text
 from simsearch.evaluation.selection import add_fold_arguments, fixed_weight_lists, fold_indexes, training_config
 from simsearch.label.spreading import EXPERT_WEIGHT, SPREAD_ALPHA
 from simsearch.label.suggest import CLUSTERS_PER_LABEL, SUGGEST_SEED
@@ -81,11 +81,6 @@ def mean_figure(values: list) -> float | None:
     if all(value is None for value in values):
         return None
     return round(float(np.mean([value or 0.0 for value in values])), 2)
-
-
-def se_ppv(row: dict) -> str:
-    """A class's "Se / +P" cell, "-" where it is undefined (no such beat, or none called it)."""
-    return " / ".join("-" if row[key] is None else str(row[key]) for key in ("se", "ppv"))
 
 
 def main() -> None:
@@ -175,11 +170,11 @@ def main() -> None:
               + (f", fixed part {setting['fixed_weights']}" if len(fixed) > 1 else ""))
         print("labels/record | " + " | ".join(f"{c} Se / +P" for c in "NSVF") + " | shortfall")
         for key, figures in setting["budgets"].items():
-            print(f"{key:>13s} | " + " | ".join(se_ppv(figures[c]) for c in "NSVF")
+            print(f"{key:>13s} | " + " | ".join(se_ppv_text(figures[c]) for c in "NSVF")
                   + f" | {setting['shortfall'][key]}")
             for rhythm, row in setting.get("per_rhythm", {}).get(key, {}).items():
                 print(f"{rhythm:>20s} {row['beats']:>7g} beats | " + " | ".join(
-                    f"{c} {se_ppv(row['classes'][c])}" for c in "NSV")
+                    f"{c} {se_ppv_text(row['classes'][c])}" for c in "NSV")
                       + f" | false S {row['false_s']}")
 
 

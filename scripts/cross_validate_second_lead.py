@@ -68,7 +68,7 @@ from simsearch.evaluation.classification import (
     target_shortfall,
     vote_predict,
 )
-from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k
+from simsearch.evaluation.metrics import class_metrics, confusion_matrix, precision_at_k, se_ppv_text
 from simsearch.evaluation.selection import (
     concatenate,
     fixed_weight_lists,
@@ -245,14 +245,14 @@ def main(argv=None) -> None:
         print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g} "
               f"{row['patient_strength']:>4g}{index}: "
               f"{row['score']:6.2f} "
-              f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {row[c]['se']}/{row[c]['ppv']}" for c in "NSV")
+              f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {se_ppv_text(row[c], '/')}" for c in "NSV")
               + f"  Q {row['called_q']}  P@10 "
               + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10"].items() if p is not None)
               + " (shown " + " ".join(f"{c} {p:.3f}" for c, p in row["precision_at_10_shown"].items() if p is not None)
               + ")")
         for rhythm, figures in row.get("per_rhythm", {}).items():
             print(f"      {rhythm:>8} {figures['beats']:>6} beats: " + "  ".join(
-                f"{c} {figures['classes'][c]['se']}/{figures['classes'][c]['ppv']}" for c in "NSV")
+                f"{c} {se_ppv_text(figures['classes'][c], '/')}" for c in "NSV")
                   + f"  false S {figures['false_s']}")
 
 

@@ -67,3 +67,9 @@ def precision_at_k(query_idx: np.ndarray, neighbor_idx: np.ndarray, k: int) -> d
 def percent(num, den) -> float | None:
     """``100 * num / den`` rounded to 2 decimals; None where ``den`` is 0."""
     return round(100.0 * float(num) / float(den), 2) if den else None
+
+
+def se_ppv_text(figures: dict, sep: str = " / ") -> str:
+    """A class's Se and +P (a :func:`class_metrics` class entry) as text, "-" for either where it is undefined (no
+    such beat, or none called it), as the scripts print them."""
+    return sep.join("-" if figures[key] is None else str(figures[key]) for key in ("se", "ppv"))
