@@ -126,9 +126,11 @@ def test_confounders_are_normal_beats_that_come_early(beats_209):
     alike = atrial @ atrial.T
     same = ratio[:, None] == ratio[None, :]
     assert np.median(alike[same]) > np.median(alike[~same]) + 0.3
-    consistency = flutter.context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
-    sinus = simulate_rhythm(beats_209, "frequent_apc", seed=0).context[:, CONTEXT_COLUMNS.index("p_wave_consistency")]
-    assert np.median(consistency) < np.median(sinus) - 0.1
+    column = CONTEXT_COLUMNS.index("p_wave_consistency")
+    consistency = flutter.context[:, column]
+    sinus, fibrillation = (simulate_rhythm(beats_209, rhythm, seed=0).context[:, column]
+                           for rhythm in ("frequent_apc", "atrial_fibrillation"))
+    assert np.median(fibrillation) < np.median(consistency) < np.median(sinus) - 0.1
     normal = beats_209.windows[beats_209.aami == "N"]
     untouched = slice(P_WAVE.stop, QRS.stop)  # from the end of the P wave to the end of the QRS
     qrs_shapes, atrial_shapes = ({w[part].tobytes() for w in normal} for part in (untouched, slice(None, P_WAVE.stop)))

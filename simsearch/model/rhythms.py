@@ -219,8 +219,8 @@ flutter's 0.24)."""
 
 
 def _flutter_conduction(n: int, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
-    """RR intervals (s), flutter cycle (s) and each beat's FR interval past the record's shortest (s) of atrial
-    flutter (:data:`FLUTTER`, :data:`FLUTTER_CONDUCTION_S`): each interval whole flutter cycles, 2, 3 or 4 of
+    """RR intervals (s), flutter cycle (s) and each beat's FR interval less a beat's after a 4:1 interval (s) of
+    atrial flutter (:data:`FLUTTER`, :data:`FLUTTER_CONDUCTION_S`): each interval whole flutter cycles, 2, 3 or 4 of
     them, the ratio changing from beat to beat at a per-record rate (intervals in two or three tight groups, as
     frequent premature beats give), plus the change of FR interval from the beat before to this one."""
     (c_low, c_high), ratios, shares, (s_low, s_high), _ = FLUTTER
@@ -239,7 +239,7 @@ def _flutter_conduction(n: int, rng: np.random.Generator) -> tuple[np.ndarray, f
 def _fluttering(windows: np.ndarray, cycle_s: float, delay_s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The beats of synthetic atrial flutter: their P waves replaced by flutter waves, which also run
     under the rest of the window outside the QRS. Each beat's QRS follows a flutter wave after its FR
-    interval (``delay_s`` past the record's shortest, :func:`_flutter_conduction`), so the waves before
+    interval (``delay_s`` more than after a 4:1 interval, :func:`_flutter_conduction`), so the waves before
     beats of one conduction ratio stand alike, and those of another ratio stand elsewhere."""
     windows = np.asarray(windows, dtype=np.float32)
     n, width = windows.shape
