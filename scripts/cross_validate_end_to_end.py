@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simsearch.aami import DS1
 from simsearch.errors import ParameterError
 from simsearch.evaluation.end_to_end import BEAT_POSITIONS, add_counts, end_to_end_figures, no_counts, record_counts
+from simsearch.evaluation.metrics import se_ppv_text
 from simsearch.evaluation.noise import NOISE_RECORD, check_snrs, noise_leads, noisy_copies
 from simsearch.evaluation.selection import add_fold_arguments, fold_indexes, training_config
 from simsearch.signal.noise import nstdb_dir
@@ -92,8 +93,8 @@ def main() -> None:
     print(f"DS1 folds pooled, seed {args.seed}{paused_by} ({time.perf_counter() - start:.0f} s): set-up, beats -> "
           "QRS Se / +P, N, S, V Se / +P")
     for row in rows:
-        print(f"  {row['setup']:>10} {row['positions']:>15}: QRS {row['qrs']['se']} / {row['qrs']['ppv']}  "
-              + "  ".join(f"{c} {row['classes'][c]['se']} / {row['classes'][c]['ppv']}" for c in "NSV"))
+        print(f"  {row['setup']:>10} {row['positions']:>15}: QRS {se_ppv_text(row['qrs'])}  "
+              + "  ".join(f"{c} {se_ppv_text(row['classes'][c])}" for c in "NSV"))
 
 
 def paused(record: Record, share: float, folder: Path) -> Record:
