@@ -3,7 +3,7 @@
     python scripts/cross_validate_second_lead.py --data-dir ../shared/data/mitdb [--seed 0] [--weights 0,0.5,1,1.5]
         [--alphas 0.25,0.5] [--balances 1,0.5] [--patient-strengths 0,0.5] [--set FIELD=VALUE ...]
         [--fixed-weights 2,1,1,1,1,1,1,1,1.5/3,1,1,1,1,1,1,1,1.5]
-        [--setups 128Hz,marks+40ms,em12dB,pauses2%,brady_apc,em12dB~brady_apc] [--paced-in-index]
+        [--setups 128Hz,marks+40ms,em12dB,pauses2%,swapped-leads,brady_apc,em12dB~brady_apc] [--paced-in-index]
         [--noise-dir DIR] [--by-rhythm] [--json]
 
 Per fold (4 patient-disjoint folds, dealt as ``scripts/cross_validate.py`` deals them) an
@@ -20,7 +20,9 @@ Real DS1 records only (the synthetic rhythms have one lead); DS2 is never read. 
 also votes on the held-out patients resampled to other rates, with their annotations moved, with
 an nstdb noise record added at an SNR or with sinus pauses in a share of their sinus intervals (``128Hz``,
 ``marks+40ms``, ``em12dB``: the noise test's noise, from ``--noise-dir``; ``pauses2%``; both leads), by the
-same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings;
+same index at MIT-BIH's rate: what a deployed index of both leads meets in another database's recordings
+(``other-lead`` gives the other lead in both views; ``swapped-leads`` the two views swapped, V1 first, as a
+database whose first lead is not MLII gives them);
 a synthetic rhythm's name (``brady_apc``: record 232's pattern, ``simsearch.model.rhythms.RHYTHMS``, the
 confounders ``sinus_arrhythmia`` and ``atrial_flutter`` among them: normal beats that come early), alone or
 after a set-up (``em12dB~brady_apc``), votes on each held-out patient's beats re-sequenced so, in both leads.

@@ -188,6 +188,12 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
     for other in setups.values():  # the same beats, labeled the same (a beat or two may fall off an end)
         assert abs(len(other) - len(beats)) <= 2 * len(records)
         assert set(other.groups) == set(records)
+    swapped = [recorded_otherwise(records, data_dir, "swapped-leads", second_lead=lead) for lead in (False, True)]
+    # V1 first, then MLII: what a database whose first lead is another meets in an index of both leads
+    assert np.array_equal(swapped[0].windows, setups["other-lead"].windows)
+    assert np.array_equal(swapped[1].windows, beats.windows)
+    assert np.array_equal(recorded_otherwise(records, data_dir, "other-lead", second_lead=True).windows,
+                          setups["other-lead"].windows)  # one lead in both views
     other_at_128 = recorded_otherwise(records, data_dir, "128Hz", second_lead=True)  # both leads at a Holter's rate
     assert np.array_equal(other_at_128.labels, setups["128Hz"].labels)
     assert not np.allclose(other_at_128.windows, setups["128Hz"].windows)
@@ -206,7 +212,8 @@ def test_cross_validation_also_votes_on_other_recording_setups(data_dir, noise_d
     assert np.array_equal(paused.labels, beats.labels) and np.array_equal(paused_other.labels, beats.labels)
     long_next = [np.sum(b.context[:, 1] > 2 * b.context[:, 2]) for b in (paused, beats)]  # next RR over local mean
     assert long_next[0] > long_next[1]
-    for unknown in ("upside down", "xx12dB", "pauses%", "em12dB~upside down", "other-lead~brady_apc"):
+    for unknown in ("upside down", "xx12dB", "pauses%", "em12dB~upside down", "other-lead~brady_apc",
+                    "swapped-leads~brady_apc"):
         with pytest.raises(Exception, match="unknown recording set-up|unknown rhythm|takes no rhythm"):
             recorded_otherwise(records, data_dir, unknown)
     rhythm = recorded_otherwise(records, data_dir, "brady_apc")  # record 232's pattern from each patient's beats

@@ -306,7 +306,10 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
                        noise_dir=None) -> BeatSet:
     """Reference-labeled beats of ``records`` as another recording set-up would give them:
     ``"other-lead"`` (each record's first lead that is not its default one: V1 in most
-    MIT-BIH records), ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's),
+    MIT-BIH records; with ``second_lead`` that lead again, so a vote of both leads sees it in both views),
+    ``"swapped-leads"`` (the other lead, and with ``second_lead`` the default one: both views, swapped, as a
+    database whose first lead is not MLII gives them),
+    ``"<rate>Hz"`` (resampled to that rate, e.g. ``"128Hz"``, a Holter's),
     ``"marks<+|-><ms>ms"`` (the annotations moved, e.g. ``"marks+40ms"``: a database that marks
     another point of the QRS), ``"<noise><snr>dB"`` (an nstdb noise record, ``em``, ``ma`` or ``bw``, added
     at that SNR to each lead as ``nst`` adds it, e.g. ``"em12dB"``: the noise test's recordings, from
@@ -324,10 +327,11 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
         setup, rhythm = "", setup
     if rhythm and rhythm not in RHYTHMS:
         raise SimsearchError(f"unknown rhythm {rhythm!r} in a recording set-up (one of {', '.join(RHYTHMS)})")
-    if setup == "other-lead":
+    if setup in ("other-lead", "swapped-leads"):
         if rhythm:
-            raise SimsearchError("the other-lead set-up takes no rhythm (second_lead gives each rhythm's other lead)")
-        return BeatSet.stack(load_beats(records, data_dir, second_lead=True))
+            raise SimsearchError(f"the {setup} set-up takes no rhythm (second_lead gives each rhythm's other lead)")
+        default_lead = setup == "swapped-leads" and second_lead
+        return BeatSet.stack(load_beats(records, data_dir, second_lead=not default_lead))
     noisy = re.fullmatch(r"(em|ma|bw)(-?[0-9]+)dB", setup)
     paused = re.fullmatch(r"pauses([0-9]+(?:\.[0-9]+)?)%", setup)
     if not setup and rhythm:
@@ -358,7 +362,7 @@ def recorded_otherwise(records: Sequence[str], data_dir, setup: str, *, second_l
         def recorded(record: Record, nth: int, reference: Record) -> Record:
             return noisy_lead(record, nth, noise, snr_db, reference, zlib.crc32(reference.name.encode()))
     else:
-        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, <rate>Hz such as 128Hz, "
+        raise SimsearchError(f"unknown recording set-up {setup!r} (other-lead, swapped-leads, <rate>Hz such as 128Hz, "
                              "marks<+|-><ms>ms such as marks+40ms, <em|ma|bw><snr>dB such as em12dB, or "
                              "pauses<percent>% such as pauses2%; each may end in ~<rhythm>, such as em12dB~brady_apc)")
 
