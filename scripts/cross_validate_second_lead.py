@@ -241,10 +241,11 @@ def main(argv=None) -> None:
           "balance, patient strength[, index] -> score (mean Se/+P of N, S, V), shortfall from the targets "
           "(points), beats called Q, precision@10 per class, nearest first (shown: the vote's class first)"
           + (", fixed part's weights" if len(fixed) > 1 else ""))
+    width = max(len(row["setup"]) for row in report["settings"])
     for row in report["settings"]:
         index = f", {row['index']}" if len(indexes) > 1 else ""
         index += f", {row['fixed_weights']}" if len(fixed) > 1 else ""
-        print(f"  {row['setup']:>11} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g} "
+        print(f"  {row['setup']:>{width}} {row['weight']:>4g} {row['alpha']:>5g} {row['balance']:>5g} "
               f"{row['patient_strength']:>4g}{index}: "
               f"{row['score']:6.2f} "
               f"{row['shortfall']:6.2f}  " + "  ".join(f"{c} {se_ppv_text(row[c], '/')}" for c in "NSV")
